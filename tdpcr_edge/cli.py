@@ -1,0 +1,182 @@
+"""`tdpcr-edge`: a thin command layer over the library. Each command parses options, calls
+one library function and prints its result; failures print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import TdpcrError
+
+app = typer.Typer(
+    name="tdpcr-edge",
+    help="TDP-CR cloud removal and land-cover segmentation: train, evaluate, export, deploy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[callable]:
+    """A bar that vanishes when done; a failure then leaves only its one error line."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    start = time.perf_counter()
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda advance=1, **kw: progress.update(task, advance=advance, **kw)
+        done = int(progress.tasks[0].completed)
+    err_console.print(f"{description}: {done}/{total} in {time.perf_counter() - start:.1f} s", highlight=False)
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+@app.command()
+def info(
+    config: str = typer.Option("tiny", help="Model config: tiny or base."),
+    fusion: str = typer.Option("pgf", help="Fusion: pgf, or concat for the ablation."),
+    tile: int = typer.Option(256, help="Tile size (pixels) the MACs are counted at."),
+) -> None:
+    """Parameters and multiply-accumulates per module."""
+    from .model import build_model
+    from .model.profile import module_costs
+
+    model = build_model(config, fusion=fusion)
+    table = Table(title=f"TDP-CR {config} ({fusion}), one {tile}x{tile} tile")
+    for col in ("module", "params", "MACs (G)"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for row in module_costs(model, tile):
+        table.add_row(row.name, f"{row.params:,}", f"{row.macs / 1e9:.3f}", style="bold" if row.name == "total" else None)
+    console.print(table)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Output folder; one sub-folder per scene."),
+    scenes: int = typer.Option(8, help="Number of scenes."),
+    size: int = typer.Option(256, help="Scene width and height in pixels."),
+    seed: int = typer.Option(0, help="World seed; scene i is the same for the same seed and size."),
+    classes: int = typer.Option(6, help="Number of land-cover classes (2..6)."),
+) -> None:
+    """Write synthetic georeferenced scenes (cloudy and clear optical, SAR, labels, cloud)."""
+    from .data.scenes import write_synthetic
+
+    with progress_bar("synth", scenes) as advance:
+        written = write_synthetic(out, scenes, size, seed, classes, on_scene=advance)
+    console.print(f"wrote {len(written)} scenes of {size}x{size} px to {out}")
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, model.pt, metrics.json."),
+    config: str = typer.Option("tiny", help="Model config: tiny or base."),
+    fusion: str = typer.Option("pgf", help="Fusion: pgf, or concat for the ablation."),
+    data: str = typer.Option("synthetic", help="'synthetic' or a folder written by `synth`."),
+    steps: int = typer.Option(1500, help="Optimisation steps per phase."),
+    phase: str = typer.Option("both", help="1 (reconstruction), 2 (semantics) or both."),
+    batch: int = typer.Option(8, help="Batch size."),
+    patch: int = typer.Option(64, help="Training patch size in pixels."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (cosine schedule)."),
+    seed: int = typer.Option(0, help="Seed for weights and data."),
+    save_every: int = typer.Option(100, help="Checkpoint every N steps."),
+    resume: bool = typer.Option(True, help="Continue from OUT/checkpoint.pt when present."),
+    init: Optional[Path] = typer.Option(None, help="Phase-1 checkpoint to start --phase 2 from."),
+) -> None:
+    """Two-phase training: reconstruction first, then parameter-efficient semantics."""
+    from .train import TrainOptions
+    from .train import train as run_train
+    from .train.trainer import _phases
+
+    opts = TrainOptions(out=out, config=config, fusion=fusion, data=data, phase=phase, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, save_every=save_every, resume=resume, init=init)
+    total = steps * len(_phases(phase))
+    with progress_bar("train", total) as advance:
+        def on_step(ph: int, step: int, n: int, loss: float) -> None:
+            advance(1, description=f"phase {ph} loss {loss:.4f}")
+
+        metrics = run_train(opts, on_step=on_step)
+    table = Table(title=f"{out}: held-out validation after each phase")
+    for col in ("phase", "trainable params", "seconds", "PSNR dB", "SSIM", "SAM deg", "mIoU %"):
+        table.add_column(col, justify="right")
+    for ph, rec in metrics["phases"].items():
+        val = rec.get("val", {}).get("model", {})
+        table.add_row(ph, f"{rec['trainable_params']:,}", f"{rec['seconds']:.0f}", _fmt(val.get("psnr")), _fmt(val.get("ssim"), 3), _fmt(val.get("sam")), _fmt(val.get("miou"), 1))
+    console.print(table)
+
+
+def print_eval(result: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("pixels", "input PSNR", "model PSNR", "gain dB", "SSIM in/out", "SAM in/out", "mIoU %", "OA %"):
+        table.add_column(col, justify="right")
+    rows = [("all", result["model"], result["input"])] + [(k, v["model"], v["input"]) for k, v in result["bins"].items()]
+    for name, m, i in rows:
+        gain = m.get("psnr", 0) - i.get("psnr", 0) if "psnr" in m and "psnr" in i else None
+        table.add_row(
+            name, _fmt(i.get("psnr")), _fmt(m.get("psnr")), _fmt(gain),
+            f"{_fmt(i.get('ssim'), 3)} / {_fmt(m.get('ssim'), 3)}", f"{_fmt(i.get('sam'), 1)} / {_fmt(m.get('sam'), 1)}",
+            _fmt(m.get("miou"), 1), _fmt(m.get("oa"), 1),
+        )
+    console.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., help="Folder of scenes written by `synth` (or laid out alike)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics here."),
+    quicklook: Optional[Path] = typer.Option(None, help="Write a quick-look PNG of the first scenes here."),
+) -> None:
+    """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin."""
+    from .data.scenes import find_scenes
+    from .evaluate import run_eval
+
+    with progress_bar("eval", len(find_scenes(data))) as advance:
+        result = run_eval(data, checkpoint, json_out, quicklook, on_scene=advance)
+    print_eval(result, f"{result['scenes']} scenes in {data}, checkpoint {Path(result['checkpoint']['path']).name}")
+    for path in (json_out, quicklook):
+        if path:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def ablation(
+    out: Path = typer.Option(..., "--out", help="Folder for both runs, ablation.json and ablation.md."),
+    config: str = typer.Option("tiny", help="Model config."),
+    steps: int = typer.Option(1500, help="Steps per phase, the same for both variants."),
+    seed: int = typer.Option(0, help="Training seed, the same for both variants."),
+    eval_seed: int = typer.Option(7, help="Seed of the held-out scenes (never used in training)."),
+    eval_scenes: int = typer.Option(32, help="Held-out scenes."),
+    eval_size: int = typer.Option(128, help="Held-out scene size in pixels."),
+) -> None:
+    """PGF against concatenation fusion at an equal training budget."""
+    from .ablation import run_ablation
+
+    with progress_bar("ablation", 2 * 2 * steps) as advance:
+        result = run_ablation(out, config, steps, seed, eval_seed, eval_scenes, eval_size, on_step=lambda *a: advance(1))
+    console.print((out / "ablation.md").read_text())
+
+
+def main() -> None:
+    try:
+        app()
+    except TdpcrError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

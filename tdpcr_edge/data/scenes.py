@@ -1,0 +1,212 @@
+"""Scene folders as written by ``tdpcr-edge synth``: one sub-folder per scene holding
+``optical_cloudy.tif``, ``sar.tif`` and, when known, ``optical_clear.tif``, ``labels.tif``
+and ``cloud.tif``, all on one grid. Reading verifies the layout and raises a DataError
+that names the offending file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.transform import from_origin
+
+from ..errors import DataError
+from ..io_utils import atomic_dir, write_json
+from .normalize import Normalization
+from .synthetic import CLASS_COLORS, CLASS_NAMES, CRS, PIXEL_SIZE_M, Scene
+
+FILES = {
+    "optical": "optical_cloudy.tif",
+    "sar": "sar.tif",
+    "clear": "optical_clear.tif",
+    "labels": "labels.tif",
+    "cloud": "cloud.tif",
+}
+REQUIRED = ("optical", "sar")
+IGNORE_INDEX = 255
+
+
+def _profile(h: int, w: int, count: int, dtype: str, origin: tuple[float, float], nodata=None) -> dict:
+    profile = {
+        "driver": "GTiff",
+        "height": h,
+        "width": w,
+        "count": count,
+        "dtype": dtype,
+        "crs": CRS,
+        "transform": from_origin(origin[0], origin[1], PIXEL_SIZE_M, PIXEL_SIZE_M),
+        "compress": "deflate",
+        "nodata": nodata,
+    }
+    if h % 16 == 0 and w % 16 == 0:
+        profile.update(tiled=True, blockxsize=min(256, w), blockysize=min(256, h))
+    return profile
+
+
+def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6) -> Path:
+    """Write one scene folder atomically (it appears complete or not at all)."""
+    folder = Path(folder)
+    h, w = scene.labels.shape
+    with atomic_dir(folder) as tmp:
+        for key, data, dtype, names in [
+            ("optical", scene.optical_cloudy, "uint16", norm.optical_bands),
+            ("clear", scene.optical_clear, "uint16", norm.optical_bands),
+            ("sar", scene.sar, "float32", norm.sar_bands),
+        ]:
+            with rasterio.open(tmp / FILES[key], "w", **_profile(h, w, data.shape[0], dtype, scene.origin)) as dst:
+                dst.write(data)
+                dst.descriptions = tuple(names)
+        with rasterio.open(tmp / FILES["labels"], "w", **_profile(h, w, 1, "uint8", scene.origin, nodata=IGNORE_INDEX)) as dst:
+            dst.write(scene.labels[None])
+            dst.write_colormap(1, {i: (*CLASS_COLORS[i], 255) for i in range(num_classes)})
+            dst.update_tags(classes=json.dumps(list(CLASS_NAMES[:num_classes])))
+        with rasterio.open(tmp / FILES["cloud"], "w", **_profile(h, w, 1, "float32", scene.origin)) as dst:
+            dst.write(scene.cloud[None])
+            dst.descriptions = ("cloud thickness",)
+    return folder
+
+
+def write_legend(root: str | Path, num_classes: int, **extra) -> None:
+    write_json(
+        Path(root) / "legend.json",
+        {"classes": list(CLASS_NAMES[:num_classes]), "colors": [list(c) for c in CLASS_COLORS[:num_classes]], **extra},
+    )
+
+
+@dataclass
+class SceneArrays:
+    """One scene in model space: float32 in [0, 1] (labels int64, 255 = ignore).
+    ``valid`` is False where any input pixel is nodata or NaN."""
+
+    name: str
+    optical: np.ndarray
+    sar: np.ndarray
+    valid: np.ndarray
+    clear: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    cloud: np.ndarray | None = None
+
+
+def _read(path: Path, expected_bands: int | None, what: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    try:
+        with rasterio.open(path) as src:
+            if expected_bands is not None and src.count != expected_bands:
+                raise DataError(
+                    f"{path}: {what} has {src.count} bands, expected {expected_bands}; "
+                    "pass the right file or a model trained on this band count"
+                )
+            data = src.read()
+            nodata_mask = src.read_masks() == 0  # per band: True where nodata
+            meta = {"crs": src.crs, "transform": src.transform, "shape": (src.height, src.width)}
+    except RasterioError as exc:
+        raise DataError(f"{path}: cannot read {what} as a GeoTIFF ({exc}); re-create or re-download the file") from exc
+    invalid = nodata_mask.any(axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        invalid |= ~np.isfinite(data).all(axis=0)
+    return data, invalid, meta
+
+
+def find_scenes(root: str | Path) -> list[Path]:
+    """Scene folders under ``root`` (or ``root`` itself when it is one), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found; write one with `tdpcr-edge synth {root}` or fix the path")
+    if (root / FILES["optical"]).exists():
+        return [root]
+    scenes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not scenes:
+        raise DataError(f"{root}: no scene folders inside; expected sub-folders holding {FILES['optical']} and {FILES['sar']}")
+    return scenes
+
+
+def read_scene(folder: str | Path, norm: Normalization = Normalization(), need: tuple[str, ...] = ()) -> SceneArrays:
+    """Read and check one scene folder. ``need`` names optional layers that must exist."""
+    folder = Path(folder)
+    for key in (*REQUIRED, *need):
+        if not (folder / FILES[key]).exists():
+            raise DataError(f"{folder / FILES[key]}: missing; every scene folder needs {', '.join(FILES[k] for k in (*REQUIRED, *need))}")
+    optical_raw, invalid, ref = _read(folder / FILES["optical"], len(norm.optical_bands), "cloudy optical")
+    sar_raw, sar_invalid, meta = _read(folder / FILES["sar"], len(norm.sar_bands), "SAR")
+    _check_grid(folder / FILES["sar"], meta, folder / FILES["optical"], ref)
+    invalid |= sar_invalid
+    scene = SceneArrays(
+        name=folder.name,
+        optical=norm.optical_to_model(optical_raw),
+        sar=norm.sar_to_model(np.nan_to_num(sar_raw, nan=norm.sar_min_db[0])),
+        valid=~invalid,
+    )
+    if (folder / FILES["clear"]).exists():
+        clear, bad, meta = _read(folder / FILES["clear"], len(norm.optical_bands), "clear optical")
+        _check_grid(folder / FILES["clear"], meta, folder / FILES["optical"], ref)
+        scene.clear = norm.optical_to_model(clear)
+        scene.valid &= ~bad
+    if (folder / FILES["labels"]).exists():
+        labels, bad, meta = _read(folder / FILES["labels"], 1, "labels")
+        _check_grid(folder / FILES["labels"], meta, folder / FILES["optical"], ref)
+        scene.labels = np.where(bad, IGNORE_INDEX, labels[0]).astype(np.int64)
+    if (folder / FILES["cloud"]).exists():
+        cloud, _, meta = _read(folder / FILES["cloud"], 1, "cloud thickness")
+        _check_grid(folder / FILES["cloud"], meta, folder / FILES["optical"], ref)
+        scene.cloud = np.nan_to_num(cloud[0].astype(np.float32), nan=0.0)
+    scene.optical = np.where(scene.valid[None], scene.optical, 0.0).astype(np.float32)
+    scene.sar = np.where(scene.valid[None], scene.sar, 0.0).astype(np.float32)
+    return scene
+
+
+def _check_grid(path: Path, meta: dict, ref_path: Path, ref: dict) -> None:
+    if meta["shape"] != ref["shape"]:
+        raise DataError(
+            f"{path}: size {meta['shape'][1]}x{meta['shape'][0]} differs from {ref_path.name} "
+            f"({ref['shape'][1]}x{ref['shape'][0]}); co-register the rasters onto one grid"
+        )
+    if meta["crs"] != ref["crs"] or not meta["transform"].almost_equals(ref["transform"]):
+        raise DataError(f"{path}: CRS or transform differs from {ref_path.name}; co-register the rasters onto one grid")
+
+
+def read_legend(root: str | Path) -> tuple[list[str], list[tuple[int, int, int]]] | None:
+    path = Path(root) / "legend.json"
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        return list(d["classes"]), [tuple(c) for c in d["colors"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid legend ({exc}); expected {{'classes': [...], 'colors': [[r, g, b], ...]}}") from exc
+
+
+def write_synthetic(
+    out: str | Path,
+    scenes: int,
+    size: int,
+    seed: int,
+    num_classes: int = 6,
+    on_scene: Callable[[], None] | None = None,
+) -> list[Path]:
+    """Write ``scenes`` synthetic scene folders (``scene_0000`` ...) and ``legend.json``.
+    Scene i is ``make_scene(seed, i, size)``, so a folder can be regenerated exactly."""
+    from ..errors import ConfigError
+    from .synthetic import make_scene
+
+    if scenes < 1:
+        raise ConfigError(f"--scenes must be at least 1, got {scenes}")
+    if size < 16:
+        raise ConfigError(f"--size must be at least 16 pixels, got {size}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; pick another output path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for i in range(scenes):
+            written.append(write_scene(out / f"scene_{i:04d}", make_scene(seed, i, size, num_classes), num_classes=num_classes))
+            if on_scene:
+                on_scene()
+        write_legend(out, num_classes, seed=seed, size=size, scenes=scenes)
+    except PermissionError as exc:
+        raise DataError(f"{exc.filename or out}: not writable; pick an output folder you can write to") from exc
+    return written

@@ -1,0 +1,78 @@
+"""Prompt-Guided Fusion (PGF), the reference PyTorch implementation.
+
+Formulation (DESIGN section 0; the paper names the parts, the equations are our reading):
+
+    P = softmax_k(conv1x1(act(dwconv3x3([O, S]))))      degradation prompt weights, K x H x W
+    Q = sum_k P_k * E_k                                 per-pixel prompt feature, E is K x C
+    g = sigmoid(MLP(avgpool([O, S])))                   global channel context, C per image
+    b = conv3x3(P)                                      local prompt-conditioned spatial bias
+    A = sigmoid(g * Q + b)                              gate: how much SAR to let in
+    F = O + A * (phi(S) - O)                            fused features
+
+``pgf_fuse`` is the per-pixel part (steps Q, A, F). It is kept as a free function with
+plain tensor arguments because it is exactly what the fused CUDA kernel and the TensorRT
+plugin replace; everything else stays ordinary convolutions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def pgf_fuse(
+    optical: torch.Tensor,
+    sar_proj: torch.Tensor,
+    prompt: torch.Tensor,
+    bank: torch.Tensor,
+    context: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gate and fuse.
+
+    optical, sar_proj: N x C x H x W; prompt: N x K x H x W; bank: K x C;
+    context: N x C; bias: N x 1 x H x W. Returns (fused N x C x H x W, gate N x C x H x W).
+    """
+    q = torch.einsum("nkhw,kc->nchw", prompt, bank)
+    gate = torch.sigmoid(context[:, :, None, None] * q + bias)
+    fused = optical + gate * (sar_proj - optical)
+    return fused, gate
+
+
+class PromptGuidedFusion(nn.Module):
+    """PGF at one scale. ``forward`` returns the fused features and, for the runtime and
+    for prompt supervision, the prompt weights and the channel-mean gate (SAR reliance)."""
+
+    def __init__(self, channels: int, prompts: int = 6, reduction: int = 4):
+        super().__init__()
+        c2 = 2 * channels
+        self.prompts = prompts
+        self.prompt_dw = nn.Conv2d(c2, c2, 3, padding=1, groups=c2)
+        self.prompt_pw = nn.Conv2d(c2, prompts, 1)
+        # Spread the initial bank so the K states start distinguishable.
+        self.bank = nn.Parameter(torch.randn(prompts, channels) * 0.5)
+        hidden = max(channels // reduction, 4)
+        self.context = nn.Sequential(nn.Linear(c2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.spatial_bias = nn.Conv2d(prompts, 1, 3, padding=1)
+        self.sar_proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.cat([optical, sar], dim=1)
+        logits = self.prompt_pw(F.relu(self.prompt_dw(x)))
+        prompt = torch.softmax(logits, dim=1)
+        context = torch.sigmoid(self.context(x.mean(dim=(2, 3))))
+        bias = self.spatial_bias(prompt)
+        fused, gate = pgf_fuse(optical, self.sar_proj(sar), prompt, self.bank, context, bias)
+        return {"fused": fused, "prompt_logits": logits, "reliance": gate.mean(dim=1, keepdim=True)}
+
+
+class ConcatFusion(nn.Module):
+    """The ablation baseline: concatenate and mix with a 1x1 convolution, no gating."""
+
+    def __init__(self, channels: int, prompts: int = 6, reduction: int = 4):
+        super().__init__()
+        self.mix = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"fused": self.mix(torch.cat([optical, sar], dim=1))}

@@ -1,0 +1,42 @@
+"""Parameter and multiply-accumulate counts per module, measured by tracing one forward
+pass with torch's FLOP counter (so the figures follow the code, not a hand formula)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .tdpcr import TDPCR
+
+
+@dataclass
+class ModuleCost:
+    name: str
+    params: int
+    macs: int
+
+
+def module_costs(model: TDPCR, tile: int = 256) -> list[ModuleCost]:
+    """Cost of each top-level child and of the whole model for one tile (batch 1).
+    Element-wise work is not counted: MACs are those of convolutions, linears and matmuls."""
+    model = model.eval()
+    c = model.config
+    optical = torch.zeros(1, c.optical_bands, tile, tile)
+    sar = torch.zeros(1, c.sar_bands, tile, tile)
+    counter = FlopCounterMode(display=False, depth=4)
+    with counter, torch.no_grad():
+        model(optical, sar)
+    flops = counter.get_flop_counts()
+    root = type(model).__name__
+    rows = []
+    for name, child in model.named_children():
+        key = f"{root}.{name}"
+        if key in flops:
+            f = sum(flops[key].values())
+        else:  # a ModuleList is never called itself: add up its members
+            f = sum(sum(v.values()) for k, v in flops.items() if k.startswith(key + ".") and k.count(".") == key.count(".") + 1)
+        rows.append(ModuleCost(name, sum(p.numel() for p in child.parameters()), int(f // 2)))
+    rows.append(ModuleCost("total", sum(p.numel() for p in model.parameters()), int(sum(flops.get("Global", {}).values()) // 2)))
+    return rows

@@ -1,0 +1,194 @@
+"""TDP-CR: two light encoders, PGF at every scale, one U-shaped decoder, and two heads
+(reconstruction as a residual on the cloudy input, segmentation) on shared features."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from .pgf import ConcatFusion, PromptGuidedFusion
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    widths: tuple[int, ...]
+    blocks: tuple[int, ...]
+    prompts: int = 6
+    optical_bands: int = 13
+    sar_bands: int = 2
+    num_classes: int = 6
+    fusion: str = "pgf"  # "pgf" or "concat" (ablation)
+    adapter_rank: int = 4
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be a multiple of this (one halving per extra scale)."""
+        return 2 ** (len(self.widths) - 1)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # Trains on two CPU cores in minutes; the shipped checkpoint.
+    "tiny": ModelConfig("tiny", widths=(16, 32, 64), blocks=(1, 1, 1), prompts=6),
+    # Near the paper's scale: about 15% of the heavy cloud-removal baselines' parameters.
+    "base": ModelConfig("base", widths=(24, 48, 96, 192), blocks=(1, 2, 2, 2), prompts=8),
+}
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown model config {name!r}: choose one of {', '.join(CONFIGS)}")
+    if overrides.get("fusion", "pgf") not in ("pgf", "concat"):
+        raise ConfigError(f"unknown fusion {overrides['fusion']!r}: choose pgf or concat")
+    return replace(CONFIGS[name], **overrides)
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBNAct(c, c), nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class Encoder(nn.Module):
+    """Returns one feature map per scale, full resolution first."""
+
+    def __init__(self, cin: int, widths: tuple[int, ...], blocks: tuple[int, ...]):
+        super().__init__()
+        stages = []
+        prev = cin
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            stages.append(nn.Sequential(ConvBNAct(prev, w, stride=1 if i == 0 else 2), *[ResBlock(w) for _ in range(n)]))
+            prev = w
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class Adapter(nn.Module):
+    """Low-rank residual 1x1 adapter for phase 2. The up-projection starts at zero, so an
+    untrained adapter is the identity and phase 1 is unaffected by its presence."""
+
+    def __init__(self, c: int, rank: int):
+        super().__init__()
+        self.down = nn.Conv2d(c, rank, 1, bias=False)
+        self.up = nn.Conv2d(rank, c, 1, bias=False)
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(F.relu(self.down(x)))
+
+
+class DecoderStage(nn.Module):
+    def __init__(self, cdeep: int, cskip: int, rank: int):
+        super().__init__()
+        self.reduce = ConvBNAct(cdeep, cskip, k=1)
+        self.merge = ConvBNAct(2 * cskip, cskip)
+        self.refine = ResBlock(cskip)
+        self.adapter = Adapter(cskip, rank)
+
+    def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(self.reduce(deep), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.adapter(self.refine(self.merge(torch.cat([up, skip], dim=1))))
+
+
+class TDPCR(nn.Module):
+    """Inputs NCHW float32 in [0, 1]; H and W multiples of ``config.multiple``.
+
+    Returns ``reconstruction`` (N x bands, in [0, 1]), ``segmentation`` (class logits),
+    ``reliance`` (full-resolution SAR reliance in [0, 1], PGF only) and
+    ``prompt_logits`` (per scale, PGF only, for prompt supervision).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        w, b = config.widths, config.blocks
+        self.optical_encoder = Encoder(config.optical_bands, w, b)
+        self.sar_encoder = Encoder(config.sar_bands, w, tuple(max(1, n - 1) for n in b))
+        fusion = PromptGuidedFusion if config.fusion == "pgf" else ConcatFusion
+        self.fusion = nn.ModuleList([fusion(c, config.prompts) for c in w])
+        self.decoder = nn.ModuleList([DecoderStage(w[i + 1], w[i], config.adapter_rank) for i in range(len(w) - 1)])
+        self.reconstruction_head = nn.Sequential(ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.optical_bands, 1))
+        self.segmentation_head = nn.Sequential(
+            ConvBNAct(w[0], w[0]), ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.num_classes, 1)
+        )
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        fused, prompt_logits, reliance = [], [], None
+        for o, s, fusion in zip(self.optical_encoder(optical), self.sar_encoder(sar), self.fusion):
+            out = fusion(o, s)
+            fused.append(out["fused"])
+            if "prompt_logits" in out:
+                prompt_logits.append(out["prompt_logits"])
+                if reliance is None:
+                    reliance = out["reliance"]
+        x = fused[-1]
+        for i in reversed(range(len(self.decoder))):
+            x = self.decoder[i](x, fused[i])
+        result = {
+            "reconstruction": torch.clamp(optical + self.reconstruction_head(x), 0.0, 1.0),
+            "segmentation": self.segmentation_head(x),
+            "prompt_logits": prompt_logits,
+        }
+        if reliance is not None:
+            result["reliance"] = reliance
+        return result
+
+    def phase_parameters(self, phase: int) -> list[nn.Parameter]:
+        """Phase 1 trains reconstruction (everything but the segmentation head and the
+        adapters); phase 2 trains only the segmentation head and the adapters."""
+        phase2 = {id(p) for m in [self.segmentation_head, *[d.adapter for d in self.decoder]] for p in m.parameters()}
+        if phase == 1:
+            return [p for p in self.parameters() if id(p) not in phase2]
+        if phase == 2:
+            return [p for p in self.parameters() if id(p) in phase2]
+        raise ConfigError(f"unknown training phase {phase}: choose 1 or 2")
+
+    @torch.no_grad()
+    def predict(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference on any H x W: reflect-pads to ``config.multiple`` and crops back."""
+        h, w = optical.shape[-2:]
+        m = self.config.multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            optical = F.pad(optical, (0, pw, 0, ph), mode=mode)
+            sar = F.pad(sar, (0, pw, 0, ph), mode=mode)
+        out = self(optical, sar)
+        return {k: v[..., :h, :w] for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+def build_model(config: str | ModelConfig = "tiny", **overrides) -> TDPCR:
+    if isinstance(config, str):
+        config = get_config(config, **overrides)
+    elif overrides:
+        config = replace(config, **overrides)
+    return TDPCR(config)

@@ -1,0 +1,69 @@
+"""Quick-look PNGs: what a person looks at first to see whether the model works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from ..io_utils import atomic_path  # noqa: E402
+
+RGB_BANDS = (3, 2, 1)  # B04, B03, B02 in the 13-band Sentinel-2 order
+RGB_GAIN = 3.5  # the usual true-colour stretch of top-of-atmosphere reflectance
+
+
+def true_color(optical: np.ndarray, bands: Sequence[int] = RGB_BANDS) -> np.ndarray:
+    return np.clip(optical[list(bands)].transpose(1, 2, 0) * RGB_GAIN, 0.0, 1.0)
+
+
+def sar_color(sar: np.ndarray) -> np.ndarray:
+    """VV, VH, VV/VH false colour on normalised [0, 1] backscatter."""
+    vv, vh = sar[0], sar[1] if sar.shape[0] > 1 else sar[0]
+    return np.clip(np.stack([vv, vh, np.clip(vv - vh + 0.5, 0, 1)], axis=-1), 0.0, 1.0)
+
+
+def class_color(classes: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarray:
+    lut = np.zeros((256, 3), np.float32)
+    lut[: len(colors)] = np.asarray(colors, np.float32) / 255.0
+    return lut[classes.astype(np.uint8)]
+
+
+def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]]) -> Path:
+    """One row per scene. Each row dict holds ``title`` and panels as named arrays:
+    cloudy (C x H x W), sar, reconstruction, classes (H x W), truth (H x W, optional)."""
+    columns = [("cloudy", "cloudy input"), ("sar", "SAR (VV, VH)"), ("reconstruction", "reconstruction"), ("classes", "classes"), ("truth", "truth")]
+    columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.6 * len(rows) + 0.6), squeeze=False)
+    for r, row in enumerate(rows):
+        for c, (key, title) in enumerate(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            value = row.get(key)
+            if value is None:
+                ax.set_axis_off()
+                continue
+            if key in ("cloudy", "reconstruction"):
+                img = true_color(value)
+            elif key == "sar":
+                img = sar_color(value)
+            else:
+                img = class_color(value, colors)
+            ax.imshow(img, interpolation="nearest")
+            if r == 0:
+                ax.set_title(title, fontsize=10)
+            if c == 0:
+                ax.set_ylabel(row.get("title", ""), fontsize=9)
+    handles = [Patch(color=np.asarray(col) / 255.0, label=name) for name, col in zip(class_names, colors)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if len(rows) > 1 else 0.1, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)

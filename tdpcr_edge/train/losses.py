@@ -1,0 +1,40 @@
+"""Losses of the two training phases."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from ..data.synthetic import THICKNESS_BINS
+
+CLEAR_LIMIT = THICKNESS_BINS["clear"][1]
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    w = valid[:, None].to(pred.dtype).expand_as(pred)
+    return ((pred - target).abs() * w).sum() / w.sum().clamp_min(1.0)
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
+    """L1 + weight * (1 - SSIM): L1 for radiometry, SSIM for the texture that segmentation needs."""
+    ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
+    return masked_l1(pred, target, valid) + ssim_weight * (1.0 - ssim)
+
+
+def prompt_targets(cloud: torch.Tensor, prompts: int, size: tuple[int, int]) -> torch.Tensor:
+    """Thickness quantised into ``prompts`` degradation states: 0 is clear sky, then equal
+    steps up to opaque cloud, at the resolution of one PGF scale."""
+    t = F.adaptive_avg_pool2d(cloud[:, None], size)[:, 0]
+    level = 1 + torch.floor((t - CLEAR_LIMIT) / ((1.0 - CLEAR_LIMIT) / (prompts - 1))).long()
+    return torch.where(t < CLEAR_LIMIT, torch.zeros_like(level), level.clamp(1, prompts - 1))
+
+
+def prompt_loss(prompt_logits: list[torch.Tensor], cloud: torch.Tensor) -> torch.Tensor:
+    """Optional supervision of the degradation prompt with the cloud-thickness map."""
+    losses = [F.cross_entropy(lg, prompt_targets(cloud, lg.shape[1], lg.shape[-2:])) for lg in prompt_logits]
+    return torch.stack(losses).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, ignore_index=255)

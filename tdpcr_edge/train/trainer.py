@@ -1,0 +1,177 @@
+"""Two-phase training (DESIGN section 0).
+
+Phase 1 learns reconstruction: everything but the segmentation head and the adapters,
+with L1 + SSIM and, for PGF, the degradation prompt supervised by cloud thickness.
+Phase 2 is the parameter-efficient semantic phase: encoders, PGF and the reconstruction
+path are frozen (batch-norm statistics included); only the segmentation head and the
+low-rank decoder adapters train, with cross-entropy plus a light reconstruction term that
+keeps the adapted shared features good for reconstruction too.
+
+Every ``save_every`` steps the run is checkpointed atomically; a run restarted with the
+same output folder continues where it stopped, on the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..data.normalize import Normalization
+from ..data.sources import BatchSource, SyntheticSource, open_source
+from ..errors import CheckpointError, ConfigError
+from ..evaluate import evaluate_scenes
+from ..io_utils import write_json
+from ..model import TDPCR, get_config
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .losses import masked_l1, prompt_loss, reconstruction_loss, segmentation_loss
+
+
+@dataclass
+class TrainOptions:
+    out: Path
+    config: str = "tiny"
+    fusion: str = "pgf"
+    data: str = "synthetic"
+    phase: str = "both"  # "1", "2" or "both"
+    steps: int = 1500  # per phase
+    batch: int = 8
+    patch: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    prompt_weight: float = 0.1
+    consistency_weight: float = 0.1
+    save_every: int = 100
+    val_scenes: int = 8
+    val_size: int = 128
+    resume: bool = True
+    init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
+
+
+StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
+
+
+def _phases(phase: str) -> list[int]:
+    try:
+        return {"1": [1], "2": [2], "both": [1, 2]}[str(phase)]
+    except KeyError:
+        raise ConfigError(f"unknown --phase {phase!r}: choose 1, 2 or both") from None
+
+
+def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _set_phase_mode(model: TDPCR, phase: int) -> None:
+    """Train mode only where weights train, so frozen batch norms keep their statistics."""
+    if phase == 1:
+        model.train()
+        model.segmentation_head.eval()
+    else:
+        model.eval()
+        model.segmentation_head.train()
+        for stage in model.decoder:
+            stage.adapter.train()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.phase_parameters(phase):
+        p.requires_grad_(True)
+
+
+def validation_scenes(source: BatchSource, count: int, size: int) -> list:
+    """Held-out scenes: the validation stream of the synthetic world, never trained on."""
+    if not isinstance(source, SyntheticSource):
+        return []
+    return SyntheticSource(source.seed, source.num_classes, source.norm, stream=1).scenes(count, size)
+
+
+def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
+    """Run the requested phases; return the metrics also written to ``out/metrics.json``."""
+    phases = _phases(opts.phase)
+    out = Path(opts.out)
+    ckpt_path = out / "checkpoint.pt"
+    norm = Normalization()
+    torch.manual_seed(opts.seed)
+    config = get_config(opts.config, fusion=opts.fusion)
+    source = open_source(opts.data, norm, opts.seed, config.num_classes)
+    if len(source.classes) != config.num_classes:
+        config = get_config(opts.config, fusion=opts.fusion, num_classes=len(source.classes))
+    model = TDPCR(config)
+
+    state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
+    if opts.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state.config != config:
+            raise CheckpointError(f"{ckpt_path}: holds a {state.config.name}/{state.config.fusion} run, not {config.name}/{config.fusion}; use another --out or --no-resume")
+        model.load_state_dict(state.state_dict)
+    elif 2 in phases and 1 not in phases:
+        init = load_checkpoint(opts.init) if opts.init else None
+        if init is None or init.phase < 1:
+            raise CheckpointError(f"{opts.init or ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
+        model.load_state_dict(init.state_dict)
+        state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}})
+    history: dict = state.training.get("history", {})
+    val = validation_scenes(source, opts.val_scenes, opts.val_size)
+
+    for phase in phases:
+        if phase < state.phase:
+            continue  # finished before the restart
+        if phase > state.phase:
+            state.phase, state.step, state.training = phase, 0, {"history": history}
+        params = model.phase_parameters(phase)
+        optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=1e-4)
+        scheduler = _schedule(optimizer, opts.steps)
+        if state.training.get("optimizer") and state.step > 0:
+            optimizer.load_state_dict(state.training["optimizer"])
+            scheduler.load_state_dict(state.training["scheduler"])
+        record = history.setdefault(
+            str(phase),
+            {"steps": opts.steps, "trainable_params": sum(p.numel() for p in params), "total_params": sum(p.numel() for p in model.parameters()), "seconds": 0.0, "loss": []},
+        )
+        _set_phase_mode(model, phase)
+        t0, step = time.perf_counter(), state.step
+        while step < opts.steps:
+            b = source.batch(step if phase == 1 else step + 10_000_000, opts.batch, opts.patch)
+            outputs = model(b["optical"], b["sar"])
+            if phase == 1:
+                loss = reconstruction_loss(outputs["reconstruction"], b["clear"], b["valid"])
+                if outputs["prompt_logits"] and opts.prompt_weight > 0:
+                    loss = loss + opts.prompt_weight * prompt_loss(outputs["prompt_logits"], b["cloud"])
+            else:
+                loss = segmentation_loss(outputs["segmentation"], b["labels"])
+                loss = loss + opts.consistency_weight * masked_l1(outputs["reconstruction"], b["clear"], b["valid"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_value = float(loss.detach())
+            if step % 10 == 0 or step == opts.steps:
+                record["loss"].append([step, round(loss_value, 5)])
+            if on_step:
+                on_step(phase, step, opts.steps, loss_value)
+            if step % opts.save_every == 0 or step == opts.steps:
+                record["seconds"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                state.step = step
+                state.training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history}
+                save_checkpoint(ckpt_path, state, model)
+        if val and "val" not in record:
+            record["val"], _ = evaluate_scenes(model, val)
+            _set_phase_mode(model, phase)
+            save_checkpoint(ckpt_path, state, model)
+
+    metrics = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}, "config": config.to_dict(), "phases": history}
+    save_checkpoint(out / "model.pt", state, model, slim=True)
+    write_json(out / "metrics.json", metrics)
+    return metrics

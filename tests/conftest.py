@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tdpcr_edge.data.normalize import Normalization
+from tdpcr_edge.data.scenes import write_synthetic
+from tdpcr_edge.model import build_model
+from tdpcr_edge.train.checkpoint import Checkpoint, save_checkpoint
+from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
+
+
+@pytest.fixture(scope="session")
+def scene_dir(tmp_path_factory) -> Path:
+    """Three 64x64 synthetic scenes as `tdpcr-edge synth` writes them."""
+    root = tmp_path_factory.mktemp("scenes") / "scenes"
+    write_synthetic(root, scenes=3, size=64, seed=11)
+    return root
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny model in a real checkpoint file: plumbing tests need no training."""
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(path, Checkpoint(model.config, {}, Normalization(), list(CLASS_NAMES), list(CLASS_COLORS)), model)
+    return path
