@@ -47,10 +47,18 @@ def test_phase_parameters_partition_the_model():
         m.phase_parameters(3)
 
 
-def test_adapters_start_as_identity():
+def test_adapters_start_silent_and_never_touch_reconstruction():
+    torch.manual_seed(0)
     m = build_model("tiny").eval()
-    x = torch.randn(1, 16, 8, 8)
-    torch.testing.assert_close(m.decoder[0].adapter(x), x)
+    o, s = torch.rand(1, 13, 16, 16), torch.rand(1, 2, 16, 16)
+    before = m(o, s)
+    assert float(m.adapters[1](torch.randn(1, 32, 8, 8), (16, 16)).abs().max()) == 0
+    with torch.no_grad():
+        for p in m.phase_parameters(2):
+            p.add_(torch.randn_like(p))
+    after = m(o, s)
+    torch.testing.assert_close(after["reconstruction"], before["reconstruction"], rtol=0, atol=0)
+    assert not torch.equal(after["segmentation"], before["segmentation"])
 
 
 def test_unknown_config_and_fusion():

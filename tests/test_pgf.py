@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from tdpcr_edge.model import ConcatFusion, PromptGuidedFusion, pgf_fuse
+from tdpcr_edge.model.pgf import pgf_fuse_op
 
 
 def loop_reference(o, s, p, e, g, b):
@@ -23,19 +24,23 @@ def test_pgf_fuse_matches_per_pixel_equations(n, c, k, h, w):
     o, s = torch.randn(n, c, h, w, generator=g), torch.randn(n, c, h, w, generator=g)
     p = torch.softmax(torch.randn(n, k, h, w, generator=g), 1)
     e, ctx, b = torch.randn(k, c, generator=g), torch.rand(n, c, generator=g), torch.randn(n, 1, h, w, generator=g)
-    fused, gate = pgf_fuse(o, s, p, e, ctx, b)
+    fused, reliance = pgf_fuse(o, s, p, e, ctx, b)
     torch.testing.assert_close(fused, loop_reference(o, s, p, e, ctx, b), rtol=1e-5, atol=1e-6)
-    assert gate.shape == o.shape and gate.min() >= 0 and gate.max() <= 1
+    assert reliance.shape == (n, 1, h, w) and reliance.min() >= 0 and reliance.max() <= 1
+    op_fused, op_reliance = pgf_fuse_op(o, s, p, e, ctx, b)
+    torch.testing.assert_close(op_fused, fused, rtol=0, atol=0)
+    torch.testing.assert_close(op_reliance, reliance, rtol=0, atol=0)
 
 
 def test_gate_closed_keeps_optical_and_open_takes_sar():
     o, s = torch.rand(1, 4, 3, 3), torch.rand(1, 4, 3, 3)
     p = torch.full((1, 2, 3, 3), 0.5)
     e, ctx = torch.zeros(2, 4), torch.ones(1, 4)
-    closed, _ = pgf_fuse(o, s, p, e, ctx, torch.full((1, 1, 3, 3), -40.0))
-    opened, _ = pgf_fuse(o, s, p, e, ctx, torch.full((1, 1, 3, 3), 40.0))
+    closed, rel_closed = pgf_fuse(o, s, p, e, ctx, torch.full((1, 1, 3, 3), -40.0))
+    opened, rel_opened = pgf_fuse(o, s, p, e, ctx, torch.full((1, 1, 3, 3), 40.0))
     torch.testing.assert_close(closed, o)
     torch.testing.assert_close(opened, s)
+    assert float(rel_closed.max()) < 1e-6 and float(rel_opened.min()) > 1 - 1e-6
 
 
 def test_pgf_module_outputs():

@@ -32,12 +32,34 @@ def pgf_fuse(
     """Gate and fuse.
 
     optical, sar_proj: N x C x H x W; prompt: N x K x H x W; bank: K x C;
-    context: N x C; bias: N x 1 x H x W. Returns (fused N x C x H x W, gate N x C x H x W).
+    context: N x C; bias: N x 1 x H x W. Returns the fused features (N x C x H x W) and
+    the SAR reliance, the gate averaged over channels (N x 1 x H x W). These are the
+    inputs and outputs of the fused kernel and of the TDP_PGF plugin.
     """
     q = torch.einsum("nkhw,kc->nchw", prompt, bank)
     gate = torch.sigmoid(context[:, :, None, None] * q + bias)
     fused = optical + gate * (sar_proj - optical)
-    return fused, gate
+    return fused, gate.mean(dim=1, keepdim=True)
+
+
+@torch.library.custom_op("tdpcr::pgf_fuse", mutates_args=())
+def pgf_fuse_op(
+    optical: torch.Tensor,
+    sar_proj: torch.Tensor,
+    prompt: torch.Tensor,
+    bank: torch.Tensor,
+    context: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pgf_fuse`` as one opaque operator, so ONNX export emits a single TDP_PGF node and
+    torch.compile sees one call. The CUDA kernel registers itself for this op when built."""
+    return pgf_fuse(optical, sar_proj, prompt, bank, context, bias)
+
+
+@pgf_fuse_op.register_fake
+def _(optical, sar_proj, prompt, bank, context, bias):
+    n, _, h, w = optical.shape
+    return torch.empty_like(optical), optical.new_empty((n, 1, h, w))
 
 
 class PromptGuidedFusion(nn.Module):
@@ -56,6 +78,9 @@ class PromptGuidedFusion(nn.Module):
         self.context = nn.Sequential(nn.Linear(c2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
         self.spatial_bias = nn.Conv2d(prompts, 1, 3, padding=1)
         self.sar_proj = nn.Conv2d(channels, channels, 1)
+        # True routes the per-pixel part through the tdpcr::pgf_fuse operator (export with
+        # plugin nodes, fused CUDA kernel); False keeps plain differentiable ops for training.
+        self.fused_op = False
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
         x = torch.cat([optical, sar], dim=1)
@@ -63,8 +88,9 @@ class PromptGuidedFusion(nn.Module):
         prompt = torch.softmax(logits, dim=1)
         context = torch.sigmoid(self.context(x.mean(dim=(2, 3))))
         bias = self.spatial_bias(prompt)
-        fused, gate = pgf_fuse(optical, self.sar_proj(sar), prompt, self.bank, context, bias)
-        return {"fused": fused, "prompt_logits": logits, "reliance": gate.mean(dim=1, keepdim=True)}
+        fuse = pgf_fuse_op if self.fused_op else pgf_fuse
+        fused, reliance = fuse(optical, self.sar_proj(sar), prompt, self.bank, context, bias)
+        return {"fused": fused, "prompt_logits": logits, "reliance": reliance}
 
 
 class ConcatFusion(nn.Module):

@@ -93,30 +93,31 @@ class Encoder(nn.Module):
 
 
 class Adapter(nn.Module):
-    """Low-rank residual 1x1 adapter for phase 2. The up-projection starts at zero, so an
-    untrained adapter is the identity and phase 1 is unaffected by its presence."""
+    """Low-rank 1x1 adapter for phase 2: decoder features of one scale, mapped to the
+    full-resolution width and upsampled. The up-projection starts at zero, so an untrained
+    adapter adds nothing."""
 
-    def __init__(self, c: int, rank: int):
+    def __init__(self, cin: int, cout: int, rank: int):
         super().__init__()
-        self.down = nn.Conv2d(c, rank, 1, bias=False)
-        self.up = nn.Conv2d(rank, c, 1, bias=False)
+        self.down = nn.Conv2d(cin, rank, 1, bias=False)
+        self.up = nn.Conv2d(rank, cout, 1, bias=False)
         nn.init.zeros_(self.up.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(F.relu(self.down(x)))
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        y = self.up(F.relu(self.down(x)))
+        return y if y.shape[-2:] == size else F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
 class DecoderStage(nn.Module):
-    def __init__(self, cdeep: int, cskip: int, rank: int):
+    def __init__(self, cdeep: int, cskip: int):
         super().__init__()
         self.reduce = ConvBNAct(cdeep, cskip, k=1)
         self.merge = ConvBNAct(2 * cskip, cskip)
         self.refine = ResBlock(cskip)
-        self.adapter = Adapter(cskip, rank)
 
     def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(self.reduce(deep), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.adapter(self.refine(self.merge(torch.cat([up, skip], dim=1))))
+        return self.refine(self.merge(torch.cat([up, skip], dim=1)))
 
 
 class TDPCR(nn.Module):
@@ -135,7 +136,11 @@ class TDPCR(nn.Module):
         self.sar_encoder = Encoder(config.sar_bands, w, tuple(max(1, n - 1) for n in b))
         fusion = PromptGuidedFusion if config.fusion == "pgf" else ConcatFusion
         self.fusion = nn.ModuleList([fusion(c, config.prompts) for c in w])
-        self.decoder = nn.ModuleList([DecoderStage(w[i + 1], w[i], config.adapter_rank) for i in range(len(w) - 1)])
+        self.decoder = nn.ModuleList([DecoderStage(w[i + 1], w[i]) for i in range(len(w) - 1)])
+        # Phase-2 adapters read the shared decoder features of every scale on a side
+        # branch into the segmentation head, so semantic training never alters the
+        # reconstruction path.
+        self.adapters = nn.ModuleList([Adapter(c, w[0], config.adapter_rank) for c in w])
         self.reconstruction_head = nn.Sequential(ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.optical_bands, 1))
         self.segmentation_head = nn.Sequential(
             ConvBNAct(w[0], w[0]), ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.num_classes, 1)
@@ -151,11 +156,17 @@ class TDPCR(nn.Module):
                 if reliance is None:
                     reliance = out["reliance"]
         x = fused[-1]
+        levels = [x]
         for i in reversed(range(len(self.decoder))):
             x = self.decoder[i](x, fused[i])
+            levels.append(x)
+        size = x.shape[-2:]
+        semantic = x
+        for level, adapter in zip(reversed(levels), self.adapters):
+            semantic = semantic + adapter(level, size)
         result = {
             "reconstruction": torch.clamp(optical + self.reconstruction_head(x), 0.0, 1.0),
-            "segmentation": self.segmentation_head(x),
+            "segmentation": self.segmentation_head(semantic),
             "prompt_logits": prompt_logits,
         }
         if reliance is not None:
@@ -165,7 +176,7 @@ class TDPCR(nn.Module):
     def phase_parameters(self, phase: int) -> list[nn.Parameter]:
         """Phase 1 trains reconstruction (everything but the segmentation head and the
         adapters); phase 2 trains only the segmentation head and the adapters."""
-        phase2 = {id(p) for m in [self.segmentation_head, *[d.adapter for d in self.decoder]] for p in m.parameters()}
+        phase2 = {id(p) for m in (self.segmentation_head, self.adapters) for p in m.parameters()}
         if phase == 1:
             return [p for p in self.parameters() if id(p) not in phase2]
         if phase == 2:
