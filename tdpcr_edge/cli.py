@@ -23,8 +23,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Piped or logged output (CI, `| tee`) gets a wide fixed width instead of rich's 80
+# columns, which would crush the tables.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 @contextmanager
@@ -165,6 +167,68 @@ def ablation(
     with progress_bar("ablation", 2 * 2 * steps) as advance:
         result = run_ablation(out, config, steps, seed, eval_seed, eval_scenes, eval_size, on_step=lambda *a: advance(1))
     console.print((out / "ablation.md").read_text())
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", help="Artifact folder: model.onnx, checkpoint.pt, manifest.json, drift.json."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16, int8 or mixed (default: the target's, else fp16)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
+    target: Optional[str] = typer.Option(None, help="Deployment profile from export/profiles (sets precision and tile defaults)."),
+    calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed: 'synthetic' or a scene folder."),
+    calib_tiles: int = typer.Option(32, help="Calibration tiles."),
+    calib_method: str = typer.Option("percentile", help="Activation calibration: percentile or entropy."),
+    eval_data: str = typer.Option("synthetic", help="Held-out data the drift is measured on."),
+    eval_tiles: int = typer.Option(16, help="Held-out tiles for the drift."),
+    tile: Optional[int] = typer.Option(None, help="Tile size in pixels (default: the target's, else 256)."),
+    plugin: bool = typer.Option(False, "--plugin", help="One TDP_PGF node per PGF instead of its decomposition."),
+    drift_budget: Optional[str] = typer.Option(None, help="Largest allowed drift, e.g. psnr=0.3,miou=1.0 (the default)."),
+    allow_drift: bool = typer.Option(False, "--allow-drift", help="Write the artifact even when the drift is over budget."),
+) -> None:
+    """Export to ONNX at a precision, measure its drift against torch FP32, gate on a budget."""
+    from .export import ExportOptions, run_export
+
+    opts = ExportOptions(out=out, precision=precision, checkpoint=checkpoint, target=target, calib=calib, calib_tiles=calib_tiles,
+                         calib_method=calib_method, eval_data=eval_data, eval_tiles=eval_tiles, tile=tile, plugin=plugin,
+                         drift_budget=drift_budget, allow_drift=allow_drift)
+    with err_console.status("export") as status:
+        manifest = run_export(opts, on_stage=lambda name: status.update(f"export: {name}"))
+    d = manifest["drift"]
+    verdict = "within budget" if d["within_budget"] else "[bold red]OVER BUDGET[/] (kept: --allow-drift)"
+    console.print(
+        f"{out}: {manifest['precision']}{' + TDP_PGF plugin' if manifest['plugin']['enabled'] else ''}, "
+        f"{manifest['model_bytes'] / 2**20:.2f} MB, tile {manifest['tile']}; on {d['tiles']} held-out tiles vs torch FP32: "
+        f"dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {d['miou_delta']:+.2f} pt, max |err| {d['max_abs_error']:.2e}; {verdict}"
+    )
+    if manifest["fp16_fallback_layers"]:
+        console.print(f"FP16 fallback layers ({len(manifest['fp16_fallback_layers'])}): {', '.join(manifest['fp16_fallback_layers'])}")
+
+
+def print_compare(rows: list[dict]) -> None:
+    table = Table(title="drift against torch FP32, same held-out tiles")
+    for col in ("artifact", "precision", "plugin", "MB", "PSNR dB", "dPSNR dB", "dSSIM", "dSAM deg", "mIoU %", "dmIoU pt", "max |err|", "class agree %", "budget"):
+        table.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
+    for r in rows:
+        table.add_row(
+            Path(r["artifact"]).name, r["precision"], "yes" if r["plugin"] else "no", f"{r['model_mb']:.2f}", f"{r['psnr']:.2f}",
+            f"{r['psnr_delta']:+.3f}", f"{r['ssim_delta']:+.4f}", f"{r['sam_delta']:+.3f}", f"{r['miou']:.1f}", f"{r['miou_delta']:+.2f}",
+            f"{r['max_abs_error']:.2e}", f"{r['class_agreement']:.2f}", "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def compare(
+    artifacts: list[Path] = typer.Argument(..., help="Artifact folders written by `tdpcr-edge export`."),
+    data: str = typer.Option("synthetic", help="'synthetic' (held-out seed) or a scene folder."),
+    tiles: int = typer.Option(16, help="Tiles to measure on."),
+) -> None:
+    """The drift table of several artifacts side by side."""
+    from .export import compare_artifacts
+
+    with err_console.status("compare"):
+        rows = compare_artifacts(artifacts, data, tiles)
+    print_compare(rows)
 
 
 def main() -> None:

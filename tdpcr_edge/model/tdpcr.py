@@ -102,6 +102,7 @@ class Adapter(nn.Module):
         self.down = nn.Conv2d(cin, rank, 1, bias=False)
         self.up = nn.Conv2d(rank, cout, 1, bias=False)
         nn.init.zeros_(self.up.weight)
+        self.enabled = True  # a Python flag, so export can drop silent adapters statically
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         y = self.up(F.relu(self.down(x)))
@@ -163,7 +164,8 @@ class TDPCR(nn.Module):
         size = x.shape[-2:]
         semantic = x
         for level, adapter in zip(reversed(levels), self.adapters):
-            semantic = semantic + adapter(level, size)
+            if adapter.enabled:
+                semantic = semantic + adapter(level, size)
         result = {
             "reconstruction": torch.clamp(optical + self.reconstruction_head(x), 0.0, 1.0),
             "segmentation": self.segmentation_head(semantic),
@@ -182,6 +184,15 @@ class TDPCR(nn.Module):
         if phase == 2:
             return [p for p in self.parameters() if id(p) in phase2]
         raise ConfigError(f"unknown training phase {phase}: choose 1 or 2")
+
+    def prune_silent_adapters(self) -> int:
+        """Disable adapters whose up-projection is all zero (never trained): they add
+        nothing, and their all-zero outputs would only confuse INT8 calibration."""
+        silent = 0
+        for adapter in self.adapters:
+            adapter.enabled = bool(adapter.up.weight.detach().abs().sum() > 0)
+            silent += not adapter.enabled
+        return silent
 
     @torch.no_grad()
     def predict(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:

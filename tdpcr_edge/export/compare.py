@@ -1,0 +1,44 @@
+"""`tdpcr-edge compare`: several artifacts measured on the same tiles, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.normalize import Normalization
+from ..runtime.ort_runner import OrtRunner
+from ..runtime.torch_runner import TorchRunner
+from .drift import measure_drift, over_budget
+from .manifest import read_manifest
+from .pipeline import DRIFT_SEED, tiles_from
+
+
+def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16) -> list[dict]:
+    """One row per artifact: its drift against torch FP32 of its own checkpoint, on
+    ``tiles`` tiles of ``data`` at the artifact's tile size."""
+    rows = []
+    references: dict[tuple, tuple] = {}
+    for art in map(Path, artifacts):
+        manifest = read_manifest(art)
+        norm = Normalization.from_dict(manifest["normalization"])
+        model = manifest["model"]
+        tile = manifest["tile"]
+        key = (manifest["checkpoint"]["sha256"], tile)
+        scenes = tiles_from(data, tiles, tile, norm, model["num_classes"], DRIFT_SEED)
+        reference = TorchRunner(art / "checkpoint.pt")
+        drift, references[key] = measure_drift(reference, OrtRunner(art / "model.onnx", model), scenes, model["num_classes"], references.get(key))
+        budget = manifest["drift"].get("budget", {})
+        rows.append(
+            {
+                "artifact": str(art),
+                "precision": manifest["precision"],
+                "plugin": manifest["plugin"]["enabled"],
+                "model_mb": manifest["model_bytes"] / 2**20,
+                "psnr": drift["candidate"]["psnr"],
+                "miou": drift["candidate"]["miou"],
+                **{k: drift[k] for k in ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "mean_abs_error", "class_agreement")},
+                "fp16_fallback_layers": len(manifest.get("fp16_fallback_layers") or []),
+                "over_budget": over_budget(drift, budget),
+                "tiles": len(scenes),
+            }
+        )
+    return rows

@@ -1,0 +1,118 @@
+"""How far a deployed graph strays from torch FP32: the same metrics on the same held-out
+tiles for both, and the raw output error between them. Comparison is kept apart from
+execution (as Polygraphy's comparator is): runners produce, this module judges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from ..data.scenes import SceneArrays
+from ..errors import ConfigError, TdpcrError
+from ..metrics import ReconstructionScores, SegmentationScores
+from ..runtime.runner import Runner
+
+BUDGET_KEYS = ("psnr", "ssim", "sam", "miou", "max_abs")
+DEFAULT_BUDGET = {"psnr": 0.3, "miou": 1.0}
+
+
+class DriftBudgetError(TdpcrError):
+    """The measured drift is over the budget."""
+
+
+def parse_budget(text: str | None) -> dict[str, float]:
+    """``psnr=0.3,miou=1.0`` -> {"psnr": 0.3, "miou": 1.0}; psnr in dB, miou in points,
+    ssim and sam in their units, max_abs on the reconstruction."""
+    if not text:
+        return dict(DEFAULT_BUDGET)
+    budget = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in BUDGET_KEYS:
+            raise ConfigError(f"unknown drift budget key {key!r}: use {', '.join(BUDGET_KEYS)}, e.g. psnr=0.3,miou=1.0")
+        try:
+            budget[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"drift budget {part!r} is not KEY=NUMBER") from None
+    return budget
+
+
+@dataclass
+class Scores:
+    reconstruction: ReconstructionScores
+    segmentation: SegmentationScores
+
+    def summary(self) -> dict[str, float]:
+        return {**self.reconstruction.compute(), **{k: v for k, v in self.segmentation.compute().items() if k != "pixels"}}
+
+
+def score_runner(runner: Runner, scenes: Iterable[SceneArrays], num_classes: int, keep_outputs: bool = False):
+    rec, seg = ReconstructionScores(), SegmentationScores(num_classes)
+    outputs = []
+    for s in scenes:
+        out = runner(s.optical[None], s.sar[None])
+        valid = torch.from_numpy(s.valid)[None]
+        cloud = torch.from_numpy(s.cloud)[None] if s.cloud is not None else None
+        if s.clear is not None:
+            rec.update(torch.from_numpy(out["reconstruction"]), torch.from_numpy(s.clear)[None], cloud, valid)
+        if s.labels is not None:
+            seg.update(torch.from_numpy(out["segmentation"].argmax(1)), torch.from_numpy(s.labels)[None], cloud, valid)
+        if keep_outputs:
+            outputs.append(out)
+    return Scores(rec, seg), outputs
+
+
+def measure_drift(
+    reference: Runner,
+    candidate: Runner,
+    scenes: list[SceneArrays],
+    num_classes: int,
+    reference_cache: tuple | None = None,
+    on_tile: Callable[[], None] | None = None,
+) -> tuple[dict, tuple]:
+    """Deltas are candidate minus reference (negative PSNR delta: the candidate is worse).
+    Returns the drift dict and the reference results, reusable for the next candidate."""
+    if reference_cache is None:
+        reference_cache = score_runner(reference, scenes, num_classes, keep_outputs=True)
+    ref_scores, ref_outputs = reference_cache
+    cand_scores, cand_outputs = score_runner(candidate, scenes, num_classes, keep_outputs=True)
+    r, c = ref_scores.summary(), cand_scores.summary()
+    max_abs = {k: 0.0 for k in ref_outputs[0]}
+    sum_abs, count = 0.0, 0
+    agree, total = 0, 0
+    for ro, co in zip(ref_outputs, cand_outputs):
+        for k in max_abs:
+            max_abs[k] = max(max_abs[k], float(np.abs(ro[k] - co[k]).max()))
+        diff = np.abs(ro["reconstruction"] - co["reconstruction"])
+        sum_abs += float(diff.sum())
+        count += diff.size
+        agree += int((ro["segmentation"].argmax(1) == co["segmentation"].argmax(1)).sum())
+        total += ro["segmentation"][:, 0].size
+    drift = {
+        "psnr_delta": c["psnr"] - r["psnr"],
+        "ssim_delta": c["ssim"] - r["ssim"],
+        "sam_delta": c["sam"] - r["sam"],
+        "miou_delta": c["miou"] - r["miou"],
+        "max_abs_error": max_abs["reconstruction"],
+        "mean_abs_error": sum_abs / max(count, 1),
+        "max_abs_error_by_output": max_abs,
+        "class_agreement": 100.0 * agree / max(total, 1),
+        "reference": r,
+        "candidate": c,
+        "tiles": len(scenes),
+    }
+    return drift, reference_cache
+
+
+def over_budget(drift: dict, budget: dict[str, float]) -> list[str]:
+    """Human-readable list of the budget lines the drift breaks (empty when inside)."""
+    broken = []
+    for key, limit in budget.items():
+        value = drift["max_abs_error"] if key == "max_abs" else drift[f"{key}_delta"]
+        if abs(value) > limit:
+            broken.append(f"{key} {value:+.4g} (budget {limit:g})")
+    return broken

@@ -1,0 +1,124 @@
+"""torch -> ONNX: export with dynamic batch and tile size, simplify, check.
+
+Named ``onnx_graph`` rather than ``onnx`` so that ``import onnx`` inside the package
+always means the library."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+
+import onnx
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..model import TDPCR
+from ..model.pgf import PromptGuidedFusion
+from .plugin_op import count_plugin_nodes, register_schema, translation_table
+
+INPUT_NAMES = ("optical", "sar")
+OUTPUT_NAMES = ("reconstruction", "segmentation", "reliance")
+OPSET = 18
+
+
+class GraphModule(nn.Module):
+    """The deployed signature: (optical, sar) -> (reconstruction, segmentation logits,
+    SAR reliance). Concatenation models have no reliance; they output zeros of that shape
+    so every artifact has the same interface."""
+
+    def __init__(self, model: TDPCR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor):
+        out = self.model(optical, sar)
+        reliance = out.get("reliance")
+        if reliance is None:
+            reliance = torch.zeros_like(optical[:, :1])
+        return out["reconstruction"], out["segmentation"], reliance
+
+
+def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: bool = True) -> onnx.ModelProto:
+    """Export ``model`` (left untouched) to an ONNX model proto, opset 18, dynamic batch,
+    height and width. ``plugin`` replaces each PGF by one TDP_PGF node."""
+    model = copy.deepcopy(model).eval()
+    model.prune_silent_adapters()
+    if tile % model.config.multiple:
+        raise ConfigError(f"--tile {tile} is not a multiple of {model.config.multiple}, which the {model.config.name} model needs")
+    table = None
+    if plugin:
+        pgfs = [m for m in model.modules() if isinstance(m, PromptGuidedFusion)]
+        if not pgfs:
+            raise ConfigError("--plugin needs a PGF model; this checkpoint uses concatenation fusion")
+        for m in pgfs:
+            m.fused_op = True
+        table = translation_table()
+    c = model.config
+    # Batch 2 in the example: torch.export specialises dimensions that are 1.
+    optical = torch.rand(2, c.optical_bands, tile, tile)
+    sar = torch.rand(2, c.sar_bands, tile, tile)
+    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
+    dims = {0: batch, 2: height, 3: width}
+    # The exporter narrates on stdout and warns about things that do not concern this
+    # model (torchvision ops, axis renames); keep the CLI's output ours.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("torch.onnx"):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            GraphModule(model).eval(),
+            (optical, sar),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={"optical": dims, "sar": dims},
+            custom_translation_table=table,
+            verbose=False,
+        )
+    proto = program.model_proto
+    if simplify:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(proto)
+        if ok:
+            proto = simplified
+    if plugin:
+        register_schema()
+        n = count_plugin_nodes(proto)
+        if n != len(c.widths):
+            raise RuntimeError(f"expected {len(c.widths)} TDP_PGF nodes after export, found {n}")
+    check(proto)
+    return proto
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def check(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx.checker (full) and strict shape inference; raises on an invalid graph."""
+    register_schema()
+    onnx.checker.check_model(proto, full_check=True)
+    return onnx.shape_inference.infer_shapes(proto, check_type=True)
+
+
+def io_signature(proto: onnx.ModelProto) -> tuple[list[dict], list[dict]]:
+    def describe(values):
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            shape = [d.dim_param or d.dim_value for d in t.shape.dim]
+            out.append({"name": v.name, "shape": shape, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name})
+        return out
+
+    return describe(proto.graph.input), describe(proto.graph.output)

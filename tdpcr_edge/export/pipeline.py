@@ -1,0 +1,224 @@
+"""`tdpcr-edge export`: checkpoint -> ONNX -> precision pass -> drift check -> artifact.
+
+The artifact folder is assembled in a temporary folder and renamed into place only when
+everything passed (or ``allow_drift`` was given), so a failed export leaves nothing behind:
+
+    ART/model.onnx      the graph (FP32 I/O whatever the precision inside)
+    ART/checkpoint.pt   the source checkpoint, so the torch backend can load the artifact
+    ART/manifest.json   DESIGN section 4's fields
+    ART/drift.json      the drift against torch FP32 on held-out tiles
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from ..data.normalize import Normalization
+from ..data.scenes import SceneArrays, find_scenes, read_scene
+from ..data.sources import SyntheticSource
+from ..errors import DataError
+from ..io_utils import atomic_dir, write_json
+from ..runtime.ort_runner import OrtRunner
+from ..runtime.torch_runner import TorchRunner
+from ..train.checkpoint import file_sha256, load_checkpoint
+from .drift import DriftBudgetError, measure_drift, over_budget, parse_budget
+from .manifest import build_manifest
+from .onnx_graph import OPSET, export_onnx, io_signature
+from .plugin_op import count_plugin_nodes
+from .precision import Int8Quantizer, check_calibration_method, check_precision, to_fp16
+from .profiles import load_profile
+
+# Held-out synthetic seeds: never used for training (seed 0) nor for the evaluation scenes
+# of the README (seed 7), and distinct from each other.
+DRIFT_SEED = 9001
+CALIB_SEED = 9002
+
+
+@dataclass
+class ExportOptions:
+    out: Path
+    precision: str | None = None  # None: the target profile's, else fp16
+    checkpoint: Path | None = None
+    target: str | None = None
+    calib: str = "synthetic"
+    calib_tiles: int = 32
+    calib_method: str = "percentile"
+    eval_data: str = "synthetic"
+    eval_tiles: int = 16
+    tile: int | None = None  # None: the target profile's, else 256
+    plugin: bool = False
+    drift_budget: str | None = None
+    allow_drift: bool = False
+    sensitivity_tiles: int = 4
+
+
+def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int) -> list[SceneArrays]:
+    """``count`` tiles of ``tile`` pixels: from the synthetic world's ``seed`` or cut from the
+    scene folders in ``data`` (top-left windows, then the next ones, scene by scene)."""
+    if data == "synthetic":
+        return SyntheticSource(seed, num_classes, norm).scenes(count, tile)
+    tiles = []
+    for folder in find_scenes(data):
+        s = read_scene(folder, norm)
+        h, w = s.valid.shape
+        for y in range(0, h - tile + 1, tile):
+            for x in range(0, w - tile + 1, tile):
+                win = (slice(y, y + tile), slice(x, x + tile))
+                cut = lambda a: None if a is None else a[(..., *win)]  # noqa: E731
+                tiles.append(SceneArrays(f"{s.name}@{y},{x}", cut(s.optical), cut(s.sar), cut(s.valid), cut(s.clear), cut(s.labels), cut(s.cloud)))
+                if len(tiles) == count:
+                    return tiles
+    if not tiles:
+        raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
+    return tiles
+
+
+def _digest(tiles: list[SceneArrays]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tiles:
+        h.update(t.optical.tobytes())
+        h.update(t.sar.tobytes())
+    return h.hexdigest()
+
+
+def mixed_fallback(
+    quantizer: Int8Quantizer,
+    measure_layer: Callable[[onnx.ModelProto], dict],
+    measure_graph: Callable[[onnx.ModelProto], dict],
+    budget: dict[str, float],
+) -> tuple[onnx.ModelProto, list[str], dict[str, float]]:
+    """Per-layer sensitivity, then greedy fallback. Each convolution is quantised alone and
+    scored by its drift relative to the budget (1.0 = one layer alone uses the whole
+    budget). Starting from the full INT8 graph, the most sensitive layers move to FP16,
+    doubling the count each round, until the graph meets the budget. Single layers are
+    scored on a small tile set (``measure_layer``); whole graphs on the set that gates the
+    export (``measure_graph``)."""
+
+    def score(drift: dict) -> float:
+        parts = [abs(drift["max_abs_error"] if k == "max_abs" else drift[f"{k}_delta"]) / v for k, v in budget.items() if v > 0]
+        return max(parts, default=0.0)
+
+    sensitivity = {conv: score(measure_layer(quantizer.quantize(nodes=[conv]))) for conv in quantizer.convs}
+    order = sorted(sensitivity, key=sensitivity.get, reverse=True)
+    fallback: list[str] = []
+    candidate = quantizer.quantize()
+    while over_budget(measure_graph(candidate), budget) and len(fallback) < len(order):
+        fallback = order[: max(1, 2 * len(fallback))]
+        candidate = to_fp16(quantizer.quantize(exclude=fallback), only_nodes=fallback)
+    return candidate, fallback, sensitivity
+
+
+def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = None) -> dict:
+    """Export, measure, gate and write the artifact; return its manifest."""
+    stage = on_stage or (lambda name: None)
+    # Cheap checks first: a typo should not cost an export.
+    profile = load_profile(opts.target) if opts.target else None
+    precision = check_precision(opts.precision or (profile.precision if profile else "fp16"))
+    tile = opts.tile or (profile.tile if profile else 256)
+    budget = parse_budget(opts.drift_budget)
+    if precision in ("int8", "mixed"):
+        check_calibration_method(opts.calib_method)
+        if opts.calib != "synthetic":
+            find_scenes(opts.calib)
+    if opts.eval_data != "synthetic":
+        find_scenes(opts.eval_data)
+    ckpt = load_checkpoint(opts.checkpoint)
+    c = ckpt.config
+
+    stage("export ONNX")
+    proto32 = export_onnx(ckpt.build(), tile=tile, plugin=opts.plugin)
+
+    stage("load held-out tiles")
+    eval_tiles = tiles_from(opts.eval_data, opts.eval_tiles, tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
+    reference = TorchRunner(ckpt.path)
+    ref_cache = None
+
+    def measure(proto: onnx.ModelProto, tiles: list[SceneArrays] = eval_tiles) -> dict:
+        nonlocal ref_cache
+        cache = ref_cache if tiles is eval_tiles else None
+        drift, cache = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache)
+        if tiles is eval_tiles:
+            ref_cache = cache
+        return drift
+
+    calibration, fallback, sensitivity = None, [], None
+    if precision == "fp32":
+        proto = proto32
+    elif precision == "fp16":
+        stage("convert to FP16")
+        proto = to_fp16(proto32)
+    else:
+        stage(f"calibrate INT8 ({opts.calib_method})")
+        calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED)
+        quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method)
+        try:
+            if precision == "int8":
+                proto = quantizer.quantize()
+            else:
+                stage(f"per-layer sensitivity of {len(quantizer.convs)} convolutions")
+                sens_tiles = eval_tiles[: opts.sensitivity_tiles]
+                sens_cache: dict = {}
+
+                def measure_sens(p: onnx.ModelProto) -> dict:
+                    drift, sens_cache["ref"] = measure_drift(reference, OrtRunner(p, c.to_dict()), sens_tiles, c.num_classes, sens_cache.get("ref"))
+                    return drift
+
+                proto, fallback, sensitivity = mixed_fallback(quantizer, measure_sens, measure, budget)
+            calibration = {
+                "source": opts.calib,
+                "tiles": len(calib_tiles),
+                "method": opts.calib_method,
+                "percentile": 99.99 if opts.calib_method == "percentile" else None,
+                "tiles_sha256": _digest(calib_tiles),
+                "ranges_sha256": quantizer.calibration_digest(),
+            }
+        finally:
+            quantizer.close()
+
+    stage("measure drift")
+    drift = measure(proto)
+    broken = over_budget(drift, budget)
+    drift.update({"budget": budget, "within_budget": not broken, "precision": precision, "eval_data": opts.eval_data})
+    if broken and not opts.allow_drift:
+        raise DriftBudgetError(
+            f"{opts.out}: {precision} drift over budget: {'; '.join(broken)}; nothing written. "
+            "Loosen --drift-budget, try --precision mixed, or pass --allow-drift to keep it"
+        )
+
+    inputs, outputs = io_signature(proto)
+    manifest = build_manifest(
+        model=c.to_dict(),
+        checkpoint={"file": "checkpoint.pt", "sha256": file_sha256(ckpt.path), "source": str(ckpt.path), "phase": ckpt.phase, "step": ckpt.step},
+        opset=OPSET,
+        precision=precision,
+        tile=tile,
+        plugin={"enabled": opts.plugin, "nodes": count_plugin_nodes(proto), "op": "TDP_PGF", "version": "1"},
+        inputs=inputs,
+        outputs=outputs,
+        normalization=ckpt.normalization.to_dict(),
+        classes=ckpt.classes,
+        colors=[list(col) for col in ckpt.colors],
+        calibration=calibration,
+        fp16_fallback_layers=fallback,
+        layer_sensitivity=dict(sorted(sensitivity.items(), key=lambda kv: -kv[1])[:10]) if sensitivity else None,
+        target=profile.name if profile else None,
+        drift={k: v for k, v in drift.items() if k not in ("reference", "candidate")},
+    )
+    stage("write artifact")
+    with atomic_dir(opts.out) as tmp:
+        onnx.save(proto, str(tmp / "model.onnx"))
+        shutil.copyfile(ckpt.path, tmp / "checkpoint.pt")
+        manifest["model_bytes"] = (tmp / "model.onnx").stat().st_size
+        manifest["onnx_sha256"] = file_sha256(tmp / "model.onnx")
+        write_json(tmp / "manifest.json", manifest)
+        write_json(tmp / "drift.json", drift)
+    return manifest
+

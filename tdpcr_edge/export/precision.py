@@ -1,0 +1,170 @@
+"""Precision passes over an FP32 ONNX graph. TensorRT 10/11 networks are strongly typed,
+so precision lives in the graph: FP16 as explicit casts, INT8 as Q/DQ nodes.
+
+- fp16: everything FP16 except the precision-sensitive nodes (reductions, softmax,
+  normalisation statistics, the TDP_PGF node, and the residual add and clip that produce
+  the reconstruction), with FP32 graph inputs and outputs.
+- int8: Q/DQ on convolutions, per-channel symmetric INT8 weights, symmetric INT8
+  activations (TensorRT takes only symmetric), calibrated by percentile or entropy with
+  ONNX Runtime's static quantiser.
+- mixed: int8, then the convolutions whose measured sensitivity breaks the drift budget
+  run in FP16 instead (see ``mixed_fallback`` in export.pipeline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx
+
+from ..errors import ConfigError
+from .plugin_op import OP_TYPE
+
+PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+CALIBRATION_METHODS = ("percentile", "entropy")
+FP32_OPS = ("ReduceMean", "GlobalAveragePool", "Softmax", "Einsum", OP_TYPE)
+PERCENTILE = 99.99
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def _reconstruction_tail(proto: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that add the residual to the cloudy input and clip it: kept FP32
+    so the reconstruction is not rounded to FP16 right at the output."""
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    names, frontier = [], ["reconstruction"]
+    while frontier and len(names) < 3:
+        node = producers.get(frontier.pop())
+        if node is None or node.op_type not in ("Clip", "Add", "Max", "Min"):
+            continue
+        names.append(node.name)
+        frontier.extend(node.input)
+    return names
+
+
+def _float32_outputs(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Cast any FP16 graph output back to FP32 so every artifact has one interface."""
+    f16 = onnx.TensorProto.FLOAT16
+    for out in proto.graph.output:
+        if out.type.tensor_type.elem_type != f16:
+            continue
+        inner = out.name + "_fp16"
+        for node in proto.graph.node:
+            node.output[:] = [inner if o == out.name else o for o in node.output]
+            node.input[:] = [inner if i == out.name else i for i in node.input]
+        proto.graph.node.append(onnx.helper.make_node("Cast", [inner], [out.name], to=onnx.TensorProto.FLOAT, name=out.name + "_to_fp32"))
+        out.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    return proto
+
+
+def to_fp16(proto: onnx.ModelProto, only_nodes: Iterable[str] | None = None) -> onnx.ModelProto:
+    """FP16 graph with explicit casts. ``only_nodes`` converts just those nodes (the FP16
+    islands of a mixed graph) and blocks every other."""
+    from onnxconverter_common import float16
+
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())  # the converter works in place
+    if only_nodes is None:
+        block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS)
+        block_nodes = _reconstruction_tail(proto)
+    else:
+        keep = set(only_nodes)
+        block_ops = list(FP32_OPS)
+        block_nodes = [n.name for n in proto.graph.node if n.name not in keep]
+    converted = float16.convert_float_to_float16(proto, keep_io_types=True, op_block_list=block_ops, node_block_list=block_nodes, disable_shape_infer=True)
+    return _float32_outputs(converted)
+
+
+def check_calibration_method(method: str) -> str:
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(f"unknown calibration method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
+    return method
+
+
+class TileReader:
+    """Calibration tiles for ONNX Runtime's calibrator, one tile per step."""
+
+    def __init__(self, tiles: list[tuple[np.ndarray, np.ndarray]]):
+        self.tiles = tiles
+        self.rewind()
+
+    def rewind(self) -> None:
+        self._it = iter(self.tiles)
+
+    def get_next(self):
+        item = next(self._it, None)
+        return None if item is None else {"optical": item[0][None], "sar": item[1][None]}
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+
+class Int8Quantizer:
+    """Calibrates once, then quantises any subset of the convolutions from the cached
+    ranges, which is what makes per-layer sensitivity affordable."""
+
+    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile"):
+        check_calibration_method(method)
+        if not tiles:
+            raise ConfigError("no calibration tiles; pass --calib with at least one scene")
+        from ..runtime.ort_ops import has_plugin_nodes, to_ort_domain
+
+        self.method = method
+        self.plugin = has_plugin_nodes(proto)
+        self.tmp = tempfile.TemporaryDirectory(prefix="tdpcr-int8-")
+        self.source = Path(self.tmp.name) / "fp32.onnx"
+        self.cache = Path(self.tmp.name) / "calibration.json"
+        onnx.save(to_ort_domain(proto) if self.plugin else proto, str(self.source))
+        self.convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
+        self._quantize(TileReader(tiles), nodes=None)
+
+    def _quantize(self, reader: TileReader | None, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        from ..runtime.ort_ops import from_ort_domain, sessions_with_plugin
+
+        out = Path(self.tmp.name) / "int8.onnx"
+        method = CalibrationMethod.Percentile if self.method == "percentile" else CalibrationMethod.Entropy
+        plugin_sessions = sessions_with_plugin() if self.plugin else contextlib.nullcontext()
+        # The calibrator narrates on stdout; keep the CLI's output ours.
+        from .onnx_graph import _quiet
+
+        # ONNX Runtime's quantiser logs advice on the root logger; keep the CLI's output ours.
+        with plugin_sessions, contextlib.redirect_stdout(io.StringIO()), _quiet(""):
+            quantize_static(
+                str(self.source),
+                str(out),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_quantize=nodes,
+                nodes_to_exclude=exclude,
+                calibrate_method=method,
+                # Biases stay float: TensorRT takes INT8 Q/DQ, not INT32 bias DequantizeLinear.
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": True, "CalibPercentile": PERCENTILE, "QuantizeBias": False},
+                calibration_cache_path=str(self.cache),
+            )
+        proto = onnx.load(str(out))
+        return from_ort_domain(proto) if self.plugin else proto
+
+    def quantize(self, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
+        return self._quantize(None, nodes=nodes, exclude=exclude)
+
+    def calibration_digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.cache.read_bytes()).hexdigest()
+
+    def close(self) -> None:
+        self.tmp.cleanup()

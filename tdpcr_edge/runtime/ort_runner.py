@@ -1,0 +1,50 @@
+"""ONNX Runtime backend (CPU by default; CUDA when onnxruntime-gpu is installed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import CheckpointError
+from .ort_ops import has_plugin_nodes, session_options, to_ort_domain
+from .runner import Runner
+
+
+class OrtRunner(Runner):
+    name = "ort"
+
+    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, providers: list[str] | None = None, threads: int | None = None):
+        """``model``: an .onnx path or a model proto; ``config``: the model config dict
+        (manifest["model"])."""
+        super().__init__(2 ** (len(config["widths"]) - 1), config["optical_bands"], config["sar_bands"])
+        self.model = model
+        self.providers = providers or ["CPUExecutionProvider"]
+        self.threads = threads or os.cpu_count()
+        self.session = None
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        proto = self.model
+        if not isinstance(proto, onnx.ModelProto):
+            try:
+                proto = onnx.load(str(proto))
+            except Exception as exc:
+                raise CheckpointError(f"{proto}: not a readable ONNX model ({str(exc).splitlines()[0]}); export the artifact again") from exc
+        plugin = has_plugin_nodes(proto)
+        so = session_options(plugin)
+        so.intra_op_num_threads = self.threads
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        data = (to_ort_domain(proto) if plugin else proto).SerializeToString()
+        self.session = ort.InferenceSession(data, sess_options=so, providers=self.providers)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {"optical": optical, "sar": sar})
+        return dict(zip(self.output_names, values))
+
+    def deactivate_impl(self) -> None:
+        self.session = None

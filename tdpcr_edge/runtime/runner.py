@@ -1,0 +1,112 @@
+"""The Runner protocol: every backend turns (optical, sar) numpy arrays into the model's
+outputs the same way.
+
+Lifecycle as in Polygraphy: ``activate`` loads what is heavy, ``infer`` runs, ``deactivate``
+frees; a runner is a context manager and activates lazily on first call. Subclasses
+implement only ``activate_impl``, ``infer_impl`` and ``deactivate_impl``. Inputs of any
+height and width are padded here to the model's multiple and outputs cropped back, so all
+backends agree on arbitrary tiles.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+OUTPUTS = ("reconstruction", "segmentation", "reliance")
+
+
+class Runner(ABC):
+    name: str = "runner"
+
+    def __init__(self, multiple: int, optical_bands: int, sar_bands: int):
+        self.multiple = multiple
+        self.optical_bands = optical_bands
+        self.sar_bands = sar_bands
+        self.is_active = False
+
+    def activate(self) -> "Runner":
+        if not self.is_active:
+            self.activate_impl()
+            self.is_active = True
+        return self
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self.deactivate_impl()
+            self.is_active = False
+
+    def __enter__(self) -> "Runner":
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def infer(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:
+        """optical N x bands x H x W and sar N x 2 x H x W, float32 in [0, 1]. Returns
+        ``reconstruction`` (N x bands x H x W), ``segmentation`` (class logits) and
+        ``reliance`` (N x 1 x H x W), float32."""
+        self._check(optical, "optical", self.optical_bands)
+        self._check(sar, "sar", self.sar_bands)
+        if optical.shape[0] != sar.shape[0] or optical.shape[2:] != sar.shape[2:]:
+            raise DataError(f"optical {optical.shape} and sar {sar.shape} differ in batch or size; pass co-registered tiles")
+        self.activate()
+        h, w = optical.shape[2:]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "edge"
+            pad = ((0, 0), (0, 0), (0, ph), (0, pw))
+            optical, sar = np.pad(optical, pad, mode=mode), np.pad(sar, pad, mode=mode)
+        out = self.infer_impl(np.ascontiguousarray(optical, np.float32), np.ascontiguousarray(sar, np.float32))
+        return {k: np.asarray(out[k], np.float32)[..., :h, :w] for k in OUTPUTS}
+
+    __call__ = infer
+
+    @staticmethod
+    def _check(x: np.ndarray, name: str, bands: int) -> None:
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != bands:
+            shape = getattr(x, "shape", type(x).__name__)
+            raise DataError(f"{name} input has shape {shape}, expected N x {bands} x H x W numpy float32")
+        if x.dtype != np.float32:
+            raise DataError(f"{name} input is {x.dtype}, expected float32 in [0, 1]; normalise it first")
+
+    @abstractmethod
+    def activate_impl(self) -> None: ...
+
+    @abstractmethod
+    def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def deactivate_impl(self) -> None:
+        pass
+
+
+BACKENDS = ("torch", "ort", "trt")
+
+
+def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs) -> Runner:
+    """A runner for a checkpoint file (torch), or an artifact folder written by
+    ``tdpcr-edge export`` (torch loads its checkpoint, ort its model.onnx). ``None`` is the
+    shipped checkpoint."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    path = Path(path) if path is not None else None
+    artifact = path is not None and path.is_dir()
+    if artifact and not (path / "manifest.json").exists():
+        raise ConfigError(f"{path}: no manifest.json; pass a checkpoint file or a folder written by `tdpcr-edge export`")
+    if backend == "torch":
+        from .torch_runner import TorchRunner
+
+        return TorchRunner(path / "checkpoint.pt" if artifact else path, **kwargs)
+    if backend == "ort":
+        if not artifact:
+            raise ConfigError(f"{path}: the ort backend runs an exported artifact folder; run `tdpcr-edge export` first")
+        from .ort_runner import OrtRunner
+
+        manifest = json.loads((path / "manifest.json").read_text())
+        return OrtRunner(path / "model.onnx", manifest["model"], **kwargs)
+    raise ConfigError("the trt backend arrives with TensorRT engine support; use torch or ort")

@@ -1,0 +1,212 @@
+"""Export: ONNX fidelity, the plugin-node graph on CPU, precision passes, the drift gate,
+manifests and the artifact contract."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from tdpcr_edge.data.normalize import Normalization
+from tdpcr_edge.data.sources import SyntheticSource
+from tdpcr_edge.errors import ConfigError, DataError
+from tdpcr_edge.export import ExportOptions, compare_artifacts, run_export
+from tdpcr_edge.export.drift import DriftBudgetError, parse_budget
+from tdpcr_edge.export.onnx_graph import export_onnx
+from tdpcr_edge.export.precision import Int8Quantizer, check_precision, to_fp16
+from tdpcr_edge.export.profiles import list_profiles, load_profile
+from tdpcr_edge.runtime import load_runner
+from tdpcr_edge.runtime.ort_runner import OrtRunner
+from tdpcr_edge.runtime.torch_runner import TorchRunner
+from tdpcr_edge.train.checkpoint import load_checkpoint
+
+TILE = 64
+
+
+def tiles(n, size=TILE, seed=5):
+    return SyntheticSource(seed).scenes(n, size)
+
+
+@pytest.fixture(scope="module")
+def ckpt(random_checkpoint):
+    return load_checkpoint(random_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def plain(ckpt):
+    return export_onnx(ckpt.build(), tile=TILE)
+
+
+@pytest.fixture(scope="module")
+def plugin(ckpt):
+    return export_onnx(ckpt.build(), tile=TILE, plugin=True)
+
+
+def run(proto, ckpt, scene):
+    return OrtRunner(proto, ckpt.config.to_dict())(scene.optical[None], scene.sar[None])
+
+
+def test_graph_io_names_and_dynamic_axes(plain):
+    assert [i.name for i in plain.graph.input] == ["optical", "sar"]
+    assert [o.name for o in plain.graph.output] == ["reconstruction", "segmentation", "reliance"]
+    dims = [d.dim_param or d.dim_value for d in plain.graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1] == 13 and isinstance(dims[2], str) and isinstance(dims[3], str)
+
+
+def test_ort_fp32_matches_torch_on_other_sizes(plain, ckpt, random_checkpoint):
+    torch_runner = TorchRunner(random_checkpoint)
+    ort_runner = OrtRunner(plain, ckpt.config.to_dict())
+    rng = np.random.default_rng(0)
+    for shape in [(3, 96, 64), (1, 30, 41)]:  # batch and tile differ from the export example
+        o = rng.random((shape[0], 13, *shape[1:]), dtype=np.float32)
+        s = rng.random((shape[0], 2, *shape[1:]), dtype=np.float32)
+        a, b = torch_runner(o, s), ort_runner(o, s)
+        for k in a:
+            assert a[k].shape == b[k].shape
+            assert float(np.abs(a[k] - b[k]).max()) < 1e-4, k
+
+
+def test_plugin_graph_has_one_node_per_scale_and_matches_plain(plugin, plain, ckpt):
+    nodes = [n for n in plugin.graph.node if n.op_type == "TDP_PGF"]
+    assert len(nodes) == len(ckpt.config.widths)
+    for n in nodes:
+        assert n.domain == "tdpcr"
+        attrs = {a.name: a.s.decode() for a in n.attribute}
+        assert attrs == {"plugin_version": "1", "plugin_namespace": ""}
+        assert len(n.input) == 6 and len(n.output) == 2
+    assert not any(n.op_type == "Einsum" for n in plugin.graph.node)
+    for scene in tiles(2):
+        a, b = run(plain, ckpt, scene), run(plugin, ckpt, scene)
+        for k in a:
+            assert float(np.abs(a[k] - b[k]).max()) < 1e-5, k
+
+
+def test_fp16_is_explicit_and_keeps_sensitive_nodes_fp32(plain, ckpt):
+    p16 = to_fp16(plain)
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in p16.graph.output)
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in p16.graph.input)
+    assert sum(n.op_type == "Cast" for n in p16.graph.node) > 0
+    inits = {i.name: i for i in p16.graph.initializer}
+    conv_weights = [inits[n.input[1]] for n in p16.graph.node if n.op_type == "Conv" and n.input[1] in inits]
+    assert conv_weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in conv_weights)
+    # The residual that forms the reconstruction stays FP32: its producer is not fed by a cast to FP16.
+    producers = {o: n for n in p16.graph.node for o in n.output}
+    tail = producers["reconstruction"]
+    assert tail.op_type in ("Clip", "Cast")
+    # The plain graph is untouched by the conversion.
+    assert not any(n.op_type == "Cast" and any(a.i == onnx.TensorProto.FLOAT16 for a in n.attribute) for n in plain.graph.node)
+    scene = tiles(1)[0]
+    a, b = run(plain, ckpt, scene), run(p16, ckpt, scene)
+    assert 0 < float(np.abs(a["reconstruction"] - b["reconstruction"]).max()) < 5e-3
+
+
+def test_int8_is_qdq_per_channel_symmetric(plain):
+    q = Int8Quantizer(plain, [(t.optical, t.sar) for t in tiles(4)], method="entropy")
+    try:
+        p8 = q.quantize()
+    finally:
+        q.close()
+    inits = {i.name: numpy_helper.to_array(i) for i in p8.graph.initializer}
+    qs = [n for n in p8.graph.node if n.op_type == "QuantizeLinear"]
+    dqs = [n for n in p8.graph.node if n.op_type == "DequantizeLinear"]
+    assert qs and dqs
+    for n in dqs + qs:  # symmetric: every zero point is 0, INT8
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any()
+    weight_dq = [n for n in dqs if n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    assert weight_dq
+    for n in weight_dq:  # per channel: one scale per output channel
+        assert inits[n.input[1]].shape == (inits[n.input[0]].shape[0],)
+
+
+def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
+    out = tmp_path / "art"
+    m = run_export(ExportOptions(out=out, precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=4, target="jetson-agx-orin-jp6"))
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "manifest.json", "model.onnx"]
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(m))
+    for key in ("schema_version", "model", "checkpoint", "opset", "precision", "inputs", "outputs", "normalization", "classes", "colors", "calibration", "drift", "versions", "target"):
+        assert key in m, key
+    assert m["precision"] == "fp16" and m["tile"] == TILE and m["target"] == "jetson-agx-orin-jp6"
+    assert m["inputs"][0] == {"name": "optical", "shape": ["batch", 13, "height", "width"], "dtype": "float32"}
+    assert [o["name"] for o in m["outputs"]] == ["reconstruction", "segmentation", "reliance"]
+    assert len(m["checkpoint"]["sha256"]) == 64 and m["versions"]["onnxruntime"]
+    drift = json.loads((out / "drift.json").read_text())
+    for key in ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "mean_abs_error"):
+        assert isinstance(drift[key], float) and key in m["drift"]
+    assert drift["within_budget"] and drift["tiles"] == 4
+    # Both backends load the artifact.
+    scene = tiles(1)[0]
+    a = load_runner(out, backend="torch")(scene.optical[None], scene.sar[None])
+    b = load_runner(out, backend="ort")(scene.optical[None], scene.sar[None])
+    assert float(np.abs(a["reconstruction"] - b["reconstruction"]).max()) < 5e-3
+    rows = compare_artifacts([out], tiles=2)
+    assert rows[0]["precision"] == "fp16" and rows[0]["tiles"] == 2 and rows[0]["over_budget"] == []
+
+
+def test_impossible_budget_fails_and_writes_nothing(tmp_path, random_checkpoint):
+    with pytest.raises(DriftBudgetError, match="over budget.*nothing written"):
+        run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="max_abs=1e-9"))
+    assert list(tmp_path.iterdir()) == []
+    m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="max_abs=1e-9", allow_drift=True))
+    assert not m["drift"]["within_budget"] and (tmp_path / "art" / "model.onnx").exists()
+    assert m["calibration"]["tiles"] == 2 and m["calibration"]["method"] == "percentile"
+
+
+def test_mixed_falls_back_the_sensitive_layers_to_fp16(tmp_path, random_checkpoint):
+    # A budget the full INT8 graph breaks but FP16 keeps: some layers must fall back.
+    first = run_export(ExportOptions(out=tmp_path / "int8", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True))
+    budget = f"max_abs={first['drift']['max_abs_error'] / 3:.6g}"
+    m = run_export(ExportOptions(out=tmp_path / "mixed", precision="mixed", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, sensitivity_tiles=1, drift_budget=budget))
+    fallback = m["fp16_fallback_layers"]
+    assert fallback and m["drift"]["within_budget"]
+    assert m["layer_sensitivity"] and max(m["layer_sensitivity"].values()) > 0
+    proto = onnx.load(str(tmp_path / "mixed" / "model.onnx"))
+    inits = {i.name: i for i in proto.graph.initializer}
+    by_name = {n.name: n for n in proto.graph.node}
+    for name in fallback:  # the fallback convolutions run FP16, not INT8
+        w = by_name[name].input[1]
+        assert w in inits and inits[w].data_type == onnx.TensorProto.FLOAT16
+
+
+def test_option_errors(random_checkpoint, tmp_path):
+    with pytest.raises(ConfigError, match="unknown precision"):
+        check_precision("int4")
+    with pytest.raises(ConfigError, match="unknown target profile 'mars'"):
+        run_export(ExportOptions(out=tmp_path / "a", target="mars"))
+    with pytest.raises(DataError, match="data folder not found"):
+        run_export(ExportOptions(out=tmp_path / "a", precision="int8", calib=str(tmp_path / "none"), checkpoint=random_checkpoint))
+    with pytest.raises(ConfigError, match="unknown drift budget key"):
+        parse_budget("psnr=0.3,speed=2")
+    with pytest.raises(ConfigError, match="not a multiple"):
+        run_export(ExportOptions(out=tmp_path / "a", checkpoint=random_checkpoint, tile=66))
+    assert not (tmp_path / "a").exists()
+
+
+def test_profiles_are_complete():
+    names = list_profiles()
+    assert {"jetson-orin-nano-jp6", "jetson-agx-orin-jp6", "jetson-agx-orin-jp7", "jetson-thor-jp7", "x86-rtx", "x86-h100"} <= set(names)
+    for name in names:
+        p = load_profile(name)
+        assert p.precision in ("fp32", "fp16", "int8", "mixed") and p.tile % 4 == 0 and p.gpu_sm >= 80
+        assert tuple(map(int, p.tensorrt_min.split("."))) <= tuple(map(int, p.tensorrt_max.split(".")))
+    assert load_profile("jetson-thor-jp7").gpu_sm == 110
+
+
+def test_runner_contract(random_checkpoint, tmp_path):
+    runner = load_runner(random_checkpoint, backend="torch")
+    with runner:
+        assert runner.is_active
+        with pytest.raises(DataError, match="float32"):
+            runner(np.zeros((1, 13, 8, 8), np.float64), np.zeros((1, 2, 8, 8), np.float32))
+        with pytest.raises(DataError, match="N x 2 x H x W"):
+            runner(np.zeros((1, 13, 8, 8), np.float32), np.zeros((1, 3, 8, 8), np.float32))
+    assert not runner.is_active
+    with pytest.raises(ConfigError, match="unknown backend"):
+        load_runner(random_checkpoint, backend="tflite")
+    with pytest.raises(ConfigError, match="artifact folder"):
+        load_runner(random_checkpoint, backend="ort")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no manifest.json"):
+        load_runner(tmp_path / "empty", backend="ort")
