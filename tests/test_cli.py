@@ -88,3 +88,35 @@ def test_synth_output_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     line = one_error_line(run("synth", tmp_path / "file", "--scenes", "1", "--size", "32"))
     assert "not a folder" in line
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--precision", "int4"], "unknown precision 'int4'"),
+        (["--target", "mars-rover"], "unknown target profile 'mars-rover'"),
+        (["--precision", "int8", "--calib", "NOCALIB"], "data folder not found"),
+        (["--drift-budget", "speed=2"], "unknown drift budget key"),
+    ],
+)
+def test_export_option_errors(tmp_path, args, match):
+    args = [str(tmp_path / "nocalib") if a == "NOCALIB" else a for a in args]
+    line = one_error_line(run("export", "--out", tmp_path / "art", *args))
+    assert match in line
+    assert not (tmp_path / "art").exists()
+
+
+def test_export_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    line = one_error_line(run("export", "--out", tmp_path / "art", "--checkpoint", bad))
+    assert "bad.pt" in line and not (tmp_path / "art").exists()
+
+
+def test_export_and_compare_cli(tmp_path, random_checkpoint):
+    p = run("export", "--out", tmp_path / "art", "--checkpoint", random_checkpoint, "--precision", "fp32", "--tile", "32", "--eval-tiles", "2")
+    assert p.returncode == 0, p.stderr
+    assert "fp32" in p.stdout and "within budget" in p.stdout
+    p = run("compare", tmp_path / "art", "--tiles", "2")
+    assert p.returncode == 0, p.stderr
+    assert "art" in p.stdout and "dPSNR" in p.stdout

@@ -74,7 +74,7 @@ def test_plugin_graph_has_one_node_per_scale_and_matches_plain(plugin, plain, ck
         assert n.domain == "tdpcr"
         attrs = {a.name: a.s.decode() for a in n.attribute}
         assert attrs == {"plugin_version": "1", "plugin_namespace": ""}
-        assert len(n.input) == 6 and len(n.output) == 2
+        assert len(n.input) == 7 and len(n.output) == 2
     assert not any(n.op_type == "Einsum" for n in plugin.graph.node)
     for scene in tiles(2):
         a, b = run(plain, ckpt, scene), run(plugin, ckpt, scene)

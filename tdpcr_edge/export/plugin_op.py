@@ -1,7 +1,8 @@
 """The TDP_PGF node: its ONNX schema and its translation from ``tdpcr::pgf_fuse``.
 
-The node carries the per-pixel part of PGF (DESIGN section 0, steps 2 and 5):
-inputs (optical, sar_proj, prompt, bank, context, bias), outputs (fused, reliance),
+The node carries the per-pixel part of PGF (DESIGN section 0, steps 2, 4 and 5):
+inputs (optical, sar_proj, prompt, bank, context, bias_weight, bias_bias), outputs
+(fused, reliance),
 attributes ``plugin_version="1"`` and ``plugin_namespace=""`` that TensorRT's ONNX parser
 uses to find the plugin creator. Registering a schema lets onnx.checker validate graphs
 holding the node and gives onnxscript its two outputs.
@@ -15,7 +16,7 @@ from onnx.defs import OpSchema
 DOMAIN = "tdpcr"
 OP_TYPE = "TDP_PGF"
 PLUGIN_VERSION = "1"
-INPUTS = ("optical", "sar_proj", "prompt", "bank", "context", "bias")
+INPUTS = ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias")
 OUTPUTS = ("fused", "reliance")
 
 
@@ -27,7 +28,7 @@ def register_schema() -> None:
         OP_TYPE,
         DOMAIN,
         1,
-        doc="Prompt-Guided Fusion, per-pixel part: F = O + A (phi(S) - O), A = sigmoid(g * (P . E) + b).",
+        doc="Prompt-Guided Fusion, per-pixel part: b = conv3x3(P), A = sigmoid(g * (P . E) + b), F = O + A (phi(S) - O).",
         inputs=[param(n, "T") for n in INPUTS],
         outputs=[param(n, "T") for n in OUTPUTS],
         type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "FP32 or FP16, all inputs alike")],
@@ -50,8 +51,8 @@ def translation_table() -> dict:
     opset = onnxscript.values.Opset(DOMAIN, 1)
     op = onnxscript.values.Op(opset, OP_TYPE)
 
-    def tdp_pgf(optical, sar_proj, prompt, bank, context, bias):
-        return op(optical, sar_proj, prompt, bank, context, bias, plugin_version=PLUGIN_VERSION, plugin_namespace="")
+    def tdp_pgf(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias):
+        return op(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias, plugin_version=PLUGIN_VERSION, plugin_namespace="")
 
     return {torch.ops.tdpcr.pgf_fuse.default: tdp_pgf}
 

@@ -9,9 +9,11 @@ Formulation (DESIGN section 0; the paper names the parts, the equations are our 
     A = sigmoid(g * Q + b)                              gate: how much SAR to let in
     F = O + A * (phi(S) - O)                            fused features
 
-``pgf_fuse`` is the per-pixel part (steps Q, A, F). It is kept as a free function with
-plain tensor arguments because it is exactly what the fused CUDA kernel and the TensorRT
-plugin replace; everything else stays ordinary convolutions.
+``pgf_fuse`` is the per-pixel part (the spatial bias b, then Q, A, F). It is kept as a
+free function with plain tensor arguments because it is exactly what the fused CUDA kernel
+and the TensorRT plugin replace: one pass that reads O, phi(S) and P and writes F and the
+reliance map, with b computed from the 3 x 3 neighbourhood of P on the fly. The prompt
+head, phi and the global context (a reduction and a tiny MLP) stay ordinary layers.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ def pgf_fuse(
     prompt: torch.Tensor,
     bank: torch.Tensor,
     context: torch.Tensor,
-    bias: torch.Tensor,
+    bias_weight: torch.Tensor,
+    bias_bias: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gate and fuse.
+    """Spatial bias, gate and fusion.
 
-    optical, sar_proj: N x C x H x W; prompt: N x K x H x W; bank: K x C;
-    context: N x C; bias: N x 1 x H x W. Returns the fused features (N x C x H x W) and
-    the SAR reliance, the gate averaged over channels (N x 1 x H x W). These are the
-    inputs and outputs of the fused kernel and of the TDP_PGF plugin.
+    optical, sar_proj: N x C x H x W; prompt: N x K x H x W; bank: K x C; context: N x C;
+    bias_weight: 1 x K x 3 x 3 and bias_bias: 1, the spatial-bias convolution (zero
+    padding). Returns the fused features (N x C x H x W) and the SAR reliance, the gate
+    averaged over channels (N x 1 x H x W). These are the inputs and outputs of the fused
+    kernel and of the TDP_PGF plugin.
     """
+    bias = F.conv2d(prompt, bias_weight, bias_bias, padding=1)
     q = torch.einsum("nkhw,kc->nchw", prompt, bank)
     gate = torch.sigmoid(context[:, :, None, None] * q + bias)
     fused = optical + gate * (sar_proj - optical)
@@ -49,15 +54,16 @@ def pgf_fuse_op(
     prompt: torch.Tensor,
     bank: torch.Tensor,
     context: torch.Tensor,
-    bias: torch.Tensor,
+    bias_weight: torch.Tensor,
+    bias_bias: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``pgf_fuse`` as one opaque operator, so ONNX export emits a single TDP_PGF node and
     torch.compile sees one call. The CUDA kernel registers itself for this op when built."""
-    return pgf_fuse(optical, sar_proj, prompt, bank, context, bias)
+    return pgf_fuse(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias)
 
 
 @pgf_fuse_op.register_fake
-def _(optical, sar_proj, prompt, bank, context, bias):
+def _(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias):
     n, _, h, w = optical.shape
     return torch.empty_like(optical), optical.new_empty((n, 1, h, w))
 
@@ -87,9 +93,9 @@ class PromptGuidedFusion(nn.Module):
         logits = self.prompt_pw(F.relu(self.prompt_dw(x)))
         prompt = torch.softmax(logits, dim=1)
         context = torch.sigmoid(self.context(x.mean(dim=(2, 3))))
-        bias = self.spatial_bias(prompt)
         fuse = pgf_fuse_op if self.fused_op else pgf_fuse
-        fused, reliance = fuse(optical, self.sar_proj(sar), prompt, self.bank, context, bias)
+        b = self.spatial_bias
+        fused, reliance = fuse(optical, self.sar_proj(sar), prompt, self.bank, context, b.weight, b.bias)
         return {"fused": fused, "prompt_logits": logits, "reliance": reliance}
 
 

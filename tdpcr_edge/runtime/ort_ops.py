@@ -23,9 +23,15 @@ def _register() -> None:
 
     f = PyCustomOpDef.dt_float
 
-    @onnx_op(op_type=OP_TYPE, inputs=[f] * 6, outputs=[f, f], attrs={"plugin_version": PyCustomOpDef.dt_string, "plugin_namespace": PyCustomOpDef.dt_string})
-    def tdp_pgf(optical, sar_proj, prompt, bank, context, bias, **_attrs):
+    @onnx_op(op_type=OP_TYPE, inputs=[f] * 7, outputs=[f, f], attrs={"plugin_version": PyCustomOpDef.dt_string, "plugin_namespace": PyCustomOpDef.dt_string})
+    def tdp_pgf(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias, **_attrs):
         # The same equations as tdpcr_edge.model.pgf.pgf_fuse, in numpy.
+        h, w = prompt.shape[2:]
+        padded = np.pad(prompt, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        bias = np.full((prompt.shape[0], 1, h, w), bias_bias[0], np.float32)
+        for dy in range(3):
+            for dx in range(3):
+                bias += np.einsum("nkhw,k->nhw", padded[:, :, dy : dy + h, dx : dx + w], bias_weight[0, :, dy, dx])[:, None]
         q = np.einsum("nkhw,kc->nchw", prompt, bank)
         gate = 1.0 / (1.0 + np.exp(-(context[:, :, None, None] * q + bias)))
         fused = optical + gate * (sar_proj - optical)
