@@ -7,7 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO := demo-out
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean kernels
+
+# The fused PGF kernels: host reference always, CUDA library with nvcc, TensorRT plugin
+# when TRT_INCLUDE is given (e.g. make kernels TRT_INCLUDE=/usr/include/aarch64-linux-gnu).
+kernels:
+	cmake -S . -B build $(if $(TRT_INCLUDE),-DTensorRT_INCLUDE_DIR=$(TRT_INCLUDE))
+	cmake --build build -j
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +28,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tdpcr-edge synth $(DEMO)/scenes --scenes 4 --size 256 --seed 2026
 	$(BIN)/tdpcr-edge eval --data $(DEMO)/scenes --json $(DEMO)/eval.json --quicklook $(DEMO)/quicklook.png
+	for p in fp32 fp16 int8; do \
+	  $(BIN)/tdpcr-edge export --precision $$p --out $(DEMO)/artifacts/$$p || exit 1; \
+	done
+	$(BIN)/tdpcr-edge compare $(DEMO)/artifacts/fp32 $(DEMO)/artifacts/fp16 $(DEMO)/artifacts/int8 --data $(DEMO)/scenes
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

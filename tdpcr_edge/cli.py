@@ -231,6 +231,41 @@ def compare(
     print_compare(rows)
 
 
+@app.command("build-engine")
+def build_engine_cmd(
+    artifact: Path = typer.Argument(..., help="Artifact folder written by `tdpcr-edge export`."),
+    out: Path = typer.Option(..., "--out", help="Engine folder: model.engine and engine.json."),
+    target: Optional[str] = typer.Option(None, help="Deployment profile (max batch and workspace defaults)."),
+    plugin_lib: Optional[Path] = typer.Option(None, help="libtdpcr_trt_plugin.so, for graphs with TDP_PGF nodes."),
+    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache to reuse and update."),
+    workspace: Optional[int] = typer.Option(None, help="Builder workspace in MiB."),
+    max_batch: Optional[int] = typer.Option(None, help="Largest batch of the optimisation profile."),
+) -> None:
+    """Build a TensorRT engine from an artifact, on the device that will run it."""
+    from .export.engine import build_engine, plan_trtexec
+
+    kwargs = dict(target=target, plugin_lib=plugin_lib, timing_cache=timing_cache, workspace_mb=workspace, max_batch=max_batch)
+    command = plan_trtexec(artifact, out, **kwargs)  # checks the artifact and options first
+    with err_console.status("building the TensorRT engine (minutes on a Jetson)"):
+        record = build_engine(artifact, out, **kwargs)
+    console.print(f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), {record['precision']}")
+    console.print(f"equivalent trtexec command:\n  {record.get('trtexec', command)}", highlight=False)
+
+
+@app.command()
+def doctor() -> None:
+    """What this machine has: torch, ONNX Runtime, TensorRT, CUDA, GPUs, kernels, profile."""
+    from .doctor import diagnose
+
+    table = Table(title="tdpcr-edge doctor")
+    for col in ("item", "status", "detail"):
+        table.add_column(col)
+    for row in diagnose():
+        style = {"ok": "green", "missing": "yellow"}.get(row.status)
+        table.add_row(row.item, f"[{style}]{row.status}[/]" if style else row.status, row.detail)
+    console.print(table)
+
+
 def main() -> None:
     try:
         app()

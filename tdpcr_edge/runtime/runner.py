@@ -89,12 +89,18 @@ BACKENDS = ("torch", "ort", "trt")
 
 
 def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs) -> Runner:
-    """A runner for a checkpoint file (torch), or an artifact folder written by
-    ``tdpcr-edge export`` (torch loads its checkpoint, ort its model.onnx). ``None`` is the
-    shipped checkpoint."""
+    """A runner for a checkpoint file (torch), an artifact folder written by
+    ``tdpcr-edge export`` (torch loads its checkpoint, ort its model.onnx), or an engine
+    folder written by ``tdpcr-edge build-engine`` (trt). ``None`` is the shipped checkpoint."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     path = Path(path) if path is not None else None
+    if backend == "trt":
+        if path is None or not (path / "engine.json").exists():
+            raise ConfigError(f"{path}: the trt backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge build-engine ART --out DIR`")
+        from .trt_runner import TrtRunner
+
+        return TrtRunner(path, **kwargs)
     artifact = path is not None and path.is_dir()
     if artifact and not (path / "manifest.json").exists():
         raise ConfigError(f"{path}: no manifest.json; pass a checkpoint file or a folder written by `tdpcr-edge export`")
@@ -109,4 +115,4 @@ def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs
 
         manifest = json.loads((path / "manifest.json").read_text())
         return OrtRunner(path / "model.onnx", manifest["model"], **kwargs)
-    raise ConfigError("the trt backend arrives with TensorRT engine support; use torch or ort")
+    raise AssertionError(backend)

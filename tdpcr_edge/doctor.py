@@ -1,0 +1,81 @@
+"""`tdpcr-edge doctor`: what this machine has for each step of the pipeline. Every probe is
+guarded: a missing library is a row that says so, never a crash."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+
+@dataclass
+class Row:
+    item: str
+    status: str  # "ok", "missing", "info"
+    detail: str
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def diagnose() -> list[Row]:
+    from .export.engine import match_profile
+    from .export.profiles import list_profiles
+    from .model.fused import LIB_NAMES, find_library, search_dirs
+    from .runtime.trt_compat import cuda_binding, detect_gpus
+
+    rows = [Row("python", "info", f"{platform.python_version()} on {platform.machine()}")]
+    try:
+        import torch
+
+        cuda = f"CUDA {torch.version.cuda}, device available: {torch.cuda.is_available()}" if torch.version.cuda else "CPU build"
+        rows.append(Row("torch", "ok", f"{torch.__version__} ({cuda})"))
+    except ImportError:
+        rows.append(Row("torch", "missing", "needed for training, eval and the torch backend"))
+    try:
+        ort = importlib.import_module("onnxruntime")
+        rows.append(Row("onnxruntime", "ok", f"{ort.__version__}, providers: {', '.join(ort.get_available_providers())}"))
+    except ImportError:
+        rows.append(Row("onnxruntime", "missing", "pip install 'tdpcr-edge[export]'"))
+    for dist in ("onnx", "onnxsim", "onnxscript", "onnxconverter-common", "onnxruntime-extensions"):
+        v = _version(dist)
+        rows.append(Row(dist, "ok" if v else "missing", v or "pip install 'tdpcr-edge[export]'"))
+    trt_version = None
+    try:
+        trt = importlib.import_module("tensorrt")
+        trt_version = trt.__version__
+        rows.append(Row("tensorrt", "ok", trt_version))
+    except ImportError:
+        rows.append(Row("tensorrt", "missing", "needed for build-engine and the trt backend (JetPack, or pip install tensorrt-cu12)"))
+    binding = cuda_binding()
+    rows.append(Row("CUDA Python binding", "ok" if binding else "missing", binding or "pip install cuda-python (or pycuda)"))
+    gpus = detect_gpus()
+    if gpus:
+        for i, g in enumerate(gpus):
+            mem = f", {g.memory_mb} MiB" if g.memory_mb else ""
+            rows.append(Row(f"GPU {i}", "ok", f"{g.name}, SM {g.sm}{mem}"))
+    else:
+        rows.append(Row("GPU", "missing", "no CUDA GPU visible (nvidia-smi, torch)"))
+    for kind in ("host", "cuda", "plugin"):
+        path = find_library(kind)
+        if path is None:
+            rows.append(Row(LIB_NAMES[kind], "missing", f"not in {', '.join(map(str, search_dirs()))}; run `make kernels`"))
+            continue
+        try:
+            ctypes.CDLL(str(path))
+            rows.append(Row(LIB_NAMES[kind], "ok", f"{path} (loads)"))
+        except OSError as exc:
+            rows.append(Row(LIB_NAMES[kind], "missing", f"{path} does not load: {exc}"))
+    if gpus:
+        profile = match_profile(gpus[0].sm, trt_version, list_profiles())
+        rows.append(Row("target profile", "ok" if profile else "missing",
+                        profile.name if profile else f"no profile for SM {gpus[0].sm} and TensorRT {trt_version or '-'}"))
+    else:
+        rows.append(Row("target profile", "info", "no GPU, so no device profile applies"))
+    return rows
