@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import TdpcrError
+from .errors import ConfigError, TdpcrError
 
 app = typer.Typer(
     name="tdpcr-edge",
@@ -229,6 +229,64 @@ def compare(
     with err_console.status("compare"):
         rows = compare_artifacts(artifacts, data, tiles)
     print_compare(rows)
+
+
+@app.command()
+def infer(
+    out: Path = typer.Option(..., "--out", help="Output folder (one sub-folder per scene with --pairs)."),
+    optical: Optional[Path] = typer.Option(None, help="Cloudy optical GeoTIFF."),
+    sar: Optional[Path] = typer.Option(None, help="SAR GeoTIFF (VV, VH in dB) on the same grid, or use --align."),
+    pairs: Optional[Path] = typer.Option(None, help="CSV with columns optical,sar[,reference][,labels][,cloud][,name]."),
+    model: Optional[str] = typer.Option(None, help="Checkpoint, artifact folder or engine folder (default: the shipped checkpoint)."),
+    backend: str = typer.Option("auto", help="auto, torch, ort or trt."),
+    tile: int = typer.Option(256, help="Tile size in pixels."),
+    overlap: int = typer.Option(32, help="Overlap between tiles in pixels."),
+    batch: int = typer.Option(4, help="Tiles per inference batch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its journal."),
+    skip_clear: bool = typer.Option(False, "--skip-clear", help="Skip the model on tiles a cheap cloud score finds clear."),
+    align: bool = typer.Option(False, "--align", help="Reproject the SAR onto the optical grid."),
+    reference: Optional[Path] = typer.Option(None, help="Cloud-free reference GeoTIFF: score the reconstruction."),
+    labels: Optional[Path] = typer.Option(None, help="Land-cover labels GeoTIFF: score the classes."),
+    cloud: Optional[Path] = typer.Option(None, help="Cloud-thickness GeoTIFF: scores by thickness bin."),
+) -> None:
+    """Stream whole scenes through the model: COG outputs, run.json, quick look."""
+    from .runtime.stream import StreamOptions, read_pairs, run_stream
+
+    if pairs is not None:
+        jobs = [(out / row["name"], row) for row in read_pairs(pairs)]
+    elif optical is not None and sar is not None:
+        jobs = [(out, {"optical": optical, "sar": sar, "reference": reference, "labels": labels, "cloud": cloud})]
+    else:
+        raise ConfigError("pass --optical and --sar, or --pairs LIST.csv")
+    for folder, job in jobs:
+        opts = StreamOptions(optical=job["optical"], sar=job["sar"], out=folder, model=model, backend=backend, tile=tile, overlap=overlap,
+                             batch=batch, resume=resume, skip_clear=skip_clear, align=align, reference=job.get("reference"),
+                             labels=job.get("labels"), cloud=job.get("cloud"))
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            task = progress.add_task(f"infer {folder.name}", total=None)
+            record = run_stream(opts, on_tile=lambda: progress.advance(task), on_start=lambda n: progress.update(task, total=n))
+        print_run(folder, record)
+
+
+def print_run(folder: Path, r: dict) -> None:
+    t, lat = r["tiles"], r["latency_ms_per_tile"]
+    console.print(
+        f"{folder}: {r['inputs']['size'][0]}x{r['inputs']['size'][1]} px, {t['processed']} tiles ({t['skipped_clear']} skipped as clear) "
+        f"in {r['wall_s']:.1f} s = {r['tiles_per_s']:.2f} tiles/s, {r['model']['backend']} backend, peak RSS {r['peak_rss_mb']:.0f} MB"
+    )
+    console.print("  ms per tile: " + ", ".join(f"{k} {v:.1f}" for k, v in lat.items()))
+    if "accuracy" in r:
+        m, i = r["accuracy"]["model"], r["accuracy"]["input"]
+        parts = []
+        if "psnr" in m:
+            parts.append(f"PSNR {i.get('psnr', float('nan')):.2f} -> {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, SAM {m['sam']:.2f} deg")
+        if "miou" in m:
+            parts.append(f"mIoU {m['miou']:.1f} %, OA {m['oa']:.1f} %")
+        for name, b in r["accuracy"]["bins"].items():
+            if "psnr" in b["model"]:
+                parts.append(f"{name}: {b['input'].get('psnr', float('nan')):.1f} -> {b['model']['psnr']:.1f} dB")
+        console.print("  accuracy: " + "; ".join(parts))
 
 
 @app.command("build-engine")

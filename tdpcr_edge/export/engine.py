@@ -12,7 +12,6 @@ TensorRT.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from pathlib import Path
 from ..errors import CheckpointError, ConfigError, TdpcrError
 from ..io_utils import atomic_dir, atomic_path, write_json
 from ..train.checkpoint import file_sha256
-from .manifest import read_manifest
+from .manifest import read_manifest, read_record
 from .plugin_op import OP_TYPE
 from .profiles import Profile, load_profile
 
@@ -100,12 +99,7 @@ def engine_record(manifest: dict, onnx_sha256: str, trt_version: str, gpu_name: 
 
 def read_engine_record(engine_dir: str | Path) -> dict:
     path = Path(engine_dir) / "engine.json"
-    if not path.exists():
-        raise CheckpointError(f"{path}: missing; {engine_dir} is not a folder written by `tdpcr-edge build-engine`")
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc}); rebuild the engine") from exc
+    record = read_record(path, f"{engine_dir} is not a folder written by `tdpcr-edge build-engine`", "rebuild the engine")
     if not (Path(engine_dir) / "model.engine").is_file():
         raise CheckpointError(f"{Path(engine_dir) / 'model.engine'}: missing; rebuild the engine")
     return record

@@ -34,14 +34,19 @@ def build_manifest(**fields) -> dict:
     }
 
 
+def read_record(path: Path, missing: str, fix: str) -> dict:
+    """A JSON record of an artifact or engine folder, or a CheckpointError naming the file."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing; {missing}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+
+
 def read_manifest(artifact: str | Path) -> dict:
     path = Path(artifact) / "manifest.json"
-    if not path.exists():
-        raise CheckpointError(f"{path}: missing; {artifact} is not an artifact written by `tdpcr-edge export`")
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc}); export the artifact again") from exc
+    manifest = read_record(path, f"{artifact} is not an artifact written by `tdpcr-edge export`", "export the artifact again")
     if manifest.get("schema_version", 0) > SCHEMA_VERSION:
         raise CheckpointError(f"{path}: manifest schema {manifest['schema_version']} is newer than this tdpcr-edge reads; upgrade tdpcr-edge")
     return manifest

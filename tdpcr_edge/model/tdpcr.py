@@ -125,8 +125,8 @@ class TDPCR(nn.Module):
     """Inputs NCHW float32 in [0, 1]; H and W multiples of ``config.multiple``.
 
     Returns ``reconstruction`` (N x bands, in [0, 1]), ``segmentation`` (class logits),
-    ``reliance`` (full-resolution SAR reliance in [0, 1], PGF only) and
-    ``prompt_logits`` (per scale, PGF only, for prompt supervision).
+    ``reliance`` (full-resolution SAR reliance in [0, 1], PGF only), and per scale, for
+    supervision, ``prompt_logits`` and ``reliance_maps`` (PGF only).
     """
 
     def __init__(self, config: ModelConfig):
@@ -148,14 +148,13 @@ class TDPCR(nn.Module):
         )
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        fused, prompt_logits, reliance = [], [], None
+        fused, prompt_logits, reliance_maps = [], [], []
         for o, s, fusion in zip(self.optical_encoder(optical), self.sar_encoder(sar), self.fusion):
             out = fusion(o, s)
             fused.append(out["fused"])
             if "prompt_logits" in out:
                 prompt_logits.append(out["prompt_logits"])
-                if reliance is None:
-                    reliance = out["reliance"]
+                reliance_maps.append(out["reliance"])
         x = fused[-1]
         levels = [x]
         for i in reversed(range(len(self.decoder))):
@@ -170,9 +169,10 @@ class TDPCR(nn.Module):
             "reconstruction": torch.clamp(optical + self.reconstruction_head(x), 0.0, 1.0),
             "segmentation": self.segmentation_head(semantic),
             "prompt_logits": prompt_logits,
+            "reliance_maps": reliance_maps,
         }
-        if reliance is not None:
-            result["reliance"] = reliance
+        if reliance_maps:
+            result["reliance"] = reliance_maps[0]
         return result
 
     def phase_parameters(self, phase: int) -> list[nn.Parameter]:

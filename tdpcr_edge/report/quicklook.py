@@ -67,3 +67,32 @@ def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def scene_quicklook(path, reader, out, meta: dict, labels=None, max_side: int = 768) -> None:
+    """A decimated look at a streamed scene: cloudy input, SAR, reconstruction, classes
+    (and truth when labels are given), read through overviews, never at full size."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    from ..data.normalize import Normalization
+
+    norm = Normalization.from_dict(meta["normalization"])
+    f = max(1, -(-max(reader.height, reader.width) // max_side))
+    shape = (max(1, reader.height // f), max(1, reader.width // f))
+
+    def read(src, resampling=Resampling.average):
+        return src.read(out_shape=(src.count, *shape), resampling=resampling)
+
+    cloudy = norm.optical_to_model(read(reader.opt))
+    sar = norm.sar_to_model(np.nan_to_num(read(reader.sar_src), nan=norm.sar_min_db[0]))
+    with rasterio.open(out / "reconstruction.tif") as src:
+        recon = norm.optical_to_model(read(src))
+    with rasterio.open(out / "classes.tif") as src:
+        classes = read(src, Resampling.nearest)[0]
+    truth = None
+    if labels:
+        with rasterio.open(labels) as src:
+            truth = read(src, Resampling.nearest)[0]
+    row = {"title": Path(reader.optical_path).stem, "cloudy": cloudy, "sar": sar, "reconstruction": recon, "classes": classes, "truth": truth}
+    save_quicklook(path, [row], meta["classes"], meta["colors"])

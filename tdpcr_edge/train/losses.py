@@ -38,3 +38,14 @@ def prompt_loss(prompt_logits: list[torch.Tensor], cloud: torch.Tensor) -> torch
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels, ignore_index=255)
+
+
+def reliance_loss(reliance_maps: list[torch.Tensor], cloud: torch.Tensor) -> torch.Tensor:
+    """Supervision of PGF's gate: at every scale, the channel-mean gate (SAR reliance)
+    should follow the cloud thickness, so SAR flows in where the optical is corrupted and
+    the runtime's confidence map means what it says."""
+    losses = []
+    for rel in reliance_maps:
+        target = F.adaptive_avg_pool2d(cloud[:, None], rel.shape[-2:])
+        losses.append(F.binary_cross_entropy(rel.clamp(1e-6, 1 - 1e-6), target))
+    return torch.stack(losses).mean()

@@ -1,7 +1,8 @@
 """Two-phase training (DESIGN section 0).
 
 Phase 1 learns reconstruction: everything but the segmentation head and the adapters,
-with L1 + SSIM and, for PGF, the degradation prompt supervised by cloud thickness.
+with L1 + SSIM and, for PGF, the degradation prompt and the gate's SAR reliance both
+supervised by cloud thickness.
 Phase 2 is the parameter-efficient semantic phase: encoders, PGF, decoder and the
 reconstruction head are frozen (batch-norm statistics included); only the segmentation
 head and the low-rank multi-scale adapters beside the decoder train, on cross-entropy.
@@ -30,7 +31,7 @@ from ..evaluate import evaluate_scenes
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .losses import prompt_loss, reconstruction_loss, segmentation_loss
+from .losses import prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainOptions:
     lr: float = 2e-3
     seed: int = 0
     prompt_weight: float = 0.1
+    reliance_weight: float = 0.1
     save_every: int = 100
     val_scenes: int = 8
     val_size: int = 128
@@ -147,6 +149,8 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
                 loss = reconstruction_loss(outputs["reconstruction"], b["clear"], b["valid"])
                 if outputs["prompt_logits"] and opts.prompt_weight > 0:
                     loss = loss + opts.prompt_weight * prompt_loss(outputs["prompt_logits"], b["cloud"])
+                if outputs["reliance_maps"] and opts.reliance_weight > 0:
+                    loss = loss + opts.reliance_weight * reliance_loss(outputs["reliance_maps"], b["cloud"])
             else:
                 loss = segmentation_loss(outputs["segmentation"], b["labels"])
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,526 @@
+"""Streaming whole scenes: windowed reads, tiled inference, feathered blending, COG outputs.
+
+Three stages run in threads joined by bounded queues, so memory is bounded by the queue
+depth and one strip of rows, never the scene:
+
+    reader (rasterio windows, normalise, mask) -> queue -> inference (batches of one tile
+    row) -> queue -> writer (blend into a strip, save finished strips)
+
+Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
+the writer saves them as one part file (atomically) and records it in a journal. A run
+killed at any point resumes (``resume=True``) from the first tile row that touches an
+unfinished row, with the same per-row batches, so the result is identical to an
+uninterrupted run. At the end the strips are assembled into tiled GeoTIFFs, converted to
+COGs and renamed into place: outputs appear complete or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import queue
+import resource
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ..data.normalize import Normalization
+from ..errors import ConfigError, DataError
+from ..io_utils import atomic_path, write_json
+from .runner import Runner
+from .tiles import TileGrid, feather
+
+OUTPUTS = ("reconstruction.tif", "classes.tif", "confidence.tif")
+PARTIAL = ".partial"
+CLOUD_BRIGHTNESS = 0.25  # blue-band reflectance above which a pixel looks like cloud
+
+
+@dataclass
+class StreamOptions:
+    optical: Path
+    sar: Path
+    out: Path
+    model: str | None = None
+    backend: str = "auto"
+    tile: int = 256
+    overlap: int = 32
+    batch: int = 4
+    resume: bool = False
+    skip_clear: bool = False
+    clear_fraction: float = 0.01
+    align: bool = False
+    reference: Path | None = None
+    labels: Path | None = None
+    cloud: Path | None = None
+    quicklook: bool = True
+    queue_depth: int = 8
+
+
+@dataclass
+class Stages:
+    """Seconds spent per stage, summed over tiles (stages overlap in time)."""
+
+    read: float = 0.0
+    preprocess: float = 0.0
+    infer: float = 0.0
+    postprocess: float = 0.0
+    write: float = 0.0
+
+
+def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
+    """The runner and the model's metadata (normalisation, classes, colours)."""
+    from . import load_runner
+
+    path = Path(model) if model else None
+    if backend == "auto":
+        if path is not None and (path / "engine.json").exists():
+            backend = "trt"
+        elif path is not None and (path / "manifest.json").exists():
+            backend = "ort"
+        else:
+            backend = "torch"
+    runner = load_runner(path, backend=backend)
+    if backend == "torch":
+        ck = runner.checkpoint
+        meta = {"normalization": ck.normalization.to_dict(), "classes": ck.classes, "colors": [list(c) for c in ck.colors], "model": ck.config.to_dict()}
+    else:
+        rec = json.loads((path / ("engine.json" if backend == "trt" else "manifest.json")).read_text())
+        meta = {k: rec[k] for k in ("normalization", "classes", "colors", "model")}
+    meta["backend"] = backend
+    meta["source"] = str(path) if path else "shipped checkpoint"
+    return runner, meta
+
+
+class SceneReader:
+    """Optical and SAR of one scene, checked against each other, read by window."""
+
+    def __init__(self, optical: Path, sar: Path, norm: Normalization, align: bool):
+        self.optical_path, self.sar_path, self.norm = Path(optical), Path(sar), norm
+        self.opt = _open(self.optical_path, "optical")
+        self.sar_src = _open(self.sar_path, "SAR")
+        if self.opt.count != len(norm.optical_bands):
+            raise DataError(f"{optical}: optical has {self.opt.count} bands, the model expects {len(norm.optical_bands)}; pass the matching scene or model")
+        if self.sar_src.count != len(norm.sar_bands):
+            raise DataError(f"{sar}: SAR has {self.sar_src.count} bands, the model expects {len(norm.sar_bands)} (VV, VH)")
+        same = self.sar_src.crs == self.opt.crs and self.sar_src.transform.almost_equals(self.opt.transform) and self.sar_src.shape == self.opt.shape
+        if not same:
+            if not align:
+                raise DataError(
+                    f"{sar}: CRS, transform or size ({self.sar_src.crs}, {self.sar_src.width}x{self.sar_src.height}) differs from "
+                    f"{optical.name} ({self.opt.crs}, {self.opt.width}x{self.opt.height}); pass --align to reproject the SAR onto the optical grid"
+                )
+            self.sar_src = WarpedVRT(self.sar_src, crs=self.opt.crs, transform=self.opt.transform, width=self.opt.width, height=self.opt.height, resampling=Resampling.bilinear)
+        self.height, self.width = self.opt.height, self.opt.width
+        self.profile = self.opt.profile
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            o = self.opt.read(window=window)
+            om = self.opt.read_masks(window=window)
+        except RasterioError as exc:
+            raise DataError(f"{self.optical_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        try:
+            s = self.sar_src.read(window=window)
+            sm = self.sar_src.read_masks(window=window)
+        except RasterioError as exc:
+            raise DataError(f"{self.sar_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        valid = (om != 0).all(0) & (sm != 0).all(0)
+        if np.issubdtype(o.dtype, np.floating):
+            valid &= np.isfinite(o).all(0)
+        if np.issubdtype(s.dtype, np.floating):
+            valid &= np.isfinite(s).all(0)
+        optical = np.where(valid[None], self.norm.optical_to_model(np.nan_to_num(o)), 0.0).astype(np.float32)
+        sar = np.where(valid[None], self.norm.sar_to_model(np.nan_to_num(s, nan=self.norm.sar_min_db[0])), 0.0).astype(np.float32)
+        return optical, sar, valid
+
+    def close(self) -> None:
+        self.sar_src.close()
+        self.opt.close()
+
+
+def _open(path: Path, what: str):
+    if not Path(path).is_file():
+        raise DataError(f"{path}: {what} file not found; check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise DataError(f"{path}: cannot open {what} as a GeoTIFF ({str(exc).splitlines()[0]}); re-create or re-download it") from exc
+
+
+def _pad_to(a: np.ndarray, tile: int) -> np.ndarray:
+    h, w = a.shape[-2:]
+    if h == tile and w == tile:
+        return a
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, tile - h), (0, tile - w)]
+    return np.pad(a, pad, mode="reflect" if h > tile - h and w > tile - w else "edge")
+
+
+def cloud_fraction(optical: np.ndarray, valid: np.ndarray) -> float:
+    """A cheap cloud score: the share of valid pixels brighter than CLOUD_BRIGHTNESS in the
+    blue band (B02), where land is dark and cloud bright."""
+    if not valid.any():
+        return 0.0
+    return float((optical[1][valid] > CLOUD_BRIGHTNESS).mean())
+
+
+class Journal:
+    """The record of finished strips: what resume trusts."""
+
+    def __init__(self, folder: Path, fingerprint: dict):
+        self.folder = folder
+        self.path = folder / "journal.json"
+        self.fingerprint = fingerprint
+        self.flushed = 0
+        self.strips: list[dict] = []
+
+    def load(self) -> bool:
+        if not self.path.exists():
+            return False
+        d = json.loads(self.path.read_text())
+        if d["fingerprint"] != self.fingerprint:
+            raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
+        self.flushed, self.strips = d["flushed"], d["strips"]
+        missing = [s["file"] for s in self.strips if not (self.folder / s["file"]).exists()]
+        if missing:
+            raise DataError(f"{self.folder / missing[0]}: listed in the journal but missing; delete {self.folder} and run again")
+        return True
+
+    def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
+        name = f"strip_{y0:07d}_{y1:07d}.npz"
+        with atomic_path(self.folder / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        self.strips.append({"file": name, "y0": y0, "y1": y1})
+        self.flushed = y1
+        write_json(self.path, {"fingerprint": self.fingerprint, "flushed": self.flushed, "strips": self.strips})
+
+
+class Blender:
+    """Weighted sums of one strip of rows [base, base + tile), full width."""
+
+    def __init__(self, width: int, tile: int, bands: int, classes: int, base: int):
+        self.base = base
+        self.recon = np.zeros((bands, tile, width), np.float32)
+        self.logits = np.zeros((classes, tile, width), np.float32)
+        self.rel = np.zeros((tile, width), np.float32)
+        self.w = np.zeros((tile, width), np.float32)
+        self.wcls = np.zeros((tile, width), np.float32)
+        self.valid = np.zeros((tile, width), bool)
+
+    def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid) -> None:
+        y0, x0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        skip = max(0, self.base - y0)  # rows already final (resume)
+        if skip >= h:
+            return
+        sl = (slice(y0 + skip - self.base, y0 + h - self.base), slice(x0, x0 + w))
+        wt = weight[skip:h, :w]
+        self.recon[(slice(None), *sl)] += recon[:, skip:h, :w] * wt
+        self.rel[sl] += rel[skip:h, :w] * wt
+        self.w[sl] += wt
+        if logits is not None:
+            self.logits[(slice(None), *sl)] += logits[:, skip:h, :w] * wt
+            self.wcls[sl] += wt
+        self.valid[sl] |= valid[skip:h, :w]
+
+    def take(self, upto: int, norm: Normalization) -> dict[str, np.ndarray]:
+        """Finish rows [base, upto) and shift the strip up."""
+        n = upto - self.base
+        w = np.maximum(self.w[:n], 1e-12)
+        valid = self.valid[:n]
+        recon = norm.optical_from_model(self.recon[:, :n] / w)
+        recon[:, ~valid] = 0
+        classes = np.argmax(self.logits[:, :n], axis=0).astype(np.uint8)
+        classes[(self.wcls[:n] == 0) | ~valid] = 255
+        conf = (self.rel[:n] / w).astype(np.float32)
+        conf[~valid] = np.nan
+        out = {"reconstruction": recon, "classes": classes, "confidence": conf}
+        for a in (self.recon, self.logits):
+            a[:, :-n] = a[:, n:].copy() if n < a.shape[1] else 0
+            a[:, -n:] = 0
+        for a in (self.rel, self.w, self.wcls, self.valid):
+            a[:-n] = a[n:].copy() if n < a.shape[0] else 0
+            a[-n:] = 0
+        self.base = upto
+        return out
+
+
+def _fingerprint(opts: StreamOptions, meta: dict, reader: SceneReader) -> dict:
+    def stat(p):
+        s = Path(p).stat()
+        return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
+
+    model = meta["source"]
+    model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
+    return {"optical": stat(opts.optical), "sar": stat(opts.sar), "model": model_id, "backend": meta["backend"],
+            "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "skip_clear": opts.skip_clear, "align": opts.align,
+            "size": [reader.height, reader.width]}
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{out}: output folder is not writable ({exc.strerror}); pick another --out") from exc
+
+
+def run_stream(opts: StreamOptions, on_tile: Callable[[], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
+    """Stream one scene; return the run record also written to ``out/run.json``."""
+    wall0 = time.perf_counter()
+    if opts.batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {opts.batch}")
+    for path in (opts.reference, opts.labels, opts.cloud):
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"{path}: not found; check the path")
+    # Every check that can fail on the inputs runs before anything is created.
+    grid_check = TileGrid(opts.tile, opts.tile, opts.tile, opts.overlap)  # validates tile/overlap
+    del grid_check
+    runner, meta = open_runner(opts.model, opts.backend)
+    runner.activate()
+    norm = Normalization.from_dict(meta["normalization"])
+    reader = SceneReader(opts.optical, opts.sar, norm, opts.align)
+    grid = TileGrid(reader.height, reader.width, opts.tile, opts.overlap)
+    _check_not_all_nodata(reader, opts.optical)
+    out = Path(opts.out)
+    _check_writable(out)
+    partial = out / PARTIAL
+    journal = Journal(partial, _fingerprint(opts, meta, reader))
+    if opts.resume and journal.load():
+        resumed_from = journal.flushed
+    else:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        resumed_from = None
+    start_row = grid.first_row_touching(journal.flushed)
+    rows = list(range(start_row, len(grid.ys)))
+    total_tiles = sum(len(grid.xs) for _ in rows)
+    if on_start:
+        on_start(total_tiles)
+
+    stages = Stages()
+    counts = {"tiles": 0, "skipped": 0}
+    q_in: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
+    q_out: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    num_classes = len(meta["classes"])
+
+    # Every wait checks `stop`, so a failure in any stage ends the others promptly.
+    def put(q, item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def get(q):
+        while not stop.is_set():
+            try:
+                return q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
+    def read_stage():
+        try:
+            for r in rows:
+                for t in grid.row(r):
+                    if stop.is_set():
+                        return
+                    t0 = time.perf_counter()
+                    optical, sar, valid = reader.read(t.window)
+                    t1 = time.perf_counter()
+                    skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid) < opts.clear_fraction
+                    item = ("tile", t, _pad_to(optical, opts.tile), _pad_to(sar, opts.tile), valid, skip)
+                    stages.read += t1 - t0
+                    stages.preprocess += time.perf_counter() - t1
+                    put(q_in, item)
+                put(q_in, ("row", r))
+            put(q_in, None)
+        except BaseException as exc:  # noqa: BLE001  (handed to the main thread)
+            errors.append(exc)
+            stop.set()
+
+    def write_stage():
+        try:
+            blender = Blender(reader.width, opts.tile, reader.opt.count, num_classes, journal.flushed)
+            while True:
+                item = get(q_out)
+                if item is None:
+                    return
+                t0 = time.perf_counter()
+                if item[0] == "row":
+                    upto = grid.final_rows(item[1])
+                    if upto > blender.base:
+                        y0 = blender.base
+                        arrays = blender.take(upto, norm)
+                        t1 = time.perf_counter()
+                        stages.postprocess += t1 - t0
+                        journal.add(y0, upto, arrays)
+                        stages.write += time.perf_counter() - t1
+                    continue
+                _, t, recon, logits, rel, valid = item
+                weight = feather(opts.tile, opts.tile, opts.overlap, t.taper)
+                blender.add(t.window, weight, recon, logits, rel, valid)
+                stages.postprocess += time.perf_counter() - t0
+                if on_tile:
+                    on_tile()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            stop.set()
+
+    reader_thread = threading.Thread(target=read_stage, daemon=True)
+    writer_thread = threading.Thread(target=write_stage, daemon=True)
+    reader_thread.start()
+    writer_thread.start()
+    pending: list = []
+
+    def flush_batch():
+        if not pending:
+            return
+        run = [p for p in pending if not p[5]]
+        if run:
+            t0 = time.perf_counter()
+            res = runner(np.stack([p[2] for p in run]), np.stack([p[3] for p in run]))
+            stages.infer += time.perf_counter() - t0
+        k = 0
+        for p in pending:
+            _, t, optical, _sar, valid, skip = p
+            h, w = int(t.window.height), int(t.window.width)
+            if skip:
+                counts["skipped"] += 1
+                put(q_out, ("tile", t, optical[:, :h, :w], None, np.zeros((h, w), np.float32), valid))
+            else:
+                put(q_out, ("tile", t, res["reconstruction"][k][:, :h, :w], res["segmentation"][k][:, :h, :w], res["reliance"][k][0, :h, :w], valid))
+                k += 1
+            counts["tiles"] += 1
+        pending.clear()
+
+    try:
+        with runner:
+            while True:
+                item = get(q_in)
+                if item is None:
+                    break
+                if item[0] == "row":
+                    flush_batch()  # batches never span rows, so a resumed run batches alike
+                    put(q_out, item)
+                    continue
+                pending.append(item)
+                if len(pending) == opts.batch:
+                    flush_batch()
+            flush_batch()
+    except BaseException as exc:  # noqa: BLE001
+        errors.append(exc)
+        stop.set()
+    finally:
+        put(q_out, None)  # the writer drains what is queued, then ends (at once if stopped)
+        writer_thread.join()
+        stop.set()
+        reader_thread.join()
+    if errors:
+        reader.close()
+        raise errors[0]
+
+    t0 = time.perf_counter()
+    written = assemble(out, journal, reader, meta, norm)
+    stages.write += time.perf_counter() - t0
+    record = {
+        "inputs": {"optical": str(opts.optical), "sar": str(opts.sar), "size": [reader.width, reader.height], "crs": str(reader.opt.crs)},
+        "model": {"source": meta["source"], "backend": meta["backend"], "config": meta["model"].get("name")},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "tiles": {"total": len(grid), "processed": counts["tiles"], "skipped_clear": counts["skipped"], "resumed_from_row": resumed_from},
+        "latency_s": {k: round(v, 4) for k, v in asdict(stages).items()},
+        "latency_ms_per_tile": {k: round(1e3 * v / max(counts["tiles"], 1), 3) for k, v in asdict(stages).items()},
+        "wall_s": round(time.perf_counter() - wall0, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "outputs": written,
+    }
+    record["tiles_per_s"] = round(counts["tiles"] / max(record["wall_s"], 1e-9), 3)
+    if opts.reference or opts.labels:
+        from .scene_metrics import score_outputs
+
+        record["accuracy"] = score_outputs(out, opts, reader, norm, num_classes)
+    if opts.quicklook:
+        from ..report.quicklook import scene_quicklook
+
+        scene_quicklook(out / "quicklook.png", reader, out, meta, labels=opts.labels)
+    reader.close()
+    write_json(out / "run.json", record)
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)
+    return record
+
+
+def _check_not_all_nodata(reader: SceneReader, path: Path) -> None:
+    """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene."""
+    h, w = min(reader.height, 512), min(reader.width, 512)
+    masks = reader.opt.read_masks(out_shape=(reader.opt.count, h, w), resampling=Resampling.nearest)
+    if not (masks != 0).all(0).any():
+        masks = reader.opt.read_masks()  # small scenes or thin valid areas: look at every pixel
+        if not (masks != 0).all(0).any():
+            raise DataError(f"{path}: every pixel is nodata; nothing to process")
+
+
+def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm: Normalization) -> list[str]:
+    """Strips -> tiled GeoTIFFs -> COGs, each renamed into place only when complete."""
+    from rasterio.shutil import copy as rio_copy
+
+    base = {k: reader.profile[k] for k in ("crs", "transform", "width", "height")}
+    tiled = dict(tiled=True, blockxsize=256, blockysize=256) if reader.width >= 256 and reader.height >= 256 else {}
+    specs = {
+        "reconstruction": dict(count=reader.opt.count, dtype="uint16", nodata=reader.profile.get("nodata") or 0),
+        "classes": dict(count=1, dtype="uint8", nodata=255),
+        "confidence": dict(count=1, dtype="float32", nodata=float("nan")),
+    }
+    written = []
+    for name, spec in specs.items():
+        final = out / f"{name}.tif"
+        gtiff = journal.folder / f"{name}.gtiff"  # scratch, removed with the journal folder
+        with rasterio.open(gtiff, "w", driver="GTiff", compress="deflate", **base, **spec, **tiled) as dst:
+            if name == "reconstruction":
+                dst.descriptions = tuple(norm.optical_bands)
+            for strip in journal.strips:
+                data = np.load(journal.folder / strip["file"])[name]
+                data = data if data.ndim == 3 else data[None]
+                dst.write(data, window=Window(0, strip["y0"], reader.width, strip["y1"] - strip["y0"]))
+            if name == "classes":
+                dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(meta["colors"])})
+                dst.update_tags(classes=json.dumps(meta["classes"]))
+        with atomic_path(final) as tmp:
+            rio_copy(str(gtiff), str(tmp), driver="COG", compress="DEFLATE")
+        written.append(final.name)
+    return written
+
+
+def read_pairs(csv_path: str | Path) -> list[dict]:
+    """``optical,sar[,reference][,labels][,cloud][,name]`` rows; relative paths are taken
+    from the CSV's folder."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: pairs list not found")
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"optical", "sar"} <= set(rows[0]):
+        raise DataError(f"{csv_path}: needs a header with at least the columns optical,sar")
+    out = []
+    for i, row in enumerate(rows):
+        entry = {k: (csv_path.parent / v if v and not Path(v).is_absolute() else (Path(v) if v else None)) for k, v in row.items() if k != "name"}
+        entry["name"] = row.get("name") or f"scene_{i:04d}"
+        out.append(entry)
+    return out

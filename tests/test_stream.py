@@ -1,0 +1,254 @@
+"""Streaming scene inference: outputs, seams, resume after kill -9, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from tdpcr_edge.data.normalize import Normalization
+from tdpcr_edge.data.scenes import FILES, write_scene
+from tdpcr_edge.data.synthetic import make_scene
+from tdpcr_edge.errors import ConfigError, DataError
+from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+from tdpcr_edge.runtime.tiles import TileGrid
+from tdpcr_edge.train.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    """A 200 x 150 scene: not a multiple of the tile, several tile rows and columns."""
+    folder = tmp_path_factory.mktemp("stream") / "scene"
+    write_scene(folder, make_scene(21, 0, (150, 200)))
+    return folder
+
+
+def opts(scene, out, ckpt, **kw):
+    base = dict(optical=scene / FILES["optical"], sar=scene / FILES["sar"], out=out, model=str(ckpt), tile=64, overlap=16, batch=3)
+    base.update(kw)
+    return StreamOptions(**base)
+
+
+def test_outputs_are_georeferenced_cogs(scene, tmp_path, random_checkpoint):
+    rec = run_stream(opts(scene, tmp_path / "out", random_checkpoint, reference=scene / FILES["clear"], labels=scene / FILES["labels"], cloud=scene / FILES["cloud"]))
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif", "confidence.tif", "quicklook.png", "reconstruction.tif", "run.json"]
+    with rasterio.open(scene / FILES["optical"]) as ref:
+        for name, count, dtype in (("reconstruction.tif", 13, "uint16"), ("classes.tif", 1, "uint8"), ("confidence.tif", 1, "float32")):
+            with rasterio.open(out / name) as src:
+                assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", name
+                assert (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape)
+                assert src.count == count and src.dtypes[0] == dtype
+    with rasterio.open(out / "classes.tif") as src:
+        assert src.colormap(1)[1][:3] == (0, 100, 0) and src.nodata == 255
+    on_disk = json.loads((out / "run.json").read_text())
+    assert set(on_disk["latency_s"]) == {"read", "preprocess", "infer", "postprocess", "write"}
+    assert on_disk["tiles"]["processed"] == len(TileGrid(150, 200, 64, 16)) and on_disk["tiles_per_s"] > 0
+    assert on_disk["peak_rss_mb"] > 0
+    acc = rec["accuracy"]
+    assert {"psnr", "ssim", "sam", "miou", "oa"} <= set(acc["model"]) and "psnr" in acc["input"]
+    assert set(acc["bins"]) <= {"clear", "thin", "thick"} and acc["bins"]
+
+
+def test_matches_whole_scene_inference_away_from_seams(scene, tmp_path, random_checkpoint):
+    """Inside tiles, streaming equals running the model on the whole scene; the blend only
+    touches the overlaps."""
+    run_stream(opts(scene, tmp_path / "out", random_checkpoint, tile=128, overlap=32, quicklook=False))
+    norm = Normalization()
+    s = make_scene(21, 0, (150, 200))
+    with rasterio.open(tmp_path / "out" / "reconstruction.tif") as src:
+        streamed = norm.optical_to_model(src.read())
+    with rasterio.open(tmp_path / "out" / "classes.tif") as src:
+        classes = src.read(1)
+    one = TileGrid(150, 200, 128, 32)
+    model = load_checkpoint(random_checkpoint).build()
+    o = torch.from_numpy(norm.optical_to_model(s.optical_cloudy))[None]
+    a = torch.from_numpy(norm.sar_to_model(s.sar))[None]
+    # The first tile alone, as the stream saw it.
+    whole = model.predict(o[..., :128, :128], a[..., :128, :128])
+    inner = (slice(None), slice(0, 80), slice(0, 80))  # far from the first tile's overlaps
+    np.testing.assert_allclose(streamed[inner], whole["reconstruction"][0].numpy()[inner], atol=1.5e-4)
+    assert (classes[:80, :80] == whole["segmentation"][0].argmax(0).numpy()[:80, :80]).mean() > 0.999
+    assert len(one) == 4
+
+
+def test_uniform_scene_has_no_tile_grid(tmp_path):
+    """A uniform scene reconstructs without seams: across every internal tile border the
+    output changes by less than 1e-3 (the shipped model, the default tile and overlap)."""
+    h = w = 600
+    optical = np.full((13, h, w), 1200, np.uint16)
+    sar = np.full((2, h, w), -12.0, np.float32)
+    folder = tmp_path / "uniform"
+    folder.mkdir()
+    profile = dict(driver="GTiff", height=h, width=w, crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 6000, 10, 10))
+    with rasterio.open(folder / "o.tif", "w", count=13, dtype="uint16", **profile) as dst:
+        dst.write(optical)
+    with rasterio.open(folder / "s.tif", "w", count=2, dtype="float32", **profile) as dst:
+        dst.write(sar)
+    run_stream(StreamOptions(optical=folder / "o.tif", sar=folder / "s.tif", out=tmp_path / "out", quicklook=False))
+    with rasterio.open(tmp_path / "out" / "reconstruction.tif") as src:
+        rec = src.read().astype(np.float64) / 10000
+    grid = TileGrid(h, w, 256, 32)
+    margin = 40  # the scene's own border is padding, not a seam
+    borders_x = sorted({x for x in grid.xs[1:]} | {x + 256 for x in grid.xs[:-1]})
+    borders_y = sorted({y for y in grid.ys[1:]} | {y + 256 for y in grid.ys[:-1]})
+    jumps = [np.abs(rec[:, margin:-margin, x] - rec[:, margin:-margin, x - 1]).max() for x in borders_x]
+    jumps += [np.abs(rec[:, y, margin:-margin] - rec[:, y - 1, margin:-margin]).max() for y in borders_y]
+    assert max(jumps) < 1e-3, max(jumps)
+
+
+def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
+    folder = tmp_path / "tall"
+    write_scene(folder, make_scene(4, 0, (640, 96)))
+    args = [sys.executable, "-m", "tdpcr_edge.cli", "infer", "--model", str(random_checkpoint), "--optical", str(folder / FILES["optical"]),
+            "--sar", str(folder / FILES["sar"]), "--tile", "64", "--overlap", "16", "--batch", "1"]
+    subprocess.run(args + ["--out", str(tmp_path / "straight")], check=True, capture_output=True)
+    victim = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(victim)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = victim / ".partial" / "journal.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(json.loads(journal.read_text() or "{}").get("strips", [])) >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (victim / "reconstruction.tif").exists()
+    done = subprocess.run(args + ["--out", str(victim), "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run = json.loads((victim / "run.json").read_text())
+    assert run["tiles"]["resumed_from_row"] > 0
+    for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
+        with rasterio.open(tmp_path / "straight" / name) as a, rasterio.open(victim / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    assert not (victim / ".partial").exists()
+
+
+def _copy(scene, dst):
+    dst.mkdir()
+    for f in scene.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _rewrite(path, data, **changes):
+    with rasterio.open(path) as src:
+        profile = src.profile
+    profile.update(count=data.shape[0], height=data.shape[1], width=data.shape[2], **changes)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def test_truncated_tiff(scene, tmp_path, random_checkpoint):
+    bad = _copy(scene, tmp_path / "bad")
+    raw = (bad / FILES["optical"]).read_bytes()
+    (bad / FILES["optical"]).write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match=r"optical_cloudy\.tif: (cannot open|unreadable)"):
+        run_stream(opts(bad, tmp_path / "out", random_checkpoint))
+    assert not any(p.suffix == ".tif" for p in (tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_crs_mismatch_needs_align(scene, tmp_path, random_checkpoint):
+    bad = _copy(scene, tmp_path / "bad")
+    with rasterio.open(bad / FILES["sar"]) as src:
+        data = src.read()
+        t = src.transform
+    _rewrite(bad / FILES["sar"], data, transform=rasterio.transform.from_origin(t.c + 35, t.f - 15, 10, 10))
+    with pytest.raises(DataError, match=r"sar\.tif: CRS, transform or size .* pass --align"):
+        run_stream(opts(bad, tmp_path / "out", random_checkpoint))
+    assert not (tmp_path / "out").exists()
+    rec = run_stream(opts(bad, tmp_path / "aligned", random_checkpoint, align=True, quicklook=False))
+    assert rec["tiles"]["processed"] > 0
+
+
+def test_wrong_band_count(scene, tmp_path, random_checkpoint):
+    bad = _copy(scene, tmp_path / "bad")
+    with rasterio.open(bad / FILES["optical"]) as src:
+        data = src.read()[:10]
+    _rewrite(bad / FILES["optical"], data)
+    with pytest.raises(DataError, match=r"optical_cloudy\.tif: optical has 10 bands, the model expects 13"):
+        run_stream(opts(bad, tmp_path / "out", random_checkpoint))
+    assert not (tmp_path / "out").exists()
+
+
+def test_all_nodata_scene(scene, tmp_path, random_checkpoint):
+    bad = _copy(scene, tmp_path / "bad")
+    with rasterio.open(bad / FILES["optical"]) as src:
+        data = np.zeros_like(src.read())
+    _rewrite(bad / FILES["optical"], data, nodata=0)
+    with pytest.raises(DataError, match="every pixel is nodata"):
+        run_stream(opts(bad, tmp_path / "out", random_checkpoint))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size", [(40, 30), (1, 1)])
+def test_scenes_smaller_than_a_tile_work(tmp_path, random_checkpoint, size):
+    folder = tmp_path / "small"
+    write_scene(folder, make_scene(2, 0, size))
+    run_stream(opts(folder, tmp_path / "out", random_checkpoint))
+    with rasterio.open(tmp_path / "out" / "reconstruction.tif") as src:
+        assert src.shape == size and np.isfinite(src.read()).all()
+
+
+def test_unwritable_output(scene, tmp_path, random_checkpoint):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match="output folder is not writable"):
+        run_stream(opts(scene, blocker / "out", random_checkpoint))
+
+
+def test_nan_is_masked_not_spread(scene, tmp_path, random_checkpoint):
+    bad = _copy(scene, tmp_path / "bad")
+    with rasterio.open(bad / FILES["sar"]) as src:
+        data = src.read()
+    data[:, 70:73, 90:93] = np.nan
+    _rewrite(bad / FILES["sar"], data)
+    run_stream(opts(bad, tmp_path / "out", random_checkpoint, quicklook=False))
+    with rasterio.open(tmp_path / "out" / "classes.tif") as src:
+        classes = src.read(1)
+    with rasterio.open(tmp_path / "out" / "confidence.tif") as src:
+        conf = src.read(1)
+    assert (classes[70:73, 90:93] == 255).all() and np.isnan(conf[70:73, 90:93]).all()
+    assert (classes[69, 89:94] != 255).all() and np.isfinite(conf[69, 89:94]).all()
+    assert np.isnan(conf).sum() == 9
+
+
+def test_skip_clear(tmp_path, random_checkpoint):
+    folder = tmp_path / "clear"
+    s = make_scene(1, 3, (128, 128))
+    s.optical_cloudy = s.optical_clear.copy()  # no cloud at all
+    write_scene(folder, s)
+    rec = run_stream(opts(folder, tmp_path / "out", random_checkpoint, skip_clear=True, quicklook=False))
+    assert rec["tiles"]["skipped_clear"] == rec["tiles"]["processed"] == 9
+    with rasterio.open(tmp_path / "out" / "reconstruction.tif") as src:
+        np.testing.assert_array_equal(src.read(), s.optical_clear)
+    with rasterio.open(tmp_path / "out" / "classes.tif") as src:
+        assert (src.read(1) == 255).all()  # no classes where the model was skipped
+
+
+def test_option_errors(scene, tmp_path, random_checkpoint):
+    with pytest.raises(ConfigError, match="--overlap"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, overlap=40))
+    with pytest.raises(DataError, match="not found"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, reference=tmp_path / "none.tif"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_cli(scene, tmp_path, random_checkpoint):
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"optical,sar,name\n{scene / FILES['optical']},{scene / FILES['sar']},a\n{scene / FILES['optical']},{scene / FILES['sar']},b\n")
+    p = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "infer", "--pairs", str(csv), "--out", str(tmp_path / "out"), "--model", str(random_checkpoint), "--tile", "64", "--overlap", "8"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out" / "a" / "reconstruction.tif").exists() and (tmp_path / "out" / "b" / "run.json").exists()
+    assert "tiles/s" in p.stdout
