@@ -31,7 +31,7 @@ from .drift import DriftBudgetError, measure_drift, over_budget, parse_budget
 from .manifest import build_manifest
 from .onnx_graph import OPSET, export_onnx, io_signature
 from .plugin_op import count_plugin_nodes
-from .precision import Int8Quantizer, check_calibration_method, check_precision, to_fp16
+from .precision import Int8Quantizer, check_calibration_method, check_precision, fp16_islands, to_fp16
 from .profiles import load_profile
 
 # Held-out synthetic seeds: never used for training (seed 0) nor for the evaluation scenes
@@ -112,7 +112,7 @@ def mixed_fallback(
     candidate = quantizer.quantize()
     while over_budget(measure_graph(candidate), budget) and len(fallback) < len(order):
         fallback = order[: max(1, 2 * len(fallback))]
-        candidate = to_fp16(quantizer.quantize(exclude=fallback), only_nodes=fallback)
+        candidate = fp16_islands(quantizer.quantize(exclude=fallback), fallback)
     return candidate, fallback, sensitivity
 
 

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .plugin_op import OP_TYPE
 
 PRECISIONS = ("fp32", "fp16", "int8", "mixed")
-CALIBRATION_METHODS = ("percentile", "entropy")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 FP32_OPS = ("ReduceMean", "GlobalAveragePool", "Softmax", "Einsum", OP_TYPE)
 PERCENTILE = 99.99
 
@@ -66,21 +66,55 @@ def _float32_outputs(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
-def to_fp16(proto: onnx.ModelProto, only_nodes: Iterable[str] | None = None) -> onnx.ModelProto:
-    """FP16 graph with explicit casts. ``only_nodes`` converts just those nodes (the FP16
-    islands of a mixed graph) and blocks every other."""
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 graph with explicit casts, precision-sensitive nodes kept FP32."""
     from onnxconverter_common import float16
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # the converter works in place
-    if only_nodes is None:
-        block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS)
-        block_nodes = _reconstruction_tail(proto)
-    else:
-        keep = set(only_nodes)
-        block_ops = list(FP32_OPS)
-        block_nodes = [n.name for n in proto.graph.node if n.name not in keep]
-    converted = float16.convert_float_to_float16(proto, keep_io_types=True, op_block_list=block_ops, node_block_list=block_nodes, disable_shape_infer=True)
+    block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS)
+    converted = float16.convert_float_to_float16(
+        proto, keep_io_types=True, op_block_list=block_ops, node_block_list=_reconstruction_tail(proto), disable_shape_infer=True
+    )
     return _float32_outputs(converted)
+
+
+def fp16_islands(proto: onnx.ModelProto, convs: Iterable[str]) -> onnx.ModelProto:
+    """Run the named convolutions in FP16 inside an otherwise FP32/INT8 graph: a Cast to
+    FP16 on the data input, FP16 weights and bias, a Cast back to FP32 on the output. Built
+    explicitly because an island's input often comes out of a DequantizeLinear that other
+    (INT8) consumers share, where a generic converter cannot see the types."""
+    from onnx import helper, numpy_helper
+
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    wanted = set(convs)
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "Conv" or node.name not in wanted:
+            nodes.append(node)
+            continue
+        x, *params = node.input
+        cast_in = helper.make_node("Cast", [x], [f"{node.name}_in_fp16"], to=onnx.TensorProto.FLOAT16, name=f"{node.name}_cast_in")
+        new_params = []
+        for p in params:
+            if p not in inits:
+                raise ValueError(f"{node.name}: parameter {p} is not an initializer; cannot make an FP16 island")
+            half = numpy_helper.from_array(numpy_helper.to_array(inits[p]).astype(np.float16), f"{p}_fp16")
+            graph.initializer.append(half)
+            new_params.append(half.name)
+        out = node.output[0]
+        conv = helper.make_node("Conv", [cast_in.output[0], *new_params], [f"{out}_fp16"], name=node.name)
+        conv.attribute.extend(node.attribute)
+        cast_out = helper.make_node("Cast", [conv.output[0]], [out], to=onnx.TensorProto.FLOAT, name=f"{node.name}_cast_out")
+        nodes += [cast_in, conv, cast_out]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return proto
 
 
 def check_calibration_method(method: str) -> str:
@@ -132,7 +166,7 @@ class Int8Quantizer:
         from ..runtime.ort_ops import from_ort_domain, sessions_with_plugin
 
         out = Path(self.tmp.name) / "int8.onnx"
-        method = CalibrationMethod.Percentile if self.method == "percentile" else CalibrationMethod.Entropy
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[self.method]
         plugin_sessions = sessions_with_plugin() if self.plugin else contextlib.nullcontext()
         # The calibrator narrates on stdout; keep the CLI's output ours.
         from .onnx_graph import _quiet

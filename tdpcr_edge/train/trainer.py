@@ -47,7 +47,9 @@ class TrainOptions:
     lr: float = 2e-3
     seed: int = 0
     prompt_weight: float = 0.1
-    reliance_weight: float = 0.1
+    # Gate supervision (BCE of each scale's reliance against thickness). Off: at an equal
+    # budget it cost 0.4 dB thick-cloud PSNR and 21 mIoU points (README, fusion ablation).
+    reliance_weight: float = 0.0
     save_every: int = 100
     val_scenes: int = 8
     val_size: int = 128
