@@ -177,7 +177,7 @@ def export(
     target: Optional[str] = typer.Option(None, help="Deployment profile from export/profiles (sets precision and tile defaults)."),
     calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed: 'synthetic' or a scene folder."),
     calib_tiles: int = typer.Option(32, help="Calibration tiles."),
-    calib_method: str = typer.Option("percentile", help="Activation calibration: percentile or entropy."),
+    calib_method: str = typer.Option("percentile", help="Activation calibration: percentile, entropy or minmax."),
     eval_data: str = typer.Option("synthetic", help="Held-out data the drift is measured on."),
     eval_tiles: int = typer.Option(16, help="Held-out tiles for the drift."),
     tile: Optional[int] = typer.Option(None, help="Tile size in pixels (default: the target's, else 256)."),

@@ -7,6 +7,7 @@ import rasterio
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.scenes import FILES, find_scenes, read_scene, write_scene
 from tdpcr_edge.data.synthetic import make_scene
+from tests.helpers import copy_scene, rewrite_raster
 from tdpcr_edge.errors import DataError
 
 
@@ -35,18 +36,8 @@ def test_round_trip_equals_generator(scene_dir):
     assert arr.valid.all()
 
 
-def _copy_scene(src, dst):
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
 
 
-def _rewrite(path, data, **changes):
-    with rasterio.open(path) as src:
-        profile = src.profile
-    profile.update(count=data.shape[0], **changes)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
 
 
 def test_missing_folder(tmp_path):
@@ -56,7 +47,7 @@ def test_missing_folder(tmp_path):
 
 def test_missing_sar(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     (bad / FILES["sar"]).unlink()
     with pytest.raises(DataError, match=r"sar\.tif: missing"):
         read_scene(bad)
@@ -64,37 +55,37 @@ def test_missing_sar(scene_dir, tmp_path):
 
 def test_wrong_band_count(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     with rasterio.open(bad / FILES["optical"]) as src:
         data = src.read()[:12]
-    _rewrite(bad / FILES["optical"], data)
+    rewrite_raster(bad / FILES["optical"], data)
     with pytest.raises(DataError, match=r"optical_cloudy\.tif: cloudy optical has 12 bands, expected 13"):
         read_scene(bad)
 
 
 def test_mismatched_size(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     with rasterio.open(bad / FILES["sar"]) as src:
         data = src.read()[:, :32, :]
-    _rewrite(bad / FILES["sar"], data, height=32)
+    rewrite_raster(bad / FILES["sar"], data)
     with pytest.raises(DataError, match=r"sar\.tif: size 64x32 differs from optical_cloudy\.tif"):
         read_scene(bad)
 
 
 def test_mismatched_crs(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     with rasterio.open(bad / FILES["sar"]) as src:
         data = src.read()
-    _rewrite(bad / FILES["sar"], data, crs="EPSG:4326")
+    rewrite_raster(bad / FILES["sar"], data, crs="EPSG:4326")
     with pytest.raises(DataError, match="CRS or transform differs"):
         read_scene(bad)
 
 
 def test_truncated_tiff(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     raw = (bad / FILES["optical"]).read_bytes()
     (bad / FILES["optical"]).write_bytes(raw[: len(raw) // 3])
     with pytest.raises(DataError, match=r"optical_cloudy\.tif: cannot read"):
@@ -103,11 +94,11 @@ def test_truncated_tiff(scene_dir, tmp_path):
 
 def test_nan_and_nodata_are_masked_not_propagated(scene_dir, tmp_path):
     bad = tmp_path / "s"
-    _copy_scene(scene_dir / "scene_0000", bad)
+    copy_scene(scene_dir / "scene_0000", bad)
     with rasterio.open(bad / FILES["sar"]) as src:
         data = src.read()
     data[0, 5, 7] = np.nan
-    _rewrite(bad / FILES["sar"], data)
+    rewrite_raster(bad / FILES["sar"], data)
     arr = read_scene(bad)
     assert not arr.valid[5, 7] and arr.valid.sum() == 64 * 64 - 1
     assert np.isfinite(arr.sar).all() and np.isfinite(arr.optical).all()

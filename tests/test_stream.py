@@ -18,6 +18,7 @@ import torch
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
+from tests.helpers import copy_scene, rewrite_raster
 from tdpcr_edge.errors import ConfigError, DataError
 from tdpcr_edge.runtime.stream import StreamOptions, run_stream
 from tdpcr_edge.runtime.tiles import TileGrid
@@ -134,23 +135,12 @@ def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
     assert not (victim / ".partial").exists()
 
 
-def _copy(scene, dst):
-    dst.mkdir()
-    for f in scene.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
-    return dst
 
 
-def _rewrite(path, data, **changes):
-    with rasterio.open(path) as src:
-        profile = src.profile
-    profile.update(count=data.shape[0], height=data.shape[1], width=data.shape[2], **changes)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
 
 
 def test_truncated_tiff(scene, tmp_path, random_checkpoint):
-    bad = _copy(scene, tmp_path / "bad")
+    bad = copy_scene(scene, tmp_path / "bad")
     raw = (bad / FILES["optical"]).read_bytes()
     (bad / FILES["optical"]).write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match=r"optical_cloudy\.tif: (cannot open|unreadable)"):
@@ -159,11 +149,11 @@ def test_truncated_tiff(scene, tmp_path, random_checkpoint):
 
 
 def test_crs_mismatch_needs_align(scene, tmp_path, random_checkpoint):
-    bad = _copy(scene, tmp_path / "bad")
+    bad = copy_scene(scene, tmp_path / "bad")
     with rasterio.open(bad / FILES["sar"]) as src:
         data = src.read()
         t = src.transform
-    _rewrite(bad / FILES["sar"], data, transform=rasterio.transform.from_origin(t.c + 35, t.f - 15, 10, 10))
+    rewrite_raster(bad / FILES["sar"], data, transform=rasterio.transform.from_origin(t.c + 35, t.f - 15, 10, 10))
     with pytest.raises(DataError, match=r"sar\.tif: CRS, transform or size .* pass --align"):
         run_stream(opts(bad, tmp_path / "out", random_checkpoint))
     assert not (tmp_path / "out").exists()
@@ -172,20 +162,20 @@ def test_crs_mismatch_needs_align(scene, tmp_path, random_checkpoint):
 
 
 def test_wrong_band_count(scene, tmp_path, random_checkpoint):
-    bad = _copy(scene, tmp_path / "bad")
+    bad = copy_scene(scene, tmp_path / "bad")
     with rasterio.open(bad / FILES["optical"]) as src:
         data = src.read()[:10]
-    _rewrite(bad / FILES["optical"], data)
+    rewrite_raster(bad / FILES["optical"], data)
     with pytest.raises(DataError, match=r"optical_cloudy\.tif: optical has 10 bands, the model expects 13"):
         run_stream(opts(bad, tmp_path / "out", random_checkpoint))
     assert not (tmp_path / "out").exists()
 
 
 def test_all_nodata_scene(scene, tmp_path, random_checkpoint):
-    bad = _copy(scene, tmp_path / "bad")
+    bad = copy_scene(scene, tmp_path / "bad")
     with rasterio.open(bad / FILES["optical"]) as src:
         data = np.zeros_like(src.read())
-    _rewrite(bad / FILES["optical"], data, nodata=0)
+    rewrite_raster(bad / FILES["optical"], data, nodata=0)
     with pytest.raises(DataError, match="every pixel is nodata"):
         run_stream(opts(bad, tmp_path / "out", random_checkpoint))
     assert not (tmp_path / "out").exists()
@@ -208,11 +198,11 @@ def test_unwritable_output(scene, tmp_path, random_checkpoint):
 
 
 def test_nan_is_masked_not_spread(scene, tmp_path, random_checkpoint):
-    bad = _copy(scene, tmp_path / "bad")
+    bad = copy_scene(scene, tmp_path / "bad")
     with rasterio.open(bad / FILES["sar"]) as src:
         data = src.read()
     data[:, 70:73, 90:93] = np.nan
-    _rewrite(bad / FILES["sar"], data)
+    rewrite_raster(bad / FILES["sar"], data)
     run_stream(opts(bad, tmp_path / "out", random_checkpoint, quicklook=False))
     with rasterio.open(tmp_path / "out" / "classes.tif") as src:
         classes = src.read(1)
