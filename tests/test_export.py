@@ -210,3 +210,22 @@ def test_runner_contract(random_checkpoint, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no manifest.json"):
         load_runner(tmp_path / "empty", backend="ort")
+
+
+def test_ort_runner_in_a_fresh_interpreter(tmp_path, random_checkpoint):
+    """The runtime imports export.plugin_op while export.compare imports the runtime: a
+    fresh process that loads an ORT runner first must not hit an import cycle."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "art"
+    run_export(ExportOptions(out=out, precision="fp32", checkpoint=random_checkpoint, tile=32, eval_tiles=1))
+    code = (
+        "import numpy as np\n"
+        "from tdpcr_edge.runtime import load_runner\n"
+        f"r = load_runner({str(out)!r}, backend='ort')\n"
+        "print(r(np.zeros((1, 13, 32, 32), np.float32), np.zeros((1, 2, 32, 32), np.float32))['reconstruction'].shape)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "(1, 13, 32, 32)" in p.stdout

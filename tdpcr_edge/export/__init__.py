@@ -1,7 +1,21 @@
-"""Export: ONNX graphs (plain or with TDP_PGF plugin nodes), precision passes, drift, manifests."""
+"""Export: ONNX graphs (plain or with TDP_PGF plugin nodes), precision passes, drift, manifests.
 
-from .compare import compare_artifacts
-from .pipeline import ExportOptions, run_export
-from .precision import PRECISIONS
+The re-exports are lazy: the runtime imports ``export.plugin_op`` while ``export.compare``
+imports the runtime, and eager imports here would make that a cycle."""
 
-__all__ = ["ExportOptions", "PRECISIONS", "compare_artifacts", "run_export"]
+from importlib import import_module
+
+_EXPORTS = {
+    "ExportOptions": ".pipeline",
+    "run_export": ".pipeline",
+    "compare_artifacts": ".compare",
+    "PRECISIONS": ".precision",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
