@@ -165,7 +165,7 @@ def ablation(
     from .ablation import run_ablation
 
     with progress_bar("ablation", 2 * 2 * steps) as advance:
-        result = run_ablation(out, config, steps, seed, eval_seed, eval_scenes, eval_size, on_step=lambda *a: advance(1))
+        run_ablation(out, config, steps, seed, eval_seed, eval_scenes, eval_size, on_step=lambda *a: advance(1))
     console.print((out / "ablation.md").read_text())
 
 

@@ -8,7 +8,6 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.sources import SyntheticSource
 from tdpcr_edge.errors import ConfigError, DataError
 from tdpcr_edge.export import ExportOptions, compare_artifacts, run_export

@@ -9,7 +9,6 @@ def loop_reference(o, s, p, e, g, bw, bb):
     """PGF's per-pixel equations written out one pixel at a time, the 3 x 3 spatial bias
     included (zero padding)."""
     n, c, h, w = o.shape
-    k = p.shape[1]
     fused = torch.empty_like(o)
     for i in range(n):
         for y in range(h):

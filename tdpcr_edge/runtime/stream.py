@@ -24,7 +24,7 @@ import resource
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +39,7 @@ from ..data.normalize import Normalization
 from ..errors import ConfigError, DataError
 from ..io_utils import atomic_path, write_json
 from .runner import Runner
-from .tiles import TileGrid, feather
+from .tiles import TileGrid, check_tiling, feather
 
 OUTPUTS = ("reconstruction.tif", "classes.tif", "confidence.tif")
 PARTIAL = ".partial"
@@ -335,8 +335,7 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
         if path is not None and not Path(path).is_file():
             raise DataError(f"{path}: not found; check the path")
     # Every check that can fail on the inputs runs before anything is created.
-    grid_check = TileGrid(opts.tile, opts.tile, opts.tile, opts.overlap)  # validates tile/overlap
-    del grid_check
+    check_tiling(opts.tile, opts.overlap)
     runner, meta = open_runner(opts.model, opts.backend)
     runner.activate()
     norm = Normalization.from_dict(meta["normalization"])

@@ -27,6 +27,13 @@ def starts(size: int, tile: int, stride: int) -> list[int]:
     return out
 
 
+def check_tiling(tile: int, overlap: int) -> None:
+    if tile < 8:
+        raise ConfigError(f"--tile {tile} is too small (at least 8)")
+    if not 0 <= overlap < tile // 2:
+        raise ConfigError(f"--overlap {overlap} must be at least 0 and under half the tile ({tile // 2})")
+
+
 @dataclass(frozen=True)
 class Tile:
     row: int
@@ -43,10 +50,7 @@ class TileGrid:
     overlap: int
 
     def __post_init__(self):
-        if self.tile < 8:
-            raise ConfigError(f"--tile {self.tile} is too small (at least 8)")
-        if not 0 <= self.overlap < self.tile // 2:
-            raise ConfigError(f"--overlap {self.overlap} must be at least 0 and under half the tile ({self.tile // 2})")
+        check_tiling(self.tile, self.overlap)
 
     @property
     def ys(self) -> list[int]:
