@@ -30,15 +30,16 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[callable]:
-    """A bar that vanishes when done; a failure then leaves only its one error line."""
+def progress_bar(description: str, total: int | None) -> Iterator[callable]:
+    """A bar that vanishes when done; a failure then leaves only its one error line.
+    ``total`` may be None until known: ``advance(0, total=n)`` sets it."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     start = time.perf_counter()
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda advance=1, **kw: progress.update(task, advance=advance, **kw)
-        done = int(progress.tasks[0].completed)
-    err_console.print(f"{description}: {done}/{total} in {time.perf_counter() - start:.1f} s", highlight=False)
+        done, total = int(progress.tasks[0].completed), progress.tasks[0].total
+    err_console.print(f"{description}: {done}/{total:.0f} in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -262,10 +263,8 @@ def infer(
         opts = StreamOptions(optical=job["optical"], sar=job["sar"], out=folder, model=model, backend=backend, tile=tile, overlap=overlap,
                              batch=batch, resume=resume, skip_clear=skip_clear, align=align, reference=job.get("reference"),
                              labels=job.get("labels"), cloud=job.get("cloud"))
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=err_console, transient=True) as progress:
-            task = progress.add_task(f"infer {folder.name}", total=None)
-            record = run_stream(opts, on_tile=lambda: progress.advance(task), on_start=lambda n: progress.update(task, total=n))
+        with progress_bar(f"infer {folder.name}", None) as advance:
+            record = run_stream(opts, on_tile=advance, on_start=lambda n: advance(0, total=n))
         print_run(folder, record)
 
 

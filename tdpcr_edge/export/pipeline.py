@@ -138,15 +138,18 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     stage("load held-out tiles")
     eval_tiles = tiles_from(opts.eval_data, opts.eval_tiles, tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
     reference = TorchRunner(ckpt.path)
-    ref_cache = None
 
-    def measure(proto: onnx.ModelProto, tiles: list[SceneArrays] = eval_tiles) -> dict:
-        nonlocal ref_cache
-        cache = ref_cache if tiles is eval_tiles else None
-        drift, cache = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache)
-        if tiles is eval_tiles:
-            ref_cache = cache
-        return drift
+    def measurer(tiles: list[SceneArrays]) -> Callable[[onnx.ModelProto], dict]:
+        """Drift of a graph on ``tiles``; torch's results on them are computed once."""
+        cache: dict = {}
+
+        def measure(proto: onnx.ModelProto) -> dict:
+            drift, cache["ref"] = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache.get("ref"))
+            return drift
+
+        return measure
+
+    measure = measurer(eval_tiles)
 
     calibration, fallback, sensitivity = None, [], None
     if precision == "fp32":
@@ -163,14 +166,8 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
                 proto = quantizer.quantize()
             else:
                 stage(f"per-layer sensitivity of {len(quantizer.convs)} convolutions")
-                sens_tiles = eval_tiles[: opts.sensitivity_tiles]
-                sens_cache: dict = {}
-
-                def measure_sens(p: onnx.ModelProto) -> dict:
-                    drift, sens_cache["ref"] = measure_drift(reference, OrtRunner(p, c.to_dict()), sens_tiles, c.num_classes, sens_cache.get("ref"))
-                    return drift
-
-                proto, fallback, sensitivity = mixed_fallback(quantizer, measure_sens, measure, budget)
+                measure_layer = measurer(eval_tiles[: opts.sensitivity_tiles])
+                proto, fallback, sensitivity = mixed_fallback(quantizer, measure_layer, measure, budget)
             calibration = {
                 "source": opts.calib,
                 "tiles": len(calib_tiles),
