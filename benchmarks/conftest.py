@@ -7,37 +7,15 @@ method and the ratios measured in that one run."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from tdpcr_edge.bench import device_info
+
 RESULTS: dict[str, dict] = {}
 RESULTS_DIR = Path(__file__).parent / "results"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_info() -> dict:
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine()}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return info
 
 
 def record(suite: str, key: str, stats: dict, **extra) -> None:

@@ -288,6 +288,64 @@ def print_run(folder: Path, r: dict) -> None:
         console.print("  accuracy: " + "; ".join(parts))
 
 
+def print_bench(report: dict) -> None:
+    from .report.bench_report import pareto_front, row_label
+
+    rows = report["rows"]
+    front = set(pareto_front(rows, "psnr")) | set(pareto_front(rows, "miou"))
+    table = Table(title=f"accuracy against latency: {report['device_label']}, {report['date']}, {report.get('tiles', '?')} tiles")
+    for col in ("backend / precision", "MB", "PSNR dB", "dPSNR dB", "mIoU %", "dmIoU pt", "p50 ms", "p95 ms", "tiles/s", "peak MB", "Pareto"):
+        table.add_column(col, justify="left" if col == "backend / precision" else "right")
+    for i, r in enumerate(rows):
+        table.add_row(
+            row_label(r), _fmt(r["model_mb"]), _fmt(r["psnr"]), _fmt(r["psnr_delta"], 3), _fmt(r["miou"], 1), _fmt(r["miou_delta"]),
+            _fmt(r["latency_ms_p50"], 1), _fmt(r["latency_ms_p95"], 1), _fmt(r["tiles_per_s"]), _fmt(r["peak_mem_mb"], 0), "*" if i in front else "",
+        )
+    console.print(table)
+    for s in report.get("skipped", []):
+        console.print(f"  not run: {row_label(s)}: {s['reason']}", highlight=False, markup=False)
+
+
+@app.command()
+def bench(
+    report: Path = typer.Option(..., "--report", help="Folder for report.json, report.md, report.png (and artifacts/, engines/)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
+    precisions: str = typer.Option("fp32,fp16,int8,mixed", help="Comma-separated precisions."),
+    backends: str = typer.Option("torch,ort,trt", help="Comma-separated backends; rows this machine cannot run are listed with the reason."),
+    data: str = typer.Option("synthetic", help="Held-out data: 'synthetic' or a scene folder."),
+    tiles: int = typer.Option(16, help="Held-out tiles."),
+    tile: int = typer.Option(256, help="Tile size in pixels."),
+    warmup: int = typer.Option(3, help="Untimed calls before timing."),
+    iterations: int = typer.Option(20, help="Timed calls per row."),
+    artifacts: Optional[Path] = typer.Option(None, help="Where artifacts are reused from or exported to (default REPORT/artifacts)."),
+    calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed exports."),
+) -> None:
+    """Every backend and precision on the same held-out tiles: accuracy, latency, memory; report files."""
+    from .bench import BenchOptions, run_bench
+    from .report.bench_report import write_report
+
+    opts = BenchOptions(report=report, checkpoint=checkpoint, backends=backends, precisions=precisions, data=data, tiles=tiles, tile=tile,
+                        warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib)
+    with err_console.status("bench") as status:
+        result = run_bench(opts, on_stage=lambda name: status.update(f"bench: {name}"))
+    print_bench(result)
+    for path in write_report(result, report):
+        console.print(f"wrote {path}")
+
+
+@app.command("report")
+def report_cmd(
+    benchmark_json: Path = typer.Argument(..., help="pytest-benchmark output: pytest benchmarks --benchmark-only --benchmark-json FILE"),
+    out: Path = typer.Option(..., "--report", help="Folder for report.json, report.md, report.png."),
+) -> None:
+    """Turn pytest-benchmark JSON into the same report `tdpcr-edge bench` writes."""
+    from .report.bench_report import from_benchmark_json, write_report
+
+    result = from_benchmark_json(benchmark_json)
+    for path in write_report(result, out):
+        console.print(f"wrote {path}")
+
+
 @app.command("build-engine")
 def build_engine_cmd(
     artifact: Path = typer.Argument(..., help="Artifact folder written by `tdpcr-edge export`."),

@@ -24,9 +24,9 @@ import numpy as np
 import onnx
 
 from ..errors import ConfigError
+from ..runtime.combos import PRECISIONS
 from .plugin_op import OP_TYPE
 
-PRECISIONS = ("fp32", "fp16", "int8", "mixed")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 FP32_OPS = ("ReduceMean", "GlobalAveragePool", "Softmax", "Einsum", OP_TYPE)
 PERCENTILE = 99.99

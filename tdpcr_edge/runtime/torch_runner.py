@@ -1,4 +1,5 @@
-"""PyTorch backend: the reference every other backend is measured against."""
+"""PyTorch backend: the reference every other backend is measured against, and on a GPU
+the eager FP32/FP16, torch.compile and fused-kernel variants."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..train.checkpoint import load_checkpoint
 from .runner import Runner
 
@@ -14,23 +16,36 @@ from .runner import Runner
 class TorchRunner(Runner):
     name = "torch"
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", half: bool = False, compile: bool = False, fused: bool = False):
         self.checkpoint = load_checkpoint(checkpoint)
         c = self.checkpoint.config
         super().__init__(c.multiple, c.optical_bands, c.sar_bands)
         self.device = torch.device(device)
+        if (half or fused) and self.device.type != "cuda":
+            raise ConfigError("the torch backend runs FP16 and the fused PGF kernel on a CUDA device only; pass device='cuda'")
+        self.half, self.compile, self.fused = half, compile, fused
         self.model = None
 
     def activate_impl(self) -> None:
-        self.model = self.checkpoint.build().to(self.device)
+        model = self.checkpoint.build().to(self.device)
+        if self.fused:
+            from ..model.fused import enable_fused
+
+            enabled, reason = enable_fused(model)
+            if not enabled:
+                raise ConfigError(f"fused PGF kernel unavailable: {reason}")
+        if self.half:
+            model = model.half()
+        self.model = torch.compile(model) if self.compile else model
 
     @torch.inference_mode()
     def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.model(torch.from_numpy(optical).to(self.device), torch.from_numpy(sar).to(self.device))
+        dtype = torch.float16 if self.half else torch.float32
+        out = self.model(torch.from_numpy(optical).to(self.device, dtype), torch.from_numpy(sar).to(self.device, dtype))
         reliance = out.get("reliance")
         if reliance is None:
             reliance = torch.zeros_like(out["reconstruction"][:, :1])
-        return {"reconstruction": out["reconstruction"].cpu().numpy(), "segmentation": out["segmentation"].cpu().numpy(), "reliance": reliance.cpu().numpy()}
+        return {k: v.float().cpu().numpy() for k, v in (("reconstruction", out["reconstruction"]), ("segmentation", out["segmentation"]), ("reliance", reliance))}
 
     def deactivate_impl(self) -> None:
         self.model = None

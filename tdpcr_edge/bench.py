@@ -1,0 +1,260 @@
+"""`tdpcr-edge bench`: every backend and precision this machine can run, on the same
+held-out tiles, accuracy beside latency and memory.
+
+For each registry row (``runtime.combos``) that is available here: the artifact it needs is
+exported when missing (or reused when its manifest matches the checkpoint and tile), a
+TensorRT engine is built when TensorRT is present, then the runner is scored on every
+held-out tile against the ground truth and against torch FP32 on the CPU (the deltas), and
+timed on the same tiles. Rows that cannot run are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data.scenes import SceneArrays
+from .errors import ConfigError
+from .export.drift import measure_drift
+from .runtime.combos import Combo, select, unavailable
+from .runtime.power import TegraStats
+from .runtime.runner import Runner
+from .runtime.stream import PeakMemory
+from .runtime.torch_runner import TorchRunner
+from .train.checkpoint import file_sha256, load_checkpoint
+
+ROW_FIELDS = (
+    "backend", "precision", "variant", "device", "model_mb", "psnr", "ssim", "sam", "miou", "psnr_delta", "miou_delta",
+    "latency_ms_p50", "latency_ms_p95", "tiles_per_s", "peak_mem_mb",
+)
+
+
+@dataclass
+class BenchOptions:
+    report: Path
+    checkpoint: Path | None = None
+    backends: str = "torch,ort,trt"
+    precisions: str = "fp32,fp16,int8,mixed"
+    data: str = "synthetic"
+    tiles: int = 16
+    tile: int = 256
+    warmup: int = 3
+    iterations: int = 20
+    artifacts: Path | None = None  # default: REPORT/artifacts
+    engines: Path | None = None  # default: REPORT/engines
+    calib: str = "synthetic"
+    combos: list[Combo] = field(default_factory=list)  # set by run_bench from backends x precisions
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict:
+    """What the figures were measured on: CPU, cores, GPU, Jetson model when present."""
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    jetson = Path("/proc/device-tree/model")
+    if jetson.exists():
+        info["board"] = jetson.read_text(errors="replace").strip("\x00\n ")
+    return info
+
+
+def device_label(info: dict) -> str:
+    return info.get("board") or info.get("gpu") or f"{info['cpu']}, {info['cores']} cores"
+
+
+def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
+    memory = (
+        "Memory: CPU rows, the peak resident memory the row added above the process's before its runner was created "
+        "(sampled every 10 ms); CUDA rows, torch's peak allocated device memory. "
+        if timer == "tdpcr-edge bench"
+        else "Memory: not measured by pytest-benchmark. "
+    )
+    return (
+        f"{tiles} held-out {opts.tile}x{opts.tile} tiles (data {opts.data}), batch 1. Accuracy: every tile against its ground truth; "
+        "deltas against torch FP32 on the CPU on the same tiles (PSNR in dB, mIoU in points). Latency: "
+        f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
+        "wall time per call including host-device copies, padding and numpy conversion; p50 and p95 over the timed calls; "
+        "tiles/s = timed calls / their total time. "
+        f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime. Power (Jetson only): mean of "
+        "tegrastats' input rail over the timed calls; energy per tile = power x p50 latency."
+    )
+
+
+def _artifact_matches(path: Path, precision: str, sha: str, tile: int) -> bool:
+    from .export.manifest import read_manifest
+
+    if not (path / "manifest.json").exists():
+        return False
+    m = read_manifest(path)
+    return m["precision"] == precision and m["checkpoint"]["sha256"] == sha and m["tile"] == tile and not m["plugin"]["enabled"]
+
+
+def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callable[[str], None]) -> tuple[dict[str, Path], list[str]]:
+    """An artifact folder per precision, exported when missing; returns them and the names
+    of those exported now."""
+    from .export import ExportOptions, run_export
+
+    ckpt = load_checkpoint(opts.checkpoint)
+    sha = file_sha256(ckpt.path)
+    root = Path(opts.artifacts or Path(opts.report) / "artifacts")
+    paths, exported = {}, []
+    for precision in precisions:
+        path = root / precision
+        if not _artifact_matches(path, precision, sha, opts.tile):
+            on_stage(f"export {precision}")
+            if path.exists():
+                raise ConfigError(f"{path}: holds an artifact of another checkpoint, precision or tile; remove it or pass another --artifacts folder")
+            # Over-budget precisions are kept: the report is where their cost is shown.
+            run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib, allow_drift=True))
+            exported.append(precision)
+        paths[precision] = path
+    return paths, exported
+
+
+def ensure_engine(artifact: Path, engines: Path, precision: str) -> Path:
+    from .export.engine import build_engine
+
+    out = engines / precision
+    if not (out / "engine.json").exists():
+        build_engine(artifact, out)
+    return out
+
+
+def make_runner(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None) -> Runner:
+    from .runtime import load_runner
+
+    if combo.backend == "torch":
+        return TorchRunner(checkpoint, device=combo.device, half=combo.precision == "fp16", compile=combo.variant == "compile", fused=combo.variant == "fused")
+    if combo.backend == "ort":
+        return load_runner(artifact, backend="ort")
+    return load_runner(engine, backend="trt")
+
+
+def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
+    """Milliseconds per infer() call, batch 1, cycling through ``tiles``."""
+    cuda = torch.cuda.is_available()
+    for i in range(warmup):
+        t = tiles[i % len(tiles)]
+        runner(t.optical[None], t.sar[None])
+    times = []
+    for i in range(iterations):
+        t = tiles[i % len(tiles)]
+        start = time.perf_counter()
+        runner(t.optical[None], t.sar[None])
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path | None, engine: Path | None) -> dict:
+    """A report row's identity, size and accuracy, from a ``measure_drift`` result."""
+    model_path = engine / "model.engine" if engine else artifact / "model.onnx" if artifact else Path(checkpoint)
+    cand = drift["candidate"]
+    row = {
+        "backend": combo.backend, "precision": combo.precision, "variant": combo.variant, "device": combo.device,
+        "model_mb": model_path.stat().st_size / 2**20,
+        "psnr": cand["psnr"], "ssim": cand["ssim"], "sam": cand["sam"], "miou": cand["miou"],
+        "psnr_delta": drift["psnr_delta"], "miou_delta": drift["miou_delta"],
+        "max_abs_error": drift["max_abs_error"], "class_agreement": drift["class_agreement"],
+    }
+    if artifact is not None:
+        from .export.manifest import read_manifest
+
+        row["within_budget"] = read_manifest(artifact)["drift"]["within_budget"]
+    return row
+
+
+def latency_fields(times_ms: list[float]) -> dict[str, float]:
+    a = np.asarray(times_ms)
+    return {
+        "latency_ms_p50": float(np.percentile(a, 50)),
+        "latency_ms_p95": float(np.percentile(a, 95)),
+        "tiles_per_s": float(len(a) / (a.sum() / 1e3)),
+    }
+
+
+def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
+    """Run every available combination; returns the report (see ``report.bench_report``)."""
+    from .export.pipeline import DRIFT_SEED, tiles_from
+
+    stage = on_stage or (lambda name: None)
+    combos = select(opts.backends, opts.precisions)
+    if opts.warmup < 0 or opts.iterations < 1:
+        raise ConfigError(f"--warmup {opts.warmup} / --iterations {opts.iterations}: need warmup >= 0 and iterations >= 1")
+    ckpt = load_checkpoint(opts.checkpoint)
+    c = ckpt.config
+    if opts.tile % c.multiple:
+        raise ConfigError(f"--tile {opts.tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
+    runnable = [(combo, unavailable(combo)) for combo in combos]
+    skipped = [{"backend": k.backend, "precision": k.precision, "variant": k.variant, "device": k.device, "reason": why} for k, why in runnable if why]
+    runnable = [k for k, why in runnable if not why]
+
+    stage("load held-out tiles")
+    tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
+    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=["fp32", "fp16", "int8", "mixed"].index), stage)
+    engines_root = Path(opts.engines or Path(opts.report) / "engines")
+
+    stage("torch FP32 reference")
+    torch.set_num_threads(os.cpu_count())
+    reference = TorchRunner(ckpt.path)
+    reference_cache = None
+    rows = []
+    for combo in runnable:
+        stage(combo.name)
+        artifact = artifacts.get(combo.precision) if combo.needs_artifact else None
+        engine = ensure_engine(artifact, engines_root, combo.precision) if combo.backend == "trt" else None
+        gc.collect()
+        cuda = combo.device == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        before = PeakMemory.current()
+        with PeakMemory(interval=0.01) as memory:
+            runner = make_runner(combo, ckpt.path, artifact, engine).activate()
+            drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
+            with TegraStats() as power:
+                times = time_runner(runner, tiles, opts.warmup, opts.iterations)
+            runner.deactivate()
+        lat = latency_fields(times)
+        row = {
+            **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
+            **lat,
+            "peak_mem_mb": (torch.cuda.max_memory_allocated() if cuda else max(0, memory.peak - before)) / 2**20,
+        }
+        if power.mean_power_w is not None:
+            row["power_w"] = power.mean_power_w
+            row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
+        rows.append(row)
+    info = device_info()
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "device": info,
+        "device_label": device_label(info),
+        "date": date.today().isoformat(),
+        "method": method_text(opts, len(tiles)),
+        "checkpoint": {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": c.name},
+        "data": opts.data,
+        "tiles": len(tiles),
+        "tile": opts.tile,
+        "exported": exported,
+        "source": "tdpcr-edge bench",
+    }

@@ -1,0 +1,150 @@
+"""The accuracy-against-latency report: ``report.json``, ``report.md`` (the same as a
+table) and ``report.png`` (PSNR and mIoU against p50 latency, the Pareto front marked).
+
+A report is ``{"rows": [...], "skipped": [...], "device": ..., "method": ...}``; it comes
+from ``tdpcr-edge bench`` or from pytest-benchmark's ``--benchmark-json`` output
+(``from_benchmark_json``), so both paths give the same files.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from ..errors import DataError
+from ..io_utils import atomic_path, write_json
+
+
+def row_label(row: dict) -> str:
+    parts = [row["backend"], row["precision"]]
+    if row.get("variant") and row["variant"] != "eager":
+        parts.append(row["variant"])
+    if row["backend"] == "torch":
+        parts.append(row.get("device", "cpu"))
+    return " ".join(parts)
+
+
+def pareto_front(rows: list[dict], metric: str, latency: str = "latency_ms_p50") -> list[int]:
+    """Indices of the rows no other row beats: none is at least as fast and at least as
+    accurate while strictly better in one of the two. Rows lacking either value are out."""
+    pts = [(i, r[latency], r[metric]) for i, r in enumerate(rows) if r.get(latency) is not None and r.get(metric) is not None]
+    front = []
+    for i, lat, acc in pts:
+        dominated = any(lat2 <= lat and acc2 >= acc and (lat2 < lat or acc2 > acc) for j, lat2, acc2 in pts if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: rows[i][latency])
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(report: dict) -> str:
+    front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
+    lines = [
+        f"# Accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}",
+        "",
+        "| backend / precision | MB | PSNR dB | SSIM | SAM deg | mIoU % | dPSNR dB | dmIoU pt | p50 ms | p95 ms | tiles/s | peak MB | Pareto |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for i, r in enumerate(report["rows"]):
+        lines.append(
+            f"| {row_label(r)} | {_f(r.get('model_mb'), '.2f')} | {_f(r.get('psnr'), '.2f')} | {_f(r.get('ssim'), '.3f')} | "
+            f"{_f(r.get('sam'), '.2f')} | {_f(r.get('miou'), '.1f')} | {_f(r.get('psnr_delta'), '+.3f')} | {_f(r.get('miou_delta'), '+.2f')} | "
+            f"{_f(r.get('latency_ms_p50'), '.1f')} | {_f(r.get('latency_ms_p95'), '.1f')} | {_f(r.get('tiles_per_s'), '.2f')} | "
+            f"{_f(r.get('peak_mem_mb'), '.0f')} | {'*' if i in front else ''} |"
+        )
+    if any("energy_mj_per_tile" in r for r in report["rows"]):
+        lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]
+        lines += [f"| {row_label(r)} | {r['power_w']:.2f} | {r['energy_mj_per_tile']:.0f} |" for r in report["rows"] if "energy_mj_per_tile" in r]
+    if report.get("skipped"):
+        lines += ["", "Not run here:", ""]
+        lines += [f"- {row_label(s)}: {s['reason']}" for s in report["skipped"]]
+    lines += ["", f"Method: {report.get('method', '')}", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for ax, metric, ylabel in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "miou", "mIoU (%)")):
+        pts = [(r["latency_ms_p50"], r[metric], row_label(r)) for r in rows if r.get(metric) is not None and r.get("latency_ms_p50") is not None]
+        if not pts:
+            ax.text(0.5, 0.5, f"no {metric} measured", ha="center", va="center", transform=ax.transAxes)
+            continue
+        front = pareto_front(rows, metric)
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", zorder=2, label="backend / precision")
+        fx, fy = [rows[i]["latency_ms_p50"] for i in front], [rows[i][metric] for i in front]
+        ax.step(fx, fy, where="post", color="tab:red", lw=1.2, zorder=1)
+        ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="tab:red", zorder=3, label="Pareto front")
+        for x, y, label in pts:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xlabel("latency p50 (ms per tile)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"TDP-CR accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}", fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_report(report: dict, out: str | Path) -> list[Path]:
+    """report.json, report.md and report.png in ``out``, each renamed into place whole."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.json", out / "report.md", out / "report.png"]
+    write_json(paths[0], report)
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(markdown(report))
+    plot(report, paths[2])
+    return paths
+
+
+def from_benchmark_json(path: str | Path) -> dict:
+    """A report from pytest-benchmark's ``--benchmark-json`` file: one row per benchmark
+    that carries our ``extra_info`` (backend, precision, ...), latency from its timings."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        benches = data["benchmarks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a pytest-benchmark JSON file ({exc}); write one with `pytest benchmarks --benchmark-only --benchmark-json FILE`") from None
+    rows = []
+    for b in benches:
+        info = b.get("extra_info") or {}
+        if "backend" not in info or "precision" not in info:
+            continue
+        s = b["stats"]
+        row = {k: info.get(k) for k in ("backend", "precision", "variant", "device", "model_mb", "psnr", "ssim", "sam", "miou", "psnr_delta", "miou_delta", "peak_mem_mb")}
+        row.update({k: v for k, v in info.items() if k not in row and k not in ("method", "device_info", "config")})
+        row["latency_ms_p50"] = s["median"] * 1e3
+        # pytest-benchmark keeps the raw rounds only with --benchmark-save-data; else p95 is unknown.
+        data_ms = sorted(x * 1e3 for x in s.get("data", []))
+        row["latency_ms_p95"] = data_ms[min(len(data_ms) - 1, int(round(0.95 * (len(data_ms) - 1))))] if data_ms else None
+        row["tiles_per_s"] = 1.0 / s["mean"]
+        row["benchmark"] = b.get("fullname") or b.get("name")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no benchmark in it carries backend/precision extra_info; run benchmarks/bench_precisions.py")
+    first = next((b.get("extra_info", {}) for b in benches if b.get("extra_info", {}).get("method")), {})
+    machine = data.get("machine_info", {})
+    device = first.get("device_info") or {"cpu": machine.get("cpu", {}).get("brand_raw"), "machine": machine.get("machine")}
+    from ..bench import device_label
+
+    return {
+        "rows": rows,
+        "skipped": [],
+        "device": device,
+        "device_label": device_label(device) if "cores" in device else (device.get("cpu") or ""),
+        "date": (data.get("datetime") or date.today().isoformat())[:10],
+        "method": first.get("method", "pytest-benchmark timings; see the suite's docstring"),
+        "source": f"pytest-benchmark JSON {path.name}",
+    }

@@ -1,0 +1,212 @@
+"""`tdpcr-edge bench` and its report: the registry, the Pareto front, a real end-to-end run
+on a small model, the pytest-benchmark conversion and the tegrastats sampler."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tdpcr_edge.bench import ROW_FIELDS, BenchOptions, latency_fields, run_bench
+from tdpcr_edge.errors import ConfigError, DataError
+from tdpcr_edge.report.bench_report import from_benchmark_json, markdown, pareto_front, write_report
+from tdpcr_edge.runtime.combos import COMBOS, Combo, select, unavailable
+from tdpcr_edge.runtime.power import TegraStats, input_power_mw, parse_rails
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_follows_the_registry():
+    names = [c.name for c in select("torch,ort", "fp32,int8")]
+    assert names == ["torch-fp32-eager-cpu", "torch-fp32-eager-cuda", "torch-fp32-compile-cuda", "torch-fp32-fused-cuda", "ort-fp32", "ort-int8"]
+    assert {c.precision for c in select("ort", "fp16")} == {"fp16"}
+    with pytest.raises(ConfigError, match="unknown backend tensorflow"):
+        select("torch,tensorflow", "fp32")
+    with pytest.raises(ConfigError, match="unknown precision int4"):
+        select("ort", "int4")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the reasons given on a machine without a GPU")
+def test_unavailable_rows_say_why():
+    assert unavailable(Combo("torch", "fp32", "eager", "cpu")) is None
+    assert unavailable(Combo("ort", "int8")) is None
+    assert unavailable(Combo("torch", "fp16", "eager", "cuda")) == "no CUDA GPU on this machine"
+    trt = unavailable(Combo("trt", "fp16", device="cuda"))
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert "TensorRT is not installed" in trt
+
+
+def test_pareto_front():
+    rows = [
+        {"latency_ms_p50": 10.0, "psnr": 30.0},  # fastest
+        {"latency_ms_p50": 20.0, "psnr": 32.0},  # slower, better: on the front
+        {"latency_ms_p50": 25.0, "psnr": 31.0},  # dominated by row 1
+        {"latency_ms_p50": 20.0, "psnr": 32.0},  # tie with row 1: neither dominates
+        {"latency_ms_p50": 40.0, "psnr": None},  # not measured: out
+    ]
+    assert pareto_front(rows, "psnr") == [0, 1, 3]
+
+
+def test_latency_fields():
+    f = latency_fields([10.0] * 19 + [30.0])
+    assert f["latency_ms_p50"] == 10.0
+    assert 10.0 < f["latency_ms_p95"] <= 30.0
+    assert f["tiles_per_s"] == pytest.approx(20 / 0.22)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory, scene_dir, random_checkpoint):
+    root = tmp_path_factory.mktemp("bench")
+    opts = BenchOptions(report=root / "report", checkpoint=random_checkpoint, backends="torch,ort,trt", precisions="fp32,fp16",
+                        data=str(scene_dir), tiles=3, tile=64, warmup=1, iterations=3)
+    return opts, run_bench(opts)
+
+
+def test_bench_rows_measured(bench_run):
+    opts, report = bench_run
+    rows = {(r["backend"], r["precision"], r["device"]): r for r in report["rows"]}
+    assert set(rows) >= {("torch", "fp32", "cpu"), ("ort", "fp32", "cpu"), ("ort", "fp16", "cpu")}
+    for r in report["rows"]:
+        assert set(ROW_FIELDS) <= set(r)
+        assert 0 < r["latency_ms_p50"] <= r["latency_ms_p95"]
+        assert r["tiles_per_s"] > 0 and r["model_mb"] > 0 and r["peak_mem_mb"] >= 0
+    # torch FP32 is the reference itself; ORT FP32 must agree with it.
+    assert rows[("torch", "fp32", "cpu")]["psnr_delta"] == 0.0
+    assert abs(rows[("ort", "fp32", "cpu")]["psnr_delta"]) < 1e-3
+    assert rows[("ort", "fp32", "cpu")]["max_abs_error"] < 1e-4
+    assert rows[("ort", "fp16", "cpu")]["model_mb"] < rows[("ort", "fp32", "cpu")]["model_mb"]
+    assert report["tiles"] == 3 and report["exported"] == ["fp32", "fp16"]
+    assert report["device"]["cores"] == os.cpu_count()
+    for key in ("warm-up", "p50", "p95"):
+        assert key in report["method"]
+    if not torch.cuda.is_available():
+        skipped = {(s["backend"], s["precision"], s["variant"]) for s in report["skipped"]}
+        assert ("torch", "fp16", "eager") in skipped and all(s["reason"] for s in report["skipped"])
+
+
+def test_bench_reuses_matching_artifacts(bench_run):
+    opts, _ = bench_run
+    before = {p: p.stat().st_mtime_ns for p in (opts.report / "artifacts").glob("*/model.onnx")}
+    again = run_bench(BenchOptions(**{**opts.__dict__, "backends": "ort", "iterations": 1}))
+    assert again["exported"] == []
+    assert {p: p.stat().st_mtime_ns for p in (opts.report / "artifacts").glob("*/model.onnx")} == before
+
+
+def test_bench_refuses_a_stale_artifact_folder(bench_run, tmp_path):
+    opts, _ = bench_run
+    # The artifacts were exported at tile 64; asking for 128 must not silently reuse them.
+    with pytest.raises(ConfigError, match="another checkpoint, precision or tile"):
+        run_bench(BenchOptions(**{**opts.__dict__, "backends": "ort", "precisions": "fp32", "tile": 128, "data": "synthetic", "tiles": 1, "report": tmp_path, "artifacts": opts.report / "artifacts"}))
+
+
+def test_report_files(bench_run, tmp_path):
+    _, report = bench_run
+    paths = write_report(report, tmp_path / "out")
+    assert [p.name for p in paths] == ["report.json", "report.md", "report.png"]
+    assert json.loads(paths[0].read_text())["rows"] == json.loads(json.dumps(report["rows"]))
+    md = paths[1].read_text()
+    assert md.count("\n| ort ") == 2 and "| torch fp32 cpu |" in md and "Method:" in md
+    assert paths[2].read_bytes()[:8] == PNG
+    assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+def _benchmark_json(tmp_path, with_data=True):
+    def bench(name, median, extra):
+        stats = {"median": median, "mean": median * 1.1, "min": median * 0.9, "max": median * 2, "stddev": 0.001, "rounds": 5}
+        if with_data:
+            stats["data"] = [median * f for f in (0.9, 1.0, 1.0, 1.1, 2.0)]
+        return {"name": name, "fullname": f"benchmarks/bench_precisions.py::{name}", "stats": stats, "extra_info": extra}
+
+    row = {"variant": "", "device": "cpu", "model_mb": 1.2, "psnr": 30.0, "ssim": 0.9, "sam": 4.0, "miou": 70.0, "psnr_delta": 0.0, "miou_delta": 0.0}
+    data = {
+        "machine_info": {"machine": "x86_64", "cpu": {"brand_raw": "Test CPU"}},
+        "datetime": "2026-11-24T10:00:00",
+        "benchmarks": [
+            bench("test_precision_row[ort-fp32]", 0.05, {"backend": "ort", "precision": "fp32", **row, "method": "M", "device_info": {"cpu": "Test CPU", "cores": 2}}),
+            bench("test_precision_row[ort-int8]", 0.08, {"backend": "ort", "precision": "int8", **row, "psnr": 25.0, "psnr_delta": -5.0}),
+            bench("test_backend_latency[tiny-torch]", 0.07, {}),  # no backend/precision: not a report row
+        ],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_from_benchmark_json(tmp_path):
+    report = from_benchmark_json(_benchmark_json(tmp_path))
+    assert [(r["backend"], r["precision"]) for r in report["rows"]] == [("ort", "fp32"), ("ort", "int8")]
+    fp32 = report["rows"][0]
+    assert fp32["latency_ms_p50"] == pytest.approx(50.0)
+    assert fp32["latency_ms_p95"] == pytest.approx(100.0)
+    assert fp32["tiles_per_s"] == pytest.approx(1 / 0.055)
+    assert report["method"] == "M" and report["date"] == "2026-11-24" and "Test CPU" in report["device_label"]
+    assert "| ort int8 |" in markdown(report)
+    assert all(p.exists() for p in write_report(report, tmp_path / "r"))
+    # Without raw rounds, p95 is unknown rather than invented.
+    assert from_benchmark_json(_benchmark_json(tmp_path, with_data=False))["rows"][0]["latency_ms_p95"] is None
+
+
+def test_from_benchmark_json_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(DataError, match="x.json: not a pytest-benchmark JSON"):
+        from_benchmark_json(bad)
+    bad.write_text(json.dumps({"benchmarks": [{"name": "a", "stats": {"median": 1, "mean": 1}, "extra_info": {}}]}))
+    with pytest.raises(DataError, match="no benchmark in it carries backend/precision"):
+        from_benchmark_json(bad)
+
+
+ORIN = ("11-24-2026 10:00:00 RAM 2448/7620MB (lfb 1x4MB) SWAP 0/3810MB (cached 0MB) CPU [2%@729,1%@729,0%@729,0%@729,off,off] "
+        "EMC_FREQ 0% GR3D_FREQ 45% cpu@47.5C soc2@46.9C VDD_IN 5391mW/4791mW VDD_CPU_GPU_CV 1553mW/953mW VDD_SOC 1378mW/1378mW")
+NANO = "RAM 1903/3964MB (lfb 80x4MB) CPU [3%@102,2%@102,1%@102,0%@102] GR3D_FREQ 0%@76 POM_5V_IN 2204/2204 POM_5V_GPU 0/0 POM_5V_CPU 367/367"
+
+
+def test_tegrastats_lines():
+    assert parse_rails(ORIN) == {"VDD_IN": 5391, "VDD_CPU_GPU_CV": 1553, "VDD_SOC": 1378}
+    assert input_power_mw(ORIN) == 5391
+    assert input_power_mw(NANO) == 2204
+    assert input_power_mw("RAM 1903/3964MB CPU [3%@102]") is None
+
+
+def test_tegrastats_sampler_runs_the_tool(tmp_path, monkeypatch):
+    # A stand-in tegrastats that prints real-format lines, to exercise the process plumbing.
+    tool = tmp_path / "tegrastats"
+    tool.write_text(f"#!/bin/sh\nwhile true; do echo '{ORIN}'; echo '{ORIN.replace('5391mW', '4391mW')}'; sleep 0.02; done\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with TegraStats(interval_ms=20) as power:
+        import time
+
+        time.sleep(0.3)
+    assert power.available and len(power.samples) >= 2
+    assert 4.3 <= power.mean_power_w <= 5.4
+    assert TegraStats(command="no-such-tegrastats").available is False
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_bench_bad_options(tmp_path):
+    for args, needle in ((("--backends", "tf"), "unknown backend tf"), (("--precisions", "int4"), "unknown precision int4")):
+        p = run_cli("bench", "--report", tmp_path / "r", *args)
+        lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and needle in lines[0], p.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_report_from_benchmark_json(tmp_path):
+    p = run_cli("report", _benchmark_json(tmp_path), "--report", tmp_path / "rep")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "rep" / "report.png").read_bytes()[:8] == PNG
+    p = run_cli("report", tmp_path / "missing.json", "--report", tmp_path / "rep2")
+    assert p.returncode == 2 and "missing.json" in p.stderr and not (tmp_path / "rep2").exists()
+
+
+def test_every_registry_row_is_named_uniquely():
+    assert len({c.name for c in COMBOS}) == len(COMBOS)
