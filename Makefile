@@ -38,7 +38,9 @@ demo: $(STAMP)
 	$(BIN)/tdpcr-edge infer --model $(DEMO)/artifacts/mixed --optical $(DEMO)/big/scene_0000/optical_cloudy.tif \
 	  --sar $(DEMO)/big/scene_0000/sar.tif --reference $(DEMO)/big/scene_0000/optical_clear.tif \
 	  --labels $(DEMO)/big/scene_0000/labels.tif --cloud $(DEMO)/big/scene_0000/cloud.tif --out $(DEMO)/stream
-	@echo "quick looks: $(DEMO)/quicklook.png, $(DEMO)/stream/quicklook.png"
+	# Accuracy against latency for every backend and precision this machine runs (reuses the artifacts above).
+	$(BIN)/tdpcr-edge bench --artifacts $(DEMO)/artifacts --tiles 8 --report $(DEMO)/report
+	@echo "quick looks: $(DEMO)/quicklook.png, $(DEMO)/stream/quicklook.png; report: $(DEMO)/report/report.md, $(DEMO)/report/report.png"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -86,7 +86,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, model.pt, metrics.json."),
     config: str = typer.Option("tiny", help="Model config: tiny or base."),
     fusion: str = typer.Option("pgf", help="Fusion: pgf, or concat for the ablation."),
-    data: str = typer.Option("synthetic", help="'synthetic' or a folder written by `synth`."),
+    data: str = typer.Option("synthetic", help="'synthetic', a folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (train split)."),
     steps: int = typer.Option(1500, help="Optimisation steps per phase."),
     phase: str = typer.Option("both", help="1 (reconstruction), 2 (semantics) or both."),
     batch: int = typer.Option(8, help="Batch size."),
@@ -135,16 +135,16 @@ def print_eval(result: dict, title: str) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., help="Folder of scenes written by `synth` (or laid out alike)."),
+    data: str = typer.Option(..., help="Scene folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (test split by default)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics here."),
     quicklook: Optional[Path] = typer.Option(None, help="Write a quick-look PNG of the first scenes here."),
 ) -> None:
     """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin."""
-    from .data.scenes import find_scenes
+    from .data.datasets import open_dataset
     from .evaluate import run_eval
 
-    with progress_bar("eval", len(find_scenes(data))) as advance:
+    with progress_bar("eval", len(open_dataset(str(data), split="test"))) as advance:
         result = run_eval(data, checkpoint, json_out, quicklook, on_scene=advance)
     print_eval(result, f"{result['scenes']} scenes in {data}, checkpoint {Path(result['checkpoint']['path']).name}")
     for path in (json_out, quicklook):
@@ -176,7 +176,7 @@ def export(
     precision: Optional[str] = typer.Option(None, help="fp32, fp16, int8 or mixed (default: the target's, else fp16)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
     target: Optional[str] = typer.Option(None, help="Deployment profile from export/profiles (sets precision and tile defaults)."),
-    calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed: 'synthetic' or a scene folder."),
+    calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed: 'synthetic', a scene folder or a data-set spec (val split)."),
     calib_tiles: int = typer.Option(32, help="Calibration tiles."),
     calib_method: str = typer.Option("percentile", help="Activation calibration: percentile, entropy or minmax."),
     eval_data: str = typer.Option("synthetic", help="Held-out data the drift is measured on."),
@@ -237,7 +237,7 @@ def infer(
     out: Path = typer.Option(..., "--out", help="Output folder (one sub-folder per scene with --pairs)."),
     optical: Optional[Path] = typer.Option(None, help="Cloudy optical GeoTIFF."),
     sar: Optional[Path] = typer.Option(None, help="SAR GeoTIFF (VV, VH in dB) on the same grid, or use --align."),
-    pairs: Optional[Path] = typer.Option(None, help="CSV with columns optical,sar[,reference][,labels][,cloud][,name]."),
+    pairs: Optional[str] = typer.Option(None, help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, pairs:CSV)."),
     model: Optional[str] = typer.Option(None, help="Checkpoint, artifact folder or engine folder (default: the shipped checkpoint)."),
     backend: str = typer.Option("auto", help="auto, torch, ort or trt."),
     tile: int = typer.Option(256, help="Tile size in pixels."),
@@ -251,10 +251,10 @@ def infer(
     cloud: Optional[Path] = typer.Option(None, help="Cloud-thickness GeoTIFF: scores by thickness bin."),
 ) -> None:
     """Stream whole scenes through the model: COG outputs, run.json, quick look."""
-    from .runtime.stream import StreamOptions, read_pairs, run_stream
+    from .runtime.stream import StreamOptions, run_stream, scene_jobs
 
     if pairs is not None:
-        jobs = [(out / row["name"], row) for row in read_pairs(pairs)]
+        jobs = [(out / row["name"], row) for row in scene_jobs(pairs)]
     elif optical is not None and sar is not None:
         jobs = [(out, {"optical": optical, "sar": sar, "reference": reference, "labels": labels, "cloud": cloud})]
     else:
@@ -312,7 +312,7 @@ def bench(
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
     precisions: str = typer.Option("fp32,fp16,int8,mixed", help="Comma-separated precisions."),
     backends: str = typer.Option("torch,ort,trt", help="Comma-separated backends; rows this machine cannot run are listed with the reason."),
-    data: str = typer.Option("synthetic", help="Held-out data: 'synthetic' or a scene folder."),
+    data: str = typer.Option("synthetic", help="Held-out data: 'synthetic', a scene folder or a data-set spec (test split)."),
     tiles: int = typer.Option(16, help="Held-out tiles."),
     tile: int = typer.Option(256, help="Tile size in pixels."),
     warmup: int = typer.Option(3, help="Untimed calls before timing."),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .data.normalize import Normalization
-from .data.scenes import SceneArrays, find_scenes, read_scene
+from .data.scenes import SceneArrays
 from .metrics import ReconstructionScores, SegmentationScores
 from .model import TDPCR
 
@@ -97,9 +97,12 @@ def evaluate_scenes(
     return ev.result(), kept
 
 
-def iter_folder(root: str | Path, norm: Normalization) -> tuple[list[Path], Iterable[SceneArrays]]:
-    folders = find_scenes(root)
-    return folders, (read_scene(f, norm) for f in folders)
+def iter_data(data: str | Path, norm: Normalization) -> tuple[int, Iterable[SceneArrays]]:
+    """Scenes of any ``--data`` spec but ``synthetic`` (its test split for data sets)."""
+    from .data.datasets import open_dataset
+
+    dataset = open_dataset(str(data), split="test")
+    return len(dataset), dataset.scenes(norm)
 
 
 def run_eval(
@@ -109,7 +112,8 @@ def run_eval(
     quicklook: str | Path | None = None,
     on_scene: Callable[[], None] | None = None,
 ) -> dict:
-    """Evaluate a checkpoint (the shipped one by default) on a folder of scenes; write the
+    """Evaluate a checkpoint (the shipped one by default) on scenes (a folder or a data-set
+    spec, see ``data.datasets``); write the
     JSON and an optional quick-look PNG of the first scenes."""
     from .io_utils import write_json
     from .report.quicklook import save_quicklook
@@ -117,7 +121,7 @@ def run_eval(
 
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build()
-    folders, scenes = iter_folder(data, ckpt.normalization)
+    _, scenes = iter_data(data, ckpt.normalization)
     result, kept = evaluate_scenes(model, scenes, keep=4 if quicklook else 0, on_scene=on_scene)
     result["checkpoint"] = {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": ckpt.config.name, "fusion": ckpt.config.fusion}
     result["data"] = str(data)

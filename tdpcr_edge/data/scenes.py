@@ -92,16 +92,21 @@ class SceneArrays:
     cloud: np.ndarray | None = None
 
 
-def _read(path: Path, expected_bands: int | None, what: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def _read(path: Path, expected_bands: int | None, what: str, select: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``select``: 1-based bands to read (a data set's band selection); the count check
+    then applies to the selection."""
     try:
         with rasterio.open(path) as src:
-            if expected_bands is not None and src.count != expected_bands:
+            if select and max(select) > src.count:
+                raise DataError(f"{path}: {what} has {src.count} bands, but band {max(select)} was selected; fix the band selection")
+            count = len(select) if select else src.count
+            if expected_bands is not None and count != expected_bands:
                 raise DataError(
-                    f"{path}: {what} has {src.count} bands, expected {expected_bands}; "
+                    f"{path}: {what} has {count} bands, expected {expected_bands}; "
                     "pass the right file or a model trained on this band count"
                 )
-            data = src.read()
-            nodata_mask = src.read_masks() == 0  # per band: True where nodata
+            data = src.read(list(select)) if select else src.read()
+            nodata_mask = (src.read_masks(list(select)) if select else src.read_masks()) == 0  # per band: True where nodata
             meta = {"crs": src.crs, "transform": src.transform, "shape": (src.height, src.width)}
     except RasterioError as exc:
         raise DataError(f"{path}: cannot read {what} as a GeoTIFF ({exc}); re-create or re-download the file") from exc
@@ -130,28 +135,45 @@ def read_scene(folder: str | Path, norm: Normalization = Normalization(), need: 
     for key in (*REQUIRED, *need):
         if not (folder / FILES[key]).exists():
             raise DataError(f"{folder / FILES[key]}: missing; every scene folder needs {', '.join(FILES[k] for k in (*REQUIRED, *need))}")
-    optical_raw, invalid, ref = _read(folder / FILES["optical"], len(norm.optical_bands), "cloudy optical")
-    sar_raw, sar_invalid, meta = _read(folder / FILES["sar"], len(norm.sar_bands), "SAR")
-    _check_grid(folder / FILES["sar"], meta, folder / FILES["optical"], ref)
+    paths = {k: folder / f for k, f in FILES.items() if (folder / f).exists()}
+    return read_layers(folder.name, paths, norm)
+
+
+def read_layers(
+    name: str,
+    paths: dict[str, Path],
+    norm: Normalization = Normalization(),
+    labels: Callable[[np.ndarray, Path], np.ndarray] | None = None,
+    bands: dict[str, tuple[int, ...]] | None = None,
+) -> SceneArrays:
+    """One sample from explicit files: ``optical`` and ``sar`` required; ``clear``,
+    ``labels`` and ``cloud`` when given. All must share one grid. ``labels`` maps the raw
+    label band to class ids (data sets with their own class codes); ``bands`` selects
+    1-based raster bands per layer."""
+    bands = bands or {}
+    optical_raw, invalid, ref = _read(paths["optical"], len(norm.optical_bands), "cloudy optical", bands.get("optical"))
+    sar_raw, sar_invalid, meta = _read(paths["sar"], len(norm.sar_bands), "SAR", bands.get("sar"))
+    _check_grid(paths["sar"], meta, paths["optical"], ref)
     invalid |= sar_invalid
     scene = SceneArrays(
-        name=folder.name,
+        name=name,
         optical=norm.optical_to_model(optical_raw),
         sar=norm.sar_to_model(np.nan_to_num(sar_raw, nan=norm.sar_min_db[0])),
         valid=~invalid,
     )
-    if (folder / FILES["clear"]).exists():
-        clear, bad, meta = _read(folder / FILES["clear"], len(norm.optical_bands), "clear optical")
-        _check_grid(folder / FILES["clear"], meta, folder / FILES["optical"], ref)
+    if "clear" in paths:
+        clear, bad, meta = _read(paths["clear"], len(norm.optical_bands), "clear optical", bands.get("optical"))
+        _check_grid(paths["clear"], meta, paths["optical"], ref)
         scene.clear = norm.optical_to_model(clear)
         scene.valid &= ~bad
-    if (folder / FILES["labels"]).exists():
-        labels, bad, meta = _read(folder / FILES["labels"], 1, "labels")
-        _check_grid(folder / FILES["labels"], meta, folder / FILES["optical"], ref)
-        scene.labels = np.where(bad, IGNORE_INDEX, labels[0]).astype(np.int64)
-    if (folder / FILES["cloud"]).exists():
-        cloud, _, meta = _read(folder / FILES["cloud"], 1, "cloud thickness")
-        _check_grid(folder / FILES["cloud"], meta, folder / FILES["optical"], ref)
+    if "labels" in paths:
+        raw, bad, meta = _read(paths["labels"], None if labels else 1, "labels", bands.get("labels"))
+        _check_grid(paths["labels"], meta, paths["optical"], ref)
+        ids = labels(raw[0], paths["labels"]) if labels else raw[0]
+        scene.labels = np.where(bad, IGNORE_INDEX, ids).astype(np.int64)
+    if "cloud" in paths:
+        cloud, _, meta = _read(paths["cloud"], 1, "cloud thickness")
+        _check_grid(paths["cloud"], meta, paths["optical"], ref)
         scene.cloud = np.nan_to_num(cloud[0].astype(np.float32), nan=0.0)
     scene.optical = np.where(scene.valid[None], scene.optical, 0.0).astype(np.float32)
     scene.sar = np.where(scene.valid[None], scene.sar, 0.0).astype(np.float32)

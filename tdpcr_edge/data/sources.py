@@ -3,7 +3,6 @@ resumed run sees exactly the data an uninterrupted one would have seen."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 
 from ..errors import DataError
 from .normalize import Normalization
-from .scenes import SceneArrays, find_scenes, read_legend, read_scene
+from .scenes import SceneArrays
 from .synthetic import CLASS_COLORS, CLASS_NAMES, make_scene
 
 
@@ -58,26 +57,29 @@ class SyntheticSource:
         return out
 
 
-class SceneFolderSource:
-    """Random crops from scene folders written by ``tdpcr-edge synth`` (or laid out alike).
-    The folders are read once and kept in memory: fine for fixture-sized sets; the real
-    data-set readers stream instead."""
+class DatasetSource:
+    """Random crops from a data set (scene folders, SEN12MS-CR, LuojiaSET-OSFCR, pairs). Samples
+    are read lazily; the most recent ones stay cached, so fixture-sized sets are read once."""
 
-    def __init__(self, root: str | Path, norm: Normalization = Normalization(), seed: int = 0):
-        self.root, self.seed = Path(root), seed
-        self.scenes: list[SceneArrays] = [read_scene(p, norm, need=("clear", "labels")) for p in find_scenes(root)]
-        legend = read_legend(root)
-        n = int(max(int(s.labels[s.labels != 255].max(initial=0)) for s in self.scenes)) + 1
-        self.classes, self.colors = legend if legend else ([f"class {i}" for i in range(n)], [tuple(int(v) for v in np.random.default_rng(i).integers(0, 256, 3)) for i in range(n)])
+    def __init__(self, dataset, seed: int = 0, cache: int = 32):
+        from functools import lru_cache
+
+        self.dataset, self.seed = dataset, seed
+        self.classes, self.colors, self.norm = list(dataset.classes), list(dataset.colors), dataset.norm
+        self._read = lru_cache(maxsize=cache)(dataset.read)
 
     def batch(self, step: int, batch_size: int, patch: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
         items = []
         for _ in range(batch_size):
-            s = self.scenes[rng.integers(len(self.scenes))]
+            i = int(rng.integers(len(self.dataset)))
+            s = self._read(i)
+            if s.clear is None or s.labels is None:
+                missing = "clear target" if s.clear is None else "labels"
+                raise DataError(f"{self.dataset.samples[i].paths['optical']}: sample {s.name} has no {missing}; training needs both (SEN12MS-CR: add ?labels=dfc)")
             h, w = s.labels.shape
             if h < patch or w < patch:
-                raise DataError(f"{self.root / s.name}: scene is {w}x{h}, smaller than the training patch {patch}; pass a smaller --patch")
+                raise DataError(f"{self.dataset.samples[i].paths['optical']}: scene is {w}x{h}, smaller than the training patch {patch}; pass a smaller --patch")
             y, x = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
             win = (slice(y, y + patch), slice(x, x + patch))
             cloud = s.cloud if s.cloud is not None else np.zeros_like(s.labels, np.float32)
@@ -95,7 +97,9 @@ class SceneFolderSource:
 
 
 def open_source(data: str, norm: Normalization = Normalization(), seed: int = 0, num_classes: int = 6) -> BatchSource:
-    """``synthetic`` or a folder of scenes."""
+    """``synthetic``, a folder of scenes or a data-set spec (its train split)."""
     if data == "synthetic":
         return SyntheticSource(seed, num_classes, norm)
-    return SceneFolderSource(data, norm, seed)
+    from .datasets import open_dataset
+
+    return DatasetSource(open_dataset(data, split="train"), seed)

@@ -19,7 +19,8 @@ from typing import Callable
 import onnx
 
 from ..data.normalize import Normalization
-from ..data.scenes import SceneArrays, find_scenes, read_scene
+from ..data.datasets import open_dataset
+from ..data.scenes import SceneArrays
 from ..data.sources import SyntheticSource
 from ..errors import DataError
 from ..io_utils import atomic_dir, write_json
@@ -57,14 +58,14 @@ class ExportOptions:
     sensitivity_tiles: int = 4
 
 
-def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int) -> list[SceneArrays]:
+def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> list[SceneArrays]:
     """``count`` tiles of ``tile`` pixels: from the synthetic world's ``seed`` or cut from the
-    scene folders in ``data`` (top-left windows, then the next ones, scene by scene)."""
+    scenes of a data spec (``split`` of a data set; top-left windows, then the next ones,
+    scene by scene)."""
     if data == "synthetic":
         return SyntheticSource(seed, num_classes, norm).scenes(count, tile)
     tiles = []
-    for folder in find_scenes(data):
-        s = read_scene(folder, norm)
+    for s in open_dataset(data, split).scenes(norm):
         h, w = s.valid.shape
         for y in range(0, h - tile + 1, tile):
             for x in range(0, w - tile + 1, tile):
@@ -126,9 +127,9 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     if precision in ("int8", "mixed"):
         check_calibration_method(opts.calib_method)
         if opts.calib != "synthetic":
-            find_scenes(opts.calib)
+            open_dataset(opts.calib, "val")  # indexes and checks the layout
     if opts.eval_data != "synthetic":
-        find_scenes(opts.eval_data)
+        open_dataset(opts.eval_data, "test")
     ckpt = load_checkpoint(opts.checkpoint)
     c = ckpt.config
 
@@ -159,7 +160,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         proto = to_fp16(proto32)
     else:
         stage(f"calibrate INT8 ({opts.calib_method})")
-        calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED)
+        calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
         quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method)
         try:
             if precision == "int8":

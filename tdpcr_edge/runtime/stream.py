@@ -16,7 +16,6 @@ COGs and renamed into place: outputs appear complete or not at all.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import queue
@@ -35,6 +34,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from ..data.datasets import read_pairs  # noqa: F401  (re-exported: the CLI and tests import it from here)
 from ..data.normalize import Normalization
 from ..errors import ConfigError, DataError
 from ..io_utils import atomic_path, write_json
@@ -553,19 +553,19 @@ def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm:
     return written
 
 
-def read_pairs(csv_path: str | Path) -> list[dict]:
-    """``optical,sar[,reference][,labels][,cloud][,name]`` rows; relative paths are taken
-    from the CSV's folder."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: pairs list not found")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"optical", "sar"} <= set(rows[0]):
-        raise DataError(f"{csv_path}: needs a header with at least the columns optical,sar")
-    out = []
-    for i, row in enumerate(rows):
-        entry = {k: (csv_path.parent / v if v and not Path(v).is_absolute() else (Path(v) if v else None)) for k, v in row.items() if k != "name"}
-        entry["name"] = row.get("name") or f"scene_{i:04d}"
-        out.append(entry)
-    return out
+def scene_jobs(spec: str | Path) -> list[dict]:
+    """Scenes to stream for ``--pairs``: a pairs CSV, or any data-set spec (``sen12mscr:ROOT``,
+    ``luojia:ROOT``, ``pairs:CSV``, a synth folder; test split by default). Labels travel
+    only where they are plain class ids (SEN12MS's IGBP codes need the reader's mapping)."""
+    from ..data.datasets import open_dataset, parse_spec
+
+    kind, path, _ = parse_spec(str(spec))
+    if kind == "folder" and Path(path).is_file():
+        return read_pairs(path)
+    dataset = open_dataset(str(spec), split="test")
+    jobs = []
+    for sample in dataset.samples:
+        p = sample.paths
+        labels = p.get("labels") if dataset.label_codes == "ids" else None
+        jobs.append({"optical": p["optical"], "sar": p["sar"], "reference": p.get("clear"), "labels": labels, "cloud": p.get("cloud"), "name": sample.name})
+    return jobs

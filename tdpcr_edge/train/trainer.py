@@ -108,8 +108,11 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
     torch.manual_seed(opts.seed)
     config = get_config(opts.config, fusion=opts.fusion)
     source = open_source(opts.data, norm, opts.seed, config.num_classes)
-    if len(source.classes) != config.num_classes:
-        config = get_config(opts.config, fusion=opts.fusion, num_classes=len(source.classes))
+    # A data set brings its own classes, bands and SAR clip; the checkpoint records them.
+    norm = getattr(source, "norm", norm)
+    shape = {"num_classes": len(source.classes), "optical_bands": len(norm.optical_bands), "sar_bands": len(norm.sar_bands)}
+    if any(getattr(config, k) != v for k, v in shape.items()):
+        config = get_config(opts.config, fusion=opts.fusion, **shape)
     model = TDPCR(config)
 
     state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
