@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torchmetrics.functional.image import spectral_angle_mapper
@@ -75,3 +77,37 @@ def test_segmentation_bins():
     s.update(pred, labels, cloud)
     bins = s.compute_bins()
     assert bins["clear"]["oa"] == 100.0 and bins["thick"]["oa"] == 0.0 and "thin" not in bins
+
+
+def _independent_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM and SAM written out from their definitions (Wang et al. 2004 for SSIM:
+    11 x 11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, data range 1, mean over the valid
+    window positions and the bands), as the cloud-removal evaluation code computes them."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    mse = np.mean((pred - target) ** 2)
+    x = np.arange(11) - 5
+    g = np.exp(-(x**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = 0.01**2, 0.03**2
+    ssims = []
+    for a, b in zip(pred, target):
+        f = lambda z: (sliding_window_view(z, w.shape) * w).sum(axis=(-2, -1))  # noqa: E731  (valid positions only)
+        mu_a, mu_b = f(a), f(b)
+        va, vb, cov = f(a * a) - mu_a**2, f(b * b) - mu_b**2, f(a * b) - mu_a * mu_b
+        ssims.append(np.mean(((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))))
+    cos = (pred * target).sum(0) / (np.linalg.norm(pred, axis=0) * np.linalg.norm(target, axis=0))
+    return {"psnr": 10 * np.log10(1.0 / mse), "ssim": float(np.mean(ssims)), "sam": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())}
+
+
+def test_scores_match_an_independent_implementation():
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        target = rng.random((13, 48, 40))
+        pred = np.clip(target + rng.normal(0, rng.uniform(0.01, 0.2), target.shape), 0, 1)
+        scores = ReconstructionScores()
+        scores.update(torch.from_numpy(pred).float()[None], torch.from_numpy(target).float()[None])
+        ours, ref = scores.compute(), _independent_scores(pred, target)
+        assert ours["psnr"] == pytest.approx(ref["psnr"], abs=1e-3)
+        assert ours["ssim"] == pytest.approx(ref["ssim"], abs=1e-4)
+        assert ours["sam"] == pytest.approx(ref["sam"], abs=1e-3)
