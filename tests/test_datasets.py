@@ -14,6 +14,15 @@ import rasterio
 from tdpcr_edge.data.datasets import IGBP_TO_DFC, open_dataset, parse_spec
 from tdpcr_edge.errors import ConfigError, DataError
 from tests.data import fixtures
+from tests.helpers import rewrite_raster
+
+
+def set_pixel(path, y, x, value):
+    """Write one pixel of band 1 in place: a single bad label value."""
+    with rasterio.open(path) as src:
+        data = src.read()
+    data[0, y, x] = value
+    rewrite_raster(path, data)
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +81,7 @@ def test_sen12mscr_labels_map_igbp_to_simplified_classes(roots):
 def test_sen12mscr_bad_data(roots, tmp_path):
     root = fresh(roots, "sen12mscr", tmp_path)
     lc = root / "ROIs1158_spring_lc" / "lc_106" / "ROIs1158_spring_lc_106_p30.tif"
-    with rasterio.open(lc, "r+") as dst:
-        band = dst.read(1)
-        band[0, 0] = 42
-        dst.write(band, 1)
+    set_pixel(lc, 0, 0, 42)
     with pytest.raises(DataError, match=r"lc_106_p30\.tif: IGBP land-cover codes must be 1..17, found 42"):
         open_dataset(f"sen12mscr:{root}?labels=dfc")[0]
     missing = root / "ROIs1158_spring_s2" / "s2_106" / "ROIs1158_spring_s2_106_p407.tif"
@@ -96,10 +102,8 @@ def test_wrong_band_count_names_the_file(roots, tmp_path):
     root = fresh(roots, "sen12mscr", tmp_path)
     bad = root / "ROIs2017_winter_s2_cloudy" / "s2_cloudy_22" / "ROIs2017_winter_s2_cloudy_22_p5.tif"
     with rasterio.open(bad) as src:
-        data, profile = src.read()[:12], src.profile
-    profile.update(count=12)
-    with rasterio.open(bad, "w", **profile) as dst:
-        dst.write(data)
+        data = src.read()
+    rewrite_raster(bad, data[:12])
     with pytest.raises(DataError, match=r"s2_cloudy_22_p5\.tif: cloudy optical has 12 bands, expected 13"):
         open_dataset(f"sen12mscr:{root}?split=val")[0]
 
@@ -129,10 +133,7 @@ def test_luojia_custom_layout_selects_bands(roots, tmp_path):
 def test_luojia_bad_data(roots, tmp_path):
     root = fresh(roots, "luojia", tmp_path)
     label = root / "label" / "000201.tif"
-    with rasterio.open(label, "r+") as dst:
-        band = dst.read(1)
-        band[3, 3] = 9
-        dst.write(band, 1)
+    set_pixel(label, 3, 3, 9)
     with pytest.raises(DataError, match=r"000201\.tif: label value 9 is outside the 6 classes"):
         open_dataset(f"luojia:{root}")[0]
     (root / "sar" / "000202.tif").unlink()
@@ -149,10 +150,8 @@ def test_pairs_csv(roots, tmp_path):
     assert ds[1].clear is not None and ds[1].labels is not None
     root = fresh(roots, "pairs", tmp_path)
     with rasterio.open(root / "img1_s1.tif") as src:
-        data, profile = src.read(), src.profile
-    profile.update(crs="EPSG:4326")
-    with rasterio.open(root / "img1_s1.tif", "w", **profile) as dst:
-        dst.write(data)
+        data = src.read()
+    rewrite_raster(root / "img1_s1.tif", data, crs="EPSG:4326")
     with pytest.raises(DataError, match=r"img1_s1\.tif: CRS or transform differs from img1_s2\.tif"):
         open_dataset(f"pairs:{root / 'pairs.csv'}")[1]
     (root / "img0_clear.tif").unlink()
