@@ -56,6 +56,7 @@ class ExportOptions:
     drift_budget: str | None = None
     allow_drift: bool = False
     sensitivity_tiles: int = 4
+    sensitivity_size: int = 128  # pixels: layers are ranked on crops; the chosen graph is gated on whole tiles
 
 
 def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> list[SceneArrays]:
@@ -69,14 +70,25 @@ def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classe
         h, w = s.valid.shape
         for y in range(0, h - tile + 1, tile):
             for x in range(0, w - tile + 1, tile):
-                win = (slice(y, y + tile), slice(x, x + tile))
-                cut = lambda a: None if a is None else a[(..., *win)]  # noqa: E731
-                tiles.append(SceneArrays(f"{s.name}@{y},{x}", cut(s.optical), cut(s.sar), cut(s.valid), cut(s.clear), cut(s.labels), cut(s.cloud)))
+                tiles.append(window(s, y, x, tile, f"{s.name}@{y},{x}"))
                 if len(tiles) == count:
                     return tiles
     if not tiles:
         raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
     return tiles
+
+
+def window(scene: SceneArrays, y: int, x: int, size: int, name: str) -> SceneArrays:
+    """The ``size`` x ``size`` window of ``scene`` at (``y``, ``x``), every layer alike."""
+    win = (slice(y, y + size), slice(x, x + size))
+    cut = lambda a: None if a is None else a[(..., *win)]  # noqa: E731
+    return SceneArrays(name, cut(scene.optical), cut(scene.sar), cut(scene.valid), cut(scene.clear), cut(scene.labels), cut(scene.cloud))
+
+
+def crop(scene: SceneArrays, size: int, multiple: int = 1) -> SceneArrays:
+    """The top-left ``size`` x ``size`` window of a tile (at least one model multiple)."""
+    size = max(multiple, size - size % multiple)
+    return window(scene, 0, 0, size, f"{scene.name}[:{size}]")
 
 
 def _digest(tiles: list[SceneArrays]) -> str:
@@ -167,7 +179,8 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
                 proto = quantizer.quantize()
             else:
                 stage(f"per-layer sensitivity of {len(quantizer.convs)} convolutions")
-                measure_layer = measurer(eval_tiles[: opts.sensitivity_tiles])
+                crops = [crop(t, opts.sensitivity_size, c.multiple) for t in eval_tiles[: opts.sensitivity_tiles]]
+                measure_layer = measurer(crops)
                 proto, fallback, sensitivity = mixed_fallback(quantizer, measure_layer, measure, budget)
             calibration = {
                 "source": opts.calib,
