@@ -141,11 +141,10 @@ def eval_cmd(
     quicklook: Optional[Path] = typer.Option(None, help="Write a quick-look PNG of the first scenes here."),
 ) -> None:
     """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin."""
-    from .data.datasets import open_dataset
     from .evaluate import run_eval
 
-    with progress_bar("eval", len(open_dataset(str(data), split="test"))) as advance:
-        result = run_eval(data, checkpoint, json_out, quicklook, on_scene=advance)
+    with progress_bar("eval", None) as advance:
+        result = run_eval(data, checkpoint, json_out, quicklook, on_scene=advance, on_start=lambda n: advance(0, total=n))
     print_eval(result, f"{result['scenes']} scenes in {data}, checkpoint {Path(result['checkpoint']['path']).name}")
     for path in (json_out, quicklook):
         if path:

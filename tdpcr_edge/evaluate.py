@@ -10,7 +10,6 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from .data.normalize import Normalization
 from .data.scenes import SceneArrays
 from .metrics import ReconstructionScores, SegmentationScores
 from .model import TDPCR
@@ -97,12 +96,6 @@ def evaluate_scenes(
     return ev.result(), kept
 
 
-def iter_data(data: str | Path, norm: Normalization) -> tuple[int, Iterable[SceneArrays]]:
-    """Scenes of any ``--data`` spec but ``synthetic`` (its test split for data sets)."""
-    from .data.datasets import open_dataset
-
-    dataset = open_dataset(str(data), split="test")
-    return len(dataset), dataset.scenes(norm)
 
 
 def run_eval(
@@ -111,6 +104,7 @@ def run_eval(
     json_out: str | Path | None = None,
     quicklook: str | Path | None = None,
     on_scene: Callable[[], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict:
     """Evaluate a checkpoint (the shipped one by default) on scenes (a folder or a data-set
     spec, see ``data.datasets``); write the
@@ -121,7 +115,12 @@ def run_eval(
 
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build()
-    _, scenes = iter_data(data, ckpt.normalization)
+    from .data.datasets import open_dataset
+
+    dataset = open_dataset(str(data), split="test")  # a data set's test split
+    if on_start:
+        on_start(len(dataset))
+    scenes = dataset.scenes(ckpt.normalization)
     result, kept = evaluate_scenes(model, scenes, keep=4 if quicklook else 0, on_scene=on_scene)
     result["checkpoint"] = {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": ckpt.config.name, "fusion": ckpt.config.fusion}
     result["data"] = str(data)

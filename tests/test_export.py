@@ -6,6 +6,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from tdpcr_edge.data.sources import SyntheticSource
@@ -228,3 +229,19 @@ def test_ort_runner_in_a_fresh_interpreter(tmp_path, random_checkpoint):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "(1, 13, 32, 32)" in p.stdout
+
+
+def test_export_reuses_a_graph_only_for_the_same_weights_and_options(random_checkpoint, monkeypatch):
+    import tdpcr_edge.export.onnx_graph as og
+
+    model = load_checkpoint(random_checkpoint).build()
+    calls = []
+    real = og._export
+    monkeypatch.setattr(og, "_export", lambda *a: calls.append(a[1]) or real(*a))
+    monkeypatch.setattr(og, "_EXPORTED", {})
+    first, again = export_onnx(model, tile=32), export_onnx(model, tile=32)
+    assert calls == [32] and first == again and first is not again
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    export_onnx(model, tile=32)
+    assert calls == [32, 32]

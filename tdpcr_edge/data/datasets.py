@@ -17,7 +17,6 @@ Normalisation follows the published cloud-removal code (README, Data sets).
 from __future__ import annotations
 
 import csv
-import json
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -261,7 +260,7 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
         samples.append(Sample(name, paths))
     if not samples:
         raise DataError(f"{root / layout['splits'].get(split, '')}: the {split} list names no sample")
-    legend = read_legend_file(root / layout["legend"]) if layout.get("legend") and (root / layout["legend"]).exists() else None
+    legend = read_legend(root / layout["legend"]) if layout.get("legend") else None
     classes, colors = legend if legend else _numbered(int(layout.get("num_classes", 6)))
     bands = tuple(layout.get("optical_bands") or ())
     norm = Normalization()
@@ -274,17 +273,6 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
             if src.count != len(norm.optical_bands):
                 norm = replace(norm, optical_bands=tuple(src.descriptions[i] or f"band{i + 1}" for i in range(src.count)))
     return Dataset(f"LuojiaSET-OSFCR {split} ({len(samples)} samples)", samples, classes, colors, norm, _class_check(len(classes)), {"optical": bands} if bands else {})
-
-
-def read_legend_file(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
-    found = read_legend(path.parent) if path.name == "legend.json" else None
-    if found:
-        return found
-    try:
-        d = json.loads(path.read_text())
-        return list(d["classes"]), [tuple(c) for c in d["colors"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a valid legend ({exc}); expected {{'classes': [...], 'colors': [[r, g, b], ...]}}") from None
 
 
 # --- generic pairs -------------------------------------------------------------------------

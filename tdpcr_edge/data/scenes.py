@@ -191,7 +191,9 @@ def _check_grid(path: Path, meta: dict, ref_path: Path, ref: dict) -> None:
 
 
 def read_legend(root: str | Path) -> tuple[list[str], list[tuple[int, int, int]]] | None:
-    path = Path(root) / "legend.json"
+    """Class names and colours from ``root/legend.json`` (or ``root`` when it is the file)."""
+    path = Path(root)
+    path = path / "legend.json" if path.is_dir() else path
     if not path.exists():
         return None
     try:

@@ -42,9 +42,34 @@ class GraphModule(nn.Module):
         return out["reconstruction"], out["segmentation"], reliance
 
 
+# Graphs already exported in this process, by weights, config and options: exporting costs
+# 20-30 s on two cores, and bench (or a test session) exports one model at several precisions.
+_EXPORTED: dict[str, bytes] = {}
+
+
+def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
+    import hashlib
+
+    h = hashlib.sha256(repr((model.config.to_dict(), tile, plugin, simplify, OPSET)).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: bool = True) -> onnx.ModelProto:
     """Export ``model`` (left untouched) to an ONNX model proto, opset 18, dynamic batch,
-    height and width. ``plugin`` replaces each PGF by one TDP_PGF node."""
+    height and width. ``plugin`` replaces each PGF by one TDP_PGF node. The same weights
+    and options exported again in this process return a copy of the first graph."""
+    key = _export_key(model, tile, plugin, simplify)
+    if key not in _EXPORTED:
+        if len(_EXPORTED) >= 8:
+            _EXPORTED.pop(next(iter(_EXPORTED)))
+        _EXPORTED[key] = _export(model, tile, plugin, simplify).SerializeToString()
+    return onnx.ModelProto.FromString(_EXPORTED[key])
+
+
+def _export(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> onnx.ModelProto:
     model = copy.deepcopy(model).eval()
     model.prune_silent_adapters()
     if tile % model.config.multiple:
