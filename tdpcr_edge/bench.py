@@ -52,6 +52,8 @@ class BenchOptions:
     artifacts: Path | None = None  # default: REPORT/artifacts
     engines: Path | None = None  # default: REPORT/engines
     calib: str = "synthetic"
+    calib_tiles: int = 32  # for the exports bench makes
+    eval_tiles: int = 16  # the exports' own drift gate
     combos: list[Combo] = field(default_factory=list)  # set by run_bench from backends x precisions
 
 
@@ -123,7 +125,8 @@ def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callab
             if path.exists():
                 raise ConfigError(f"{path}: holds an artifact of another checkpoint, precision or tile; remove it or pass another --artifacts folder")
             # Over-budget precisions are kept: the report is where their cost is shown.
-            run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib, allow_drift=True))
+            run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib,
+                                     calib_tiles=opts.calib_tiles, eval_tiles=opts.eval_tiles, allow_drift=True))
             exported.append(precision)
         paths[precision] = path
     return paths, exported

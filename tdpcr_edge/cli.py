@@ -318,13 +318,15 @@ def bench(
     iterations: int = typer.Option(20, help="Timed calls per row."),
     artifacts: Optional[Path] = typer.Option(None, help="Where artifacts are reused from or exported to (default REPORT/artifacts)."),
     calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed exports."),
+    calib_tiles: int = typer.Option(32, help="Calibration tiles for the exports bench makes."),
+    eval_tiles: int = typer.Option(16, help="Held-out tiles of the exports' own drift gate."),
 ) -> None:
     """Every backend and precision on the same held-out tiles: accuracy, latency, memory; report files."""
     from .bench import BenchOptions, run_bench
     from .report.bench_report import write_report
 
     opts = BenchOptions(report=report, checkpoint=checkpoint, backends=backends, precisions=precisions, data=data, tiles=tiles, tile=tile,
-                        warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib)
+                        warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles)
     with err_console.status("bench") as status:
         result = run_bench(opts, on_stage=lambda name: status.update(f"bench: {name}"))
     print_bench(result)
