@@ -14,7 +14,7 @@ import gc
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -25,7 +25,7 @@ import torch
 from .data.scenes import SceneArrays
 from .errors import ConfigError
 from .export.drift import measure_drift
-from .runtime.combos import Combo, select, unavailable
+from .runtime.combos import PRECISIONS, Combo, select, unavailable
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
 from .runtime.stream import PeakMemory
@@ -54,7 +54,6 @@ class BenchOptions:
     calib: str = "synthetic"
     calib_tiles: int = 32  # for the exports bench makes
     eval_tiles: int = 16  # the exports' own drift gate
-    combos: list[Combo] = field(default_factory=list)  # set by run_bench from backends x precisions
 
 
 def cpu_name() -> str:
@@ -213,7 +212,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
 
     stage("load held-out tiles")
     tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
-    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=["fp32", "fp16", "int8", "mixed"].index), stage)
+    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=PRECISIONS.index), stage)
     engines_root = Path(opts.engines or Path(opts.report) / "engines")
 
     stage("torch FP32 reference")
