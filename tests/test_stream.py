@@ -159,6 +159,52 @@ def test_crs_mismatch_needs_align(scene, tmp_path, random_checkpoint):
     assert not (tmp_path / "out").exists()
     rec = run_stream(opts(bad, tmp_path / "aligned", random_checkpoint, align=True, quicklook=False))
     assert rec["tiles"]["processed"] > 0
+    # The SAR starts 3.5 pixels east and 1.5 south of the optical grid: the optical's first
+    # three columns and first row have no SAR under them and are masked, not read as 0 dB.
+    with rasterio.open(tmp_path / "aligned" / "classes.tif") as src:
+        nodata = src.read(1) == 255
+    assert nodata[:, :3].all() and nodata[0].all()
+    assert not nodata[1:, 4:].any()
+
+
+def test_optical_nodata_is_masked(scene, tmp_path, random_checkpoint):
+    bad = copy_scene(scene, tmp_path / "bad")
+    with rasterio.open(bad / FILES["optical"]) as src:
+        data = np.maximum(src.read(), 1)  # 0 is nodata in any band; the synthetic scene has true zeros
+    data[:, 40:44, 120:126] = 0
+    rewrite_raster(bad / FILES["optical"], data, nodata=0)
+    run_stream(opts(bad, tmp_path / "out", random_checkpoint, quicklook=False))
+    with rasterio.open(tmp_path / "out" / "classes.tif") as src:
+        nodata = src.read(1) == 255
+    with rasterio.open(tmp_path / "out" / "reconstruction.tif") as src:
+        recon = src.read()
+    assert nodata.sum() == 24 and nodata[40:44, 120:126].all()
+    assert (recon[:, 40:44, 120:126] == 0).all() and (recon[:, 39, 120:126] > 0).all()
+
+
+def test_overviews_and_compression(tmp_path, random_checkpoint):
+    """Scenes over one COG block get overviews, averaged for reflectance (not GDAL's default
+    cubic) and the mode for classes; ZSTD unless --compress says otherwise."""
+    folder = tmp_path / "big"
+    write_scene(folder, make_scene(5, 0, (530, 600)))
+    run_stream(opts(folder, tmp_path / "zstd", random_checkpoint, tile=128, overlap=16, batch=8, quicklook=False))
+    run_stream(opts(folder, tmp_path / "deflate", random_checkpoint, tile=128, overlap=16, batch=8, quicklook=False, compress="deflate"))
+    for name in ("reconstruction", "classes", "confidence"):
+        for comp in ("zstd", "deflate"):
+            with rasterio.open(tmp_path / comp / f"{name}.tif") as src:
+                assert src.overviews(1) == [2], name
+                assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == comp.upper() and src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    with rasterio.open(tmp_path / "zstd" / "reconstruction.tif") as src:
+        full = src.read().astype(np.float64)
+        half = src.read(out_shape=(src.count, 265, 300))  # the overview level
+    blocks = full.reshape(13, 265, 2, 300, 2)
+    valid = (blocks != 0).sum(axis=(2, 4))  # 0 is the reconstruction's nodata: left out of averages
+    mean = np.where(valid > 0, blocks.sum(axis=(2, 4)) / np.maximum(valid, 1), 0)
+    assert np.abs(half - mean).max() <= 1.0  # an average, to the rounding of uint16
+    with rasterio.open(tmp_path / "zstd" / "classes.tif") as src:
+        assert set(np.unique(src.read(1, out_shape=(265, 300)))) <= set(range(6)) | {255}
+    with rasterio.open(tmp_path / "deflate" / "reconstruction.tif") as a, rasterio.open(tmp_path / "zstd" / "reconstruction.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
 
 
 def test_wrong_band_count(scene, tmp_path, random_checkpoint):
@@ -231,6 +277,8 @@ def test_option_errors(scene, tmp_path, random_checkpoint):
         run_stream(opts(scene, tmp_path / "out", random_checkpoint, overlap=40))
     with pytest.raises(DataError, match="not found"):
         run_stream(opts(scene, tmp_path / "out", random_checkpoint, reference=tmp_path / "none.tif"))
+    with pytest.raises(ConfigError, match="--compress 'jpeg' is not one of zstd, deflate, lzw, none"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, compress="jpeg"))
     assert not (tmp_path / "out").exists()
 
 

@@ -25,18 +25,25 @@ class Normalization:
     sar_bands: tuple[str, ...] = ("VV", "VH")
 
     def optical_to_model(self, dn: np.ndarray) -> np.ndarray:
-        return np.clip(dn.astype(np.float32) / np.float32(self.optical_scale), 0.0, 1.0)
+        x = dn.astype(np.float32)  # a copy, so the rest runs in place (tiles stream through here)
+        x /= np.float32(self.optical_scale)
+        return np.clip(x, 0.0, 1.0, out=x)
 
     def optical_from_model(self, x: np.ndarray) -> np.ndarray:
         """Back to the raster's digital numbers (uint16), rounding to nearest."""
-        return np.round(np.clip(x, 0.0, 1.0) * self.optical_scale).astype(np.uint16)
+        y = np.clip(x, 0.0, 1.0)  # one temporary, then in place: this runs on whole scene strips
+        y *= self.optical_scale
+        return np.rint(y, out=y).astype(np.uint16)
 
     def sar_to_model(self, db: np.ndarray) -> np.ndarray:
         lo = np.asarray(self.sar_min_db, np.float32).reshape(-1, *([1] * (db.ndim - 1)))
         hi = np.asarray(self.sar_max_db, np.float32).reshape(-1, *([1] * (db.ndim - 1)))
         if db.ndim == 4:  # N, C, H, W: broadcast over channels, not batch
             lo, hi = lo.reshape(1, -1, 1, 1), hi.reshape(1, -1, 1, 1)
-        return np.clip((db.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+        x = db.astype(np.float32)
+        x -= lo
+        x /= hi - lo
+        return np.clip(x, 0.0, 1.0, out=x)
 
     def to_dict(self) -> dict:
         d = asdict(self)

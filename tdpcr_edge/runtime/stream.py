@@ -23,13 +23,14 @@ import resource
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -43,9 +44,15 @@ from .tiles import TileGrid, check_tiling, feather
 
 OUTPUTS = ("reconstruction.tif", "classes.tif", "confidence.tif")
 PARTIAL = ".partial"
-# DEFLATE level 3 with the horizontal predictor: on a 1024^2 scene 25.5 MB and 23 ms per tile
-# to write, against 29.4 MB and 26 ms for level 6 without the predictor.
-COG_DEFLATE_LEVEL = 3
+# COG compression, with the horizontal predictor. Measured on a 1024^2 13-band reconstruction
+# (AMD EPYC, 2 cores): ZSTD level 1 23.3 MB in 0.52 s, DEFLATE level 3 24.0 MB in 0.88 s (the
+# default before), LZW 27.7 MB in 0.92 s. ZSTD needs GDAL >= 2.3 to read; `deflate` is there
+# for older readers. Overviews average (reflectance, reliance) or take the mode (classes):
+# GDAL's default cubic resampling cost more than compressing the full resolution.
+COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
+               "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
+COG_BLOCK = 512
+OVERVIEW_RESAMPLING = {"reconstruction": "AVERAGE", "classes": "MODE", "confidence": "AVERAGE"}
 GDAL_CACHE_MB = 64
 CLOUD_BRIGHTNESS = 0.25  # blue-band reflectance above which a pixel looks like cloud
 
@@ -69,6 +76,7 @@ class StreamOptions:
     cloud: Path | None = None
     quicklook: bool = True
     queue_depth: int = 8
+    compress: str = "zstd"
 
 
 class PeakMemory:
@@ -157,28 +165,45 @@ class SceneReader:
                     f"{sar}: CRS, transform or size ({self.sar_src.crs}, {self.sar_src.width}x{self.sar_src.height}) differs from "
                     f"{optical.name} ({self.opt.crs}, {self.opt.width}x{self.opt.height}); pass --align to reproject the SAR onto the optical grid"
                 )
-            self.sar_src = WarpedVRT(self.sar_src, crs=self.opt.crs, transform=self.opt.transform, width=self.opt.width, height=self.opt.height, resampling=Resampling.bilinear)
+            # Pixels outside the SAR's footprint come out as nodata (NaN for float SAR), so
+            # they are masked like any other gap rather than read as 0 dB.
+            fill = float("nan") if np.issubdtype(np.dtype(self.sar_src.dtypes[0]), np.floating) else self.sar_src.nodata
+            self.sar_src = WarpedVRT(self.sar_src, crs=self.opt.crs, transform=self.opt.transform, width=self.opt.width, height=self.opt.height,
+                                     resampling=Resampling.bilinear, nodata=fill)
         self.height, self.width = self.opt.height, self.opt.width
         self.profile = self.opt.profile
+        # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's
+        # all-255 masks saves a band-sized read and reduction per tile.
+        # A warped SAR is always masked: pixels outside its footprint are not valid data.
+        self._masked = [any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums) for src in (self.opt, self.sar_src)]
+        self._masked[1] |= not same
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        valid = np.ones((int(window.height), int(window.width)), bool)
         try:
             o = self.opt.read(window=window)
-            om = self.opt.read_masks(window=window)
+            if self._masked[0]:
+                valid &= (self.opt.read_masks(window=window) != 0).all(0)
         except RasterioError as exc:
             raise DataError(f"{self.optical_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
         try:
             s = self.sar_src.read(window=window)
-            sm = self.sar_src.read_masks(window=window)
+            if self._masked[1]:
+                valid &= (self.sar_src.read_masks(window=window) != 0).all(0)
         except RasterioError as exc:
             raise DataError(f"{self.sar_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
-        valid = (om != 0).all(0) & (sm != 0).all(0)
         if np.issubdtype(o.dtype, np.floating):
             valid &= np.isfinite(o).all(0)
+            o = np.nan_to_num(o)
         if np.issubdtype(s.dtype, np.floating):
             valid &= np.isfinite(s).all(0)
-        optical = np.where(valid[None], self.norm.optical_to_model(np.nan_to_num(o)), 0.0).astype(np.float32)
-        sar = np.where(valid[None], self.norm.sar_to_model(np.nan_to_num(s, nan=self.norm.sar_min_db[0])), 0.0).astype(np.float32)
+            s = np.nan_to_num(s, nan=self.norm.sar_min_db[0])
+        optical, sar = self.norm.optical_to_model(o), self.norm.sar_to_model(s)
+        # Zeroing in place only where something is invalid: most tiles are fully valid, and
+        # a masked copy of every tile cost the reader a third of its time.
+        if not valid.all():
+            optical[:, ~valid] = 0.0
+            sar[:, ~valid] = 0.0
         return optical, sar, valid
 
     def close(self) -> None:
@@ -254,6 +279,12 @@ class Blender:
         self.w = np.zeros((tile, width), np.float32)
         self.wcls = np.zeros((tile, width), np.float32)
         self.valid = np.zeros((tile, width), bool)
+        self._tmp = np.empty((max(bands, classes, 1), tile, tile), np.float32)  # weighted tile, reused
+
+    def _accumulate(self, dst: np.ndarray, src: np.ndarray, wt: np.ndarray) -> None:
+        tmp = self._tmp[: src.shape[0], : src.shape[1], : src.shape[2]]
+        np.multiply(src, wt, out=tmp)
+        dst += tmp
 
     def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid) -> None:
         y0, x0 = int(window.row_off), int(window.col_off)
@@ -263,11 +294,11 @@ class Blender:
             return
         sl = (slice(y0 + skip - self.base, y0 + h - self.base), slice(x0, x0 + w))
         wt = weight[skip:h, :w]
-        self.recon[(slice(None), *sl)] += recon[:, skip:h, :w] * wt
+        self._accumulate(self.recon[(slice(None), *sl)], recon[:, skip:h, :w], wt)
         self.rel[sl] += rel[skip:h, :w] * wt
         self.w[sl] += wt
         if logits is not None:
-            self.logits[(slice(None), *sl)] += logits[:, skip:h, :w] * wt
+            self._accumulate(self.logits[(slice(None), *sl)], logits[:, skip:h, :w], wt)
             self.wcls[sl] += wt
         self.valid[sl] |= valid[skip:h, :w]
 
@@ -276,19 +307,25 @@ class Blender:
         n = upto - self.base
         w = np.maximum(self.w[:n], 1e-12)
         valid = self.valid[:n]
-        recon = norm.optical_from_model(self.recon[:, :n] / w)
-        recon[:, ~valid] = 0
+        invalid = None if valid.all() else ~valid
+        recon = self.recon[:, :n]
+        recon /= w  # in place: these rows are cleared below
+        recon = norm.optical_from_model(recon)
         classes = np.argmax(self.logits[:, :n], axis=0).astype(np.uint8)
-        classes[(self.wcls[:n] == 0) | ~valid] = 255
-        conf = (self.rel[:n] / w).astype(np.float32)
-        conf[~valid] = np.nan
+        classes[self.wcls[:n] == 0] = 255
+        conf = self.rel[:n] / w
+        if invalid is not None:
+            recon[:, invalid] = 0
+            classes[invalid] = 255
+            conf[invalid] = np.nan
         out = {"reconstruction": recon, "classes": classes, "confidence": conf}
+        keep = self.recon.shape[1] - n  # rows later tiles still add to
         for a in (self.recon, self.logits):
-            a[:, :-n] = a[:, n:].copy() if n < a.shape[1] else 0
-            a[:, -n:] = 0
+            a[:, :keep] = a[:, n:]  # numpy copies overlapping slices as if through a buffer
+            a[:, keep:] = 0
         for a in (self.rel, self.w, self.wcls, self.valid):
-            a[:-n] = a[n:].copy() if n < a.shape[0] else 0
-            a[-n:] = 0
+            a[:keep] = a[n:]
+            a[keep:] = 0
         self.base = upto
         return out
 
@@ -336,6 +373,8 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
             raise DataError(f"{path}: not found; check the path")
     # Every check that can fail on the inputs runs before anything is created.
     check_tiling(opts.tile, opts.overlap)
+    if opts.compress not in COMPRESSION:
+        raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")
     runner, meta = open_runner(opts.model, opts.backend)
     runner.activate()
     norm = Normalization.from_dict(meta["normalization"])
@@ -486,7 +525,7 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
         raise errors[0]
 
     t0 = time.perf_counter()
-    written = assemble(out, journal, reader, meta, norm)
+    written = assemble(out, journal, reader, meta, norm, opts.compress)
     stages.write += time.perf_counter() - t0
     record = {
         "inputs": {"optical": str(opts.optical), "sar": str(opts.sar), "size": [reader.width, reader.height], "crs": str(reader.opt.crs)},
@@ -521,7 +560,18 @@ def _check_not_all_nodata(reader: SceneReader, path: Path) -> None:
             raise DataError(f"{path}: every pixel is nodata; nothing to process")
 
 
-def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm: Normalization) -> list[str]:
+def overview_factors(width: int, height: int, block: int = None) -> list[int]:
+    """Decimation factors of the overviews GDAL's COG driver makes by default: halve until
+    the level fits one block."""
+    block = block or COG_BLOCK
+    factors, f = [], 1
+    while max(-(-width // f), -(-height // f)) > block:
+        f *= 2
+        factors.append(f)
+    return factors
+
+
+def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm: Normalization, compress: str = "zstd") -> list[str]:
     """Strips -> tiled GeoTIFFs -> COGs, each renamed into place only when complete."""
     from rasterio.shutil import copy as rio_copy
 
@@ -532,25 +582,38 @@ def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm:
         "classes": dict(count=1, dtype="uint8", nodata=255),
         "confidence": dict(count=1, dtype="float32", nodata=float("nan")),
     }
-    written = []
-    for name, spec in specs.items():
+    factors = overview_factors(reader.width, reader.height)
+
+    def one(name: str) -> str:
+        spec = specs[name]
         final = out / f"{name}.tif"
         gtiff = journal.folder / f"{name}.gtiff"  # scratch, removed with the journal folder
-        # The scratch GeoTIFF stays uncompressed: the data is compressed once, into the COG.
-        with rasterio.open(gtiff, "w", driver="GTiff", **base, **spec, **tiled) as dst:
+        # The scratch GeoTIFF stays uncompressed (the data is compressed once, into the COG)
+        # and band-interleaved: strip writes and overviews ran 3x faster than pixel-interleaved.
+        with rasterio.open(gtiff, "w", driver="GTiff", interleave="band", **base, **spec, **tiled) as dst:
             if name == "reconstruction":
                 dst.descriptions = tuple(norm.optical_bands)
             for strip in journal.strips:
-                data = np.load(journal.folder / strip["file"])[name]
+                with np.load(journal.folder / strip["file"]) as npz:
+                    data = npz[name]
                 data = data if data.ndim == 3 else data[None]
                 dst.write(data, window=Window(0, strip["y0"], reader.width, strip["y1"] - strip["y0"]))
             if name == "classes":
                 dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(meta["colors"])})
                 dst.update_tags(classes=json.dumps(meta["classes"]))
+            # Overviews built here, on the uncompressed scratch file, and reused by the COG
+            # driver: left to it, it writes them to a compressed temporary file and reads them
+            # back (0.67 s against 0.32 s for a 1024^2 reconstruction, identical pixels).
+            if factors:
+                dst.build_overviews(factors, Resampling[OVERVIEW_RESAMPLING[name].lower()])
         with atomic_path(final) as tmp:
-            rio_copy(str(gtiff), str(tmp), driver="COG", compress="DEFLATE", level=COG_DEFLATE_LEVEL, predictor="YES", num_threads="ALL_CPUS")
-        written.append(final.name)
-    return written
+            rio_copy(str(gtiff), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
+        return final.name
+
+    # GDAL releases the GIL: the three outputs build side by side (the small two finish
+    # while the reconstruction compresses).
+    with ThreadPoolExecutor(len(specs)) as pool:
+        return list(pool.map(one, specs))
 
 
 def scene_jobs(spec: str | Path) -> list[dict]:

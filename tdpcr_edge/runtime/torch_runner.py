@@ -27,6 +27,10 @@ class TorchRunner(Runner):
         self.model = None
 
     def activate_impl(self) -> None:
+        if self.device.type == "cpu":
+            from .malloc import keep_freed_memory
+
+            keep_freed_memory()
         model = self.checkpoint.build().to(self.device)
         if self.fused:
             from ..model.fused import enable_fused
