@@ -96,8 +96,6 @@ def evaluate_scenes(
     return ev.result(), kept
 
 
-
-
 def run_eval(
     data: str | Path,
     checkpoint: str | Path | None = None,

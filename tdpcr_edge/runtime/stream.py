@@ -51,7 +51,7 @@ PARTIAL = ".partial"
 COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
                "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
 COG_BLOCK = 512
-OVERVIEW_RESAMPLING = {"reconstruction": "AVERAGE", "classes": "MODE", "confidence": "AVERAGE"}
+OVERVIEW_RESAMPLING = {"reconstruction": Resampling.average, "classes": Resampling.mode, "confidence": Resampling.average}
 GDAL_CACHE_MB = 64
 READ_GROUP = 4  # neighbouring tiles read as one window
 CLOUD_BRIGHTNESS = 0.25  # blue-band reflectance above which a pixel looks like cloud
@@ -172,9 +172,9 @@ class SceneReader:
                                      resampling=Resampling.bilinear, nodata=fill)
         self.height, self.width = self.opt.height, self.opt.width
         self.profile = self.opt.profile
-        # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's
-        # all-255 masks saves a band-sized read and reduction per tile.
-        # A warped SAR is always masked: pixels outside its footprint are not valid data.
+        # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's all-255
+        # masks saves a band-sized read and reduction per tile. A warped SAR is always masked:
+        # pixels outside its footprint are not valid data.
         self._masked = [any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums) for src in (self.opt, self.sar_src)]
         self._masked[1] |= not same
 
@@ -572,10 +572,9 @@ def _check_not_all_nodata(reader: SceneReader, path: Path) -> None:
             raise DataError(f"{path}: every pixel is nodata; nothing to process")
 
 
-def overview_factors(width: int, height: int, block: int = None) -> list[int]:
+def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[int]:
     """Decimation factors of the overviews GDAL's COG driver makes by default: halve until
     the level fits one block."""
-    block = block or COG_BLOCK
     factors, f = [], 1
     while max(-(-width // f), -(-height // f)) > block:
         f *= 2
@@ -595,9 +594,8 @@ def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm:
         "confidence": dict(count=1, dtype="float32", nodata=float("nan")),
     }
     factors = overview_factors(reader.width, reader.height)
-
-    def one(name: str) -> str:
-        spec = specs[name]
+    written = []
+    for name, spec in specs.items():
         final = out / f"{name}.tif"
         gtiff = journal.folder / f"{name}.gtiff"  # scratch, removed with the journal folder
         # The scratch GeoTIFF stays uncompressed (the data is compressed once, into the COG)
@@ -617,12 +615,11 @@ def assemble(out: Path, journal: Journal, reader: SceneReader, meta: dict, norm:
             # driver: left to it, it writes them to a compressed temporary file and reads them
             # back (0.67 s against 0.32 s for a 1024^2 reconstruction, identical pixels).
             if factors:
-                dst.build_overviews(factors, Resampling[OVERVIEW_RESAMPLING[name].lower()])
+                dst.build_overviews(factors, OVERVIEW_RESAMPLING[name])
         with atomic_path(final) as tmp:
             rio_copy(str(gtiff), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
-        return final.name
-
-    return [one(name) for name in specs]
+        written.append(final.name)
+    return written
 
 
 def scene_jobs(spec: str | Path) -> list[dict]:
