@@ -249,6 +249,7 @@ def infer(
     labels: Optional[Path] = typer.Option(None, help="Land-cover labels GeoTIFF: score the classes."),
     cloud: Optional[Path] = typer.Option(None, help="Cloud-thickness GeoTIFF: scores by thickness bin."),
     compress: str = typer.Option("zstd", help="COG compression: zstd, deflate (for GDAL < 2.3 readers), lzw or none."),
+    workers: Optional[int] = typer.Option(None, help="Concurrent inference calls, each on its share of the CPU cores (default: 2 on CPU backends with 2+ cores; GPU backends run 1)."),
 ) -> None:
     """Stream whole scenes through the model: COG outputs, run.json, quick look."""
     from .runtime.stream import StreamOptions, run_stream, scene_jobs
@@ -262,7 +263,7 @@ def infer(
     for folder, job in jobs:
         opts = StreamOptions(optical=job["optical"], sar=job["sar"], out=folder, model=model, backend=backend, tile=tile, overlap=overlap,
                              batch=batch, resume=resume, skip_clear=skip_clear, align=align, reference=job.get("reference"),
-                             labels=job.get("labels"), cloud=job.get("cloud"), compress=compress)
+                             labels=job.get("labels"), cloud=job.get("cloud"), compress=compress, workers=workers)
         with progress_bar(f"infer {folder.name}", None) as advance:
             record = run_stream(opts, on_tile=advance, on_start=lambda n: advance(0, total=n))
         print_run(folder, record)

@@ -136,7 +136,82 @@ def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
 
 
 
+class _Probe:
+    """Wraps the stream's runner: records each call's batch size and the most calls in flight."""
 
+    def __init__(self, runner):
+        import threading
+
+        self.runner, self.lock, self.now, self.most, self.sizes = runner, threading.Lock(), 0, 0, []
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def __enter__(self):
+        self.runner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.runner.__exit__(*exc)
+
+    def __call__(self, optical, sar):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.sizes.append(len(optical))
+        try:
+            time.sleep(0.05)  # long enough for the other worker's call to overlap
+            return self.runner(optical, sar)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores to split among workers")
+def test_workers_split_batches_and_agree(scene, tmp_path, random_checkpoint, monkeypatch):
+    """Two workers run halves of each batch at once, each on one core, and produce what one
+    worker does (up to float rounding: 1 DN, identical classes); torch's thread count is
+    restored afterwards."""
+    import tdpcr_edge.runtime.stream as stream
+
+    probes = []
+
+    def probed(model, backend):
+        runner, meta = real(model, backend)
+        probes.append(_Probe(runner))
+        return probes[-1], meta
+
+    real = stream.open_runner
+    monkeypatch.setattr(stream, "open_runner", probed)
+    threads = torch.get_num_threads()
+    records = {w: run_stream(opts(scene, tmp_path / f"w{w}", random_checkpoint, workers=w, quicklook=False)) for w in (1, 2)}
+    one, two = probes
+    assert (one.most, max(one.sizes), two.most, max(two.sizes)) == (1, 3, 2, 2)
+    assert sum(one.sizes) == sum(two.sizes) == records[1]["tiles"]["processed"]
+    assert [records[w]["workers"] for w in (1, 2)] == [1, 2]
+    assert torch.get_num_threads() == threads
+    for name, tol in (("reconstruction.tif", 1), ("classes.tif", 0), ("confidence.tif", 1e-5)):
+        with rasterio.open(tmp_path / "w1" / name) as a, rasterio.open(tmp_path / "w2" / name) as b:
+            np.testing.assert_allclose(a.read().astype(np.float64), b.read().astype(np.float64), atol=tol)
+    with pytest.raises(ConfigError, match="--workers must be at least 1"):
+        run_stream(opts(scene, tmp_path / "w0", random_checkpoint, workers=0))
+
+
+def test_only_cpu_backends_share_the_cores(random_checkpoint):
+    from tdpcr_edge.runtime.runner import cpu_cores
+    from tdpcr_edge.runtime.torch_runner import TorchRunner
+
+    from tdpcr_edge.runtime.ort_runner import OrtRunner
+
+    cpu = TorchRunner(random_checkpoint)
+    assert cpu.share_cpu(2) == 2 and cpu.threads == max(1, cpu_cores() // 2)
+    assert cpu.share_cpu(1) == 1 and cpu.threads is None
+    assert TorchRunner(random_checkpoint, device="cuda").share_cpu(2) == 1
+    config = load_checkpoint(random_checkpoint).config.to_dict()
+    ort = OrtRunner("model.onnx", config)  # sessions open lazily: no file needed to plan threads
+    assert ort.share_cpu(2) == 2 and ort.threads == max(1, cpu_cores() // 2)
+    assert ort.share_cpu(1) == 1 and ort.threads == cpu_cores()
+    assert OrtRunner("model.onnx", config, providers=["CUDAExecutionProvider"]).share_cpu(2) == 1
 
 
 def test_truncated_tiff(scene, tmp_path, random_checkpoint):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import onnx
 
 from ..errors import CheckpointError
 from .ort_ops import has_plugin_nodes, session_options, to_ort_domain
-from .runner import Runner
+from .runner import Runner, cpu_cores
 
 
 class OrtRunner(Runner):
@@ -22,8 +21,19 @@ class OrtRunner(Runner):
         super().__init__(2 ** (len(config["widths"]) - 1), config["optical_bands"], config["sar_bands"])
         self.model = model
         self.providers = providers or ["CPUExecutionProvider"]
-        self.threads = threads or os.cpu_count()
+        self.threads = threads or cpu_cores()
         self.session = None
+
+    def share_cpu(self, workers: int) -> int:
+        if workers < 2 or self.providers[0] != "CPUExecutionProvider":
+            self.threads = cpu_cores()
+            self.deactivate()
+            return 1
+        # One session serves concurrent runs (its run() is thread-safe). The intra-op count
+        # includes the calling thread, so with one thread each run computes on its caller.
+        self.threads = max(1, cpu_cores() // workers)
+        self.deactivate()  # a session made before keeps its old thread count
+        return workers
 
     def activate_impl(self) -> None:
         import onnxruntime as ort

@@ -11,6 +11,7 @@ backends agree on arbitrary tiles.
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -67,6 +68,13 @@ class Runner(ABC):
 
     __call__ = infer
 
+    def share_cpu(self, workers: int) -> int:
+        """Prepare for ``workers`` calls at once, each computing on its share of the CPU's
+        cores, and return how many concurrent calls the backend takes. The default, 1, keeps
+        calls serial: a GPU backend would only queue them on its one device. Call it before
+        the runner activates."""
+        return 1
+
     @staticmethod
     def _check(x: np.ndarray, name: str, bands: int) -> None:
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != bands:
@@ -86,6 +94,14 @@ class Runner(ABC):
 
 
 BACKENDS = ("torch", "ort", "trt")
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs) -> Runner:

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ConfigError
 from ..train.checkpoint import load_checkpoint
-from .runner import Runner
+from .runner import Runner, cpu_cores
 
 
 class TorchRunner(Runner):
@@ -25,12 +25,25 @@ class TorchRunner(Runner):
             raise ConfigError("the torch backend runs FP16 and the fused PGF kernel on a CUDA device only; pass device='cuda'")
         self.half, self.compile, self.fused = half, compile, fused
         self.model = None
+        self.threads: int | None = None  # None: torch's own setting
+        self._saved_threads: int | None = None
+
+    def share_cpu(self, workers: int) -> int:
+        self.threads = None
+        if self.device.type != "cpu" or workers < 2:
+            return 1
+        self.threads = max(1, cpu_cores() // workers)
+        return workers
 
     def activate_impl(self) -> None:
         if self.device.type == "cpu":
             from .malloc import keep_freed_memory
 
             keep_freed_memory()
+            if self.threads is not None:
+                # Process-wide in torch, so restored on deactivate.
+                self._saved_threads = torch.get_num_threads()
+                torch.set_num_threads(self.threads)
         model = self.checkpoint.build().to(self.device)
         if self.fused:
             from ..model.fused import enable_fused
@@ -53,3 +66,6 @@ class TorchRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.model = None
+        if self._saved_threads is not None:
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
