@@ -28,7 +28,6 @@ from .export.drift import measure_drift
 from .runtime.combos import PRECISIONS, Combo, select, unavailable
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
-from .runtime.stream import PeakMemory
 from .runtime.torch_runner import TorchRunner
 from .train.checkpoint import file_sha256, load_checkpoint
 
@@ -83,8 +82,8 @@ def device_label(info: dict) -> str:
 
 def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
     memory = (
-        "Memory: CPU rows, the peak resident memory the row added above the process's before its runner was created "
-        "(sampled every 10 ms); CUDA rows, torch's peak allocated device memory. "
+        "Memory: CPU rows, the peak resident memory the runner adds in a fresh process of its own (VmHWM after 3 calls minus "
+        "VmRSS before the runner was created, torch and ONNX Runtime imported first); CUDA rows, torch's peak allocated device memory. "
         if timer == "tdpcr-edge bench"
         else "Memory: not measured by pytest-benchmark. "
     )
@@ -148,6 +147,57 @@ def make_runner(combo: Combo, checkpoint: Path | None, artifact: Path | None, en
     if combo.backend == "ort":
         return load_runner(artifact, backend="ort")
     return load_runner(engine, backend="trt")
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _probe_memory(spec_path: str) -> None:
+    """The child of ``peak_memory_mb``: the resident memory (MB) one runner adds at its peak,
+    from before it is created to after its calls, printed as JSON. Both libraries are
+    imported first, so neither row is charged for the other's code."""
+    import json
+
+    import onnxruntime  # noqa: F401
+
+    spec = json.loads(Path(spec_path).read_text())
+    with np.load(spec["tile"]) as z:
+        optical, sar = z["optical"], z["sar"]
+    path = lambda k: Path(spec[k]) if spec[k] else None  # noqa: E731
+    before = _status_kb("VmRSS")
+    runner = make_runner(Combo(**spec["combo"]), path("checkpoint"), path("artifact"), path("engine")).activate()
+    for _ in range(spec["calls"]):
+        runner(optical, sar)
+    print(json.dumps({"peak_mem_mb": max(0, _status_kb("VmHWM") - before) / 1024}))
+
+
+def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3) -> float | None:
+    """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
+    memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
+    so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing."""
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    if not Path("/proc/self/status").exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:
+        np.savez(Path(tmp) / "tile.npz", optical=tile.optical[None], sar=tile.sar[None])
+        spec = {"combo": dataclasses.asdict(combo), "checkpoint": str(checkpoint or ""), "artifact": str(artifact or ""), "engine": str(engine or ""),
+                "tile": str(Path(tmp) / "tile.npz"), "calls": calls}
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        code = f"from tdpcr_edge.bench import _probe_memory; _probe_memory({str(Path(tmp) / 'spec.json')!r})"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"memory probe of {combo.name} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mem_mb"]
 
 
 def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
@@ -228,18 +278,16 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         cuda = combo.device == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        before = PeakMemory.current()
-        with PeakMemory(interval=0.01) as memory:
-            runner = make_runner(combo, ckpt.path, artifact, engine).activate()
-            drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
-            with TegraStats() as power:
-                times = time_runner(runner, tiles, opts.warmup, opts.iterations)
-            runner.deactivate()
+        runner = make_runner(combo, ckpt.path, artifact, engine).activate()
+        drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
+        with TegraStats() as power:
+            times = time_runner(runner, tiles, opts.warmup, opts.iterations)
+        runner.deactivate()
         lat = latency_fields(times)
         row = {
             **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
             **lat,
-            "peak_mem_mb": (torch.cuda.max_memory_allocated() if cuda else max(0, memory.peak - before)) / 2**20,
+            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
         }
         if power.mean_power_w is not None:
             row["power_w"] = power.mean_power_w
