@@ -10,9 +10,14 @@ timed on the same tiles. Rows that cannot run are listed with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -160,8 +165,6 @@ def _probe_memory(spec_path: str) -> None:
     """The child of ``peak_memory_mb``: the resident memory (MB) one runner adds at its peak,
     from before it is created to after its calls, printed as JSON. Both libraries are
     imported first, so neither row is charged for the other's code."""
-    import json
-
     import onnxruntime  # noqa: F401
 
     spec = json.loads(Path(spec_path).read_text())
@@ -179,12 +182,6 @@ def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None,
     """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
     memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
     so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing."""
-    import dataclasses
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     if not Path("/proc/self/status").exists():
         return None
     with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:

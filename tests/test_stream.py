@@ -314,8 +314,11 @@ def test_scenes_smaller_than_a_tile_work(tmp_path, random_checkpoint, size):
 def test_unwritable_output(scene, tmp_path, random_checkpoint):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    threads = torch.get_num_threads()
     with pytest.raises(DataError, match="output folder is not writable"):
-        run_stream(opts(scene, blocker / "out", random_checkpoint))
+        run_stream(opts(scene, blocker / "out", random_checkpoint, workers=2))
+    # The run failed after its runner had set torch's threads for its workers: restored.
+    assert torch.get_num_threads() == threads
 
 
 def test_nan_is_masked_not_spread(scene, tmp_path, random_checkpoint):

@@ -4,7 +4,7 @@ Three stages run in threads joined by bounded queues, so memory is bounded by th
 depth and one strip of rows, never the scene:
 
     reader (rasterio windows, normalise, mask) -> queue -> inference (batches of one tile
-    row) -> queue -> writer (blend into a strip, save finished strips)
+    row, split among the workers) -> queue -> writer (blend into a strip, save finished strips)
 
 Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
 the writer saves them as one part file (atomically) and records it in a journal. A run
@@ -391,7 +391,12 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
         raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
     runner, meta = open_runner(opts.model, opts.backend)
     workers = runner.share_cpu(opts.workers or default_workers())
-    runner.activate()
+    # Deactivated however the run ends: a torch CPU runner restores the thread count it set.
+    with runner:
+        return _stream(opts, runner, meta, workers, wall0, on_tile, on_start)
+
+
+def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0: float, on_tile, on_start) -> dict:
     norm = Normalization.from_dict(meta["normalization"])
     reader = SceneReader(opts.optical, opts.sar, norm, opts.align)
     grid = TileGrid(reader.height, reader.width, opts.tile, opts.overlap)
