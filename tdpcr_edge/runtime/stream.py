@@ -16,6 +16,7 @@ COGs and renamed into place: outputs appear complete or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import queue
@@ -391,14 +392,16 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
         raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
     runner, meta = open_runner(opts.model, opts.backend)
     workers = runner.share_cpu(opts.workers or default_workers())
-    # Deactivated however the run ends: a torch CPU runner restores the thread count it set.
-    with runner:
-        return _stream(opts, runner, meta, workers, wall0, on_tile, on_start)
+    # Deactivated and closed however the run ends: a torch CPU runner restores the thread
+    # count it set, and the reader's files are not left open by a refused scene.
+    with runner, contextlib.ExitStack() as cleanup:
+        return _stream(opts, runner, meta, workers, wall0, on_tile, on_start, cleanup)
 
 
-def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0: float, on_tile, on_start) -> dict:
+def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0: float, on_tile, on_start, cleanup: contextlib.ExitStack) -> dict:
     norm = Normalization.from_dict(meta["normalization"])
     reader = SceneReader(opts.optical, opts.sar, norm, opts.align)
+    cleanup.callback(reader.close)
     grid = TileGrid(reader.height, reader.width, opts.tile, opts.overlap)
     _check_not_all_nodata(reader, opts.optical)
     out = Path(opts.out)
@@ -581,7 +584,6 @@ def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0
         stop.set()
         reader_thread.join()
     if errors:
-        reader.close()
         raise errors[0]
 
     t0 = time.perf_counter()
@@ -607,7 +609,6 @@ def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0
         from ..report.quicklook import scene_quicklook
 
         scene_quicklook(out / "quicklook.png", reader, out, meta, labels=opts.labels)
-    reader.close()
     return record
 
 
