@@ -21,7 +21,7 @@ import pytest
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
 from tdpcr_edge.runtime import load_runner
-from tdpcr_edge.runtime.stream import SceneReader, StreamOptions, default_workers, run_stream
+from tdpcr_edge.runtime.stream import SceneReader, StreamOptions, default_workers, run_stream, worker_slices
 from tdpcr_edge.runtime.tiles import TileGrid
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
@@ -88,10 +88,7 @@ def _split_backend(batches: list, tiles: int, workers: int) -> float:
     runner = load_runner(None, backend="torch")
     workers = runner.share_cpu(workers)
     with runner, ThreadPoolExecutor(workers) as pool:
-        calls = []
-        for o, s in batches:
-            size = -(-len(o) // workers)
-            calls += [(o[i : i + size], s[i : i + size]) for i in range(0, len(o), size)]
+        calls = [(o[part], s[part]) for o, s in batches for part in worker_slices(len(o), workers)]
         runner(*calls[0])  # warm-up, as for the plain backend
         t0 = time.perf_counter()
         list(pool.map(lambda c: runner(*c), calls))

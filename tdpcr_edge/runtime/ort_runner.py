@@ -25,15 +25,12 @@ class OrtRunner(Runner):
         self.session = None
 
     def share_cpu(self, workers: int) -> int:
-        if workers < 2 or self.providers[0] != "CPUExecutionProvider":
-            self.threads = cpu_cores()
-            self.deactivate()
-            return 1
         # One session serves concurrent runs (its run() is thread-safe). The intra-op count
         # includes the calling thread, so with one thread each run computes on its caller.
-        self.threads = max(1, cpu_cores() // workers)
+        concurrent = workers if workers >= 2 and self.providers[0] == "CPUExecutionProvider" else 1
+        self.threads = max(1, cpu_cores() // concurrent)
         self.deactivate()  # a session made before keeps its old thread count
-        return workers
+        return concurrent
 
     def activate_impl(self) -> None:
         import onnxruntime as ort

@@ -69,6 +69,13 @@ def default_workers() -> int:
     return 2 if cpu_cores() >= 2 else 1
 
 
+def worker_slices(n: int, workers: int) -> list[slice]:
+    """How a batch of ``n`` tiles is split among the inference workers: consecutive, nearly
+    equal parts, so the scene's last batch does not leave all but one core idle."""
+    size = -(-n // workers)
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 @dataclass
 class StreamOptions:
     optical: Path
@@ -546,11 +553,8 @@ def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0
     def flush_batch():
         if not pending:
             return
-        # A batch is split among the workers, so the scene's last batch does not leave all
-        # but one core idle while it runs on one.
-        size = -(-len(pending) // workers)
-        for i in range(0, len(pending), size):
-            items = pending[i : i + size]
+        for part in worker_slices(len(pending), workers):
+            items = pending[part]
             run = [p for p in items if not p[5]]
             inflight.append(("batch", pool.submit(infer_batch, run) if run else None, items))
         pending.clear()
@@ -559,7 +563,7 @@ def _stream(opts: StreamOptions, runner: Runner, meta: dict, workers: int, wall0
             emit_front()
 
     try:
-        with runner:
+        with runner:  # already active: leaving it frees the model before the COG assembly
             while True:
                 item = get(q_in)
                 if item is None:
