@@ -96,20 +96,22 @@ def train(
     save_every: int = typer.Option(100, help="Checkpoint every N steps."),
     resume: bool = typer.Option(True, help="Continue from OUT/checkpoint.pt when present."),
     init: Optional[Path] = typer.Option(None, help="Phase-1 checkpoint to start --phase 2 from."),
+    qat: bool = typer.Option(False, "--qat", help="Quantisation-aware: simulate the INT8 export's rounding while training."),
 ) -> None:
     """Two-phase training: reconstruction first, then parameter-efficient semantics."""
     from .train import TrainOptions
     from .train import train as run_train
     from .train.trainer import _phases
 
-    opts = TrainOptions(out=out, config=config, fusion=fusion, data=data, phase=phase, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, save_every=save_every, resume=resume, init=init)
+    opts = TrainOptions(out=out, config=config, fusion=fusion, data=data, phase=phase, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, save_every=save_every, resume=resume, init=init, qat=qat)
     total = steps * len(_phases(phase))
     with progress_bar("train", total) as advance:
         def on_step(ph: int, step: int, n: int, loss: float) -> None:
             advance(1, description=f"phase {ph} loss {loss:.4f}")
 
         metrics = run_train(opts, on_step=on_step)
-    table = Table(title=f"{out}: held-out validation after each phase")
+    # A quantisation-aware run validates with INT8 rounding simulated, as it trains.
+    table = Table(title=f"{out}: held-out validation after each phase{' (INT8 simulated)' if qat else ''}")
     for col in ("phase", "trainable params", "seconds", "PSNR dB", "SSIM", "SAM deg", "mIoU %"):
         table.add_column(col, justify="right")
     for ph, rec in metrics["phases"].items():

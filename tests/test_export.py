@@ -118,6 +118,62 @@ def test_int8_is_qdq_per_channel_symmetric(plain):
     assert weight_dq
     for n in weight_dq:  # per channel: one scale per output channel
         assert inits[n.input[1]].shape == (inits[n.input[0]].shape[0],)
+    # Q/DQ where TensorRT reads INT8, convolution inputs, and nowhere else: no convolution
+    # output is rounded (the outputs are convolutions), and each activation pair feeds one
+    # convolution, so elementwise consumers of the same tensor keep it in float.
+    producers = {o: n for n in p8.graph.node for o in n.output}
+    assert not [q.name for q in qs if q.input[0] in producers and producers[q.input[0]].op_type == "Conv"]
+    consumers = {}
+    for n in p8.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    for n in dqs:
+        if n not in weight_dq:
+            assert {c.op_type for c in consumers[n.output[0]]} == {"Conv"}, n.name
+    # The residual add reads the cloudy image itself, not its INT8 copy.
+    add = producers[producers["reconstruction"].input[0]]
+    assert "optical" in add.input, add.input
+
+
+def test_qat_ranges_replace_the_calibrated_ones(plain, ckpt, tmp_path):
+    from tdpcr_edge.export.precision import qat_tensor_ranges
+    from tdpcr_edge.train.checkpoint import save_checkpoint
+    from tdpcr_edge.train.qat import enable_fake_quant, fake_quant_ranges
+
+    model = ckpt.build()
+    enable_fake_quant(model, momentum=1.0)
+    scene = tiles(1)[0]
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.train()  # ranges from this batch, batch norms in eval
+    with torch.no_grad():
+        model(torch.from_numpy(scene.optical[None]), torch.from_numpy(scene.sar[None]))
+    ranges = {k: 3.0 * v for k, v in fake_quant_ranges(model).items()}  # unlike any calibration
+    # PGF applies its spatial bias functionally, so training leaves it no range; give it one
+    # here to check that every node, batch norm folded or not, finds its module.
+    assert not any(k.endswith("spatial_bias") for k in ranges)
+    ranges.update({k: 1.5 for k, m in model.named_modules() if k.endswith("spatial_bias")})
+    by_tensor = qat_tensor_ranges(plain, ckpt.build(), ranges)
+    conv_inputs = {n.input[0] for n in plain.graph.node if n.op_type == "Conv"}
+    assert set(by_tensor) == conv_inputs
+    q = Int8Quantizer(plain, [(t.optical, t.sar) for t in tiles(2)], ranges=by_tensor)
+    try:
+        p8 = q.quantize()
+    finally:
+        q.close()
+    inits = {i.name: float(numpy_helper.to_array(i).ravel()[0]) for i in p8.graph.initializer if i.dims in ([], [1])}
+    checked = 0
+    for n in p8.graph.node:
+        if n.op_type == "QuantizeLinear" and n.input[0] in by_tensor:
+            assert inits[n.input[1]] == pytest.approx(by_tensor[n.input[0]] / 127, rel=1e-5), n.input[0]  # symmetric: [-127, 127], as in training
+            checked += 1
+    assert checked >= len(conv_inputs)
+
+    qat = load_checkpoint(ckpt.path)
+    qat.qat_ranges = ranges
+    save_checkpoint(tmp_path / "qat.pt", qat)
+    m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=tmp_path / "qat.pt", tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True))
+    assert m["calibration"]["qat_ranges"] == len(conv_inputs)
 
 
 def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
@@ -165,9 +221,12 @@ def test_mixed_falls_back_the_sensitive_layers_to_fp16(tmp_path, random_checkpoi
     proto = onnx.load(str(tmp_path / "mixed" / "model.onnx"))
     inits = {i.name: i for i in proto.graph.initializer}
     by_name = {n.name: n for n in proto.graph.node}
-    for name in fallback:  # the fallback convolutions run FP16, not INT8
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    for name in fallback:  # the fallback convolutions run FP16, not INT8, on an unrounded input
         w = by_name[name].input[1]
         assert w in inits and inits[w].data_type == onnx.TensorProto.FLOAT16
+        cast = producers[by_name[name].input[0]]
+        assert cast.op_type == "Cast" and producers.get(cast.input[0], cast).op_type != "DequantizeLinear", name
 
 
 def test_option_errors(random_checkpoint, tmp_path):

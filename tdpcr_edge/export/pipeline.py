@@ -31,7 +31,7 @@ from .drift import DriftBudgetError, measure_drift, over_budget, parse_budget
 from .manifest import build_manifest
 from .onnx_graph import OPSET, export_onnx, io_signature
 from .plugin_op import count_plugin_nodes
-from .precision import Int8Quantizer, check_calibration_method, check_precision, fp16_islands, to_fp16
+from .precision import Int8Quantizer, check_calibration_method, check_precision, fp16_islands, qat_tensor_ranges, to_fp16
 from .profiles import load_profile
 
 # Held-out synthetic seeds: never used for training (seed 0) nor for the evaluation scenes
@@ -173,7 +173,10 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     else:
         stage(f"calibrate INT8 ({opts.calib_method})")
         calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
-        quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method)
+        # A quantisation-aware checkpoint brings the ranges its weights were trained with;
+        # calibration then only fills in tensors the training did not round.
+        qat_ranges = qat_tensor_ranges(proto32, ckpt.build(), ckpt.qat_ranges) if ckpt.qat else {}
+        quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method, ranges=qat_ranges)
         try:
             if precision == "int8":
                 proto = quantizer.quantize()
@@ -189,6 +192,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
                 "percentile": 99.99 if opts.calib_method == "percentile" else None,
                 "tiles_sha256": _digest(calib_tiles),
                 "ranges_sha256": quantizer.calibration_digest(),
+                "qat_ranges": len(qat_ranges),  # tensors whose range came from quantisation-aware training
             }
         finally:
             quantizer.close()
@@ -200,7 +204,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     if broken and not opts.allow_drift:
         raise DriftBudgetError(
             f"{opts.out}: {precision} drift over budget: {'; '.join(broken)}; nothing written. "
-            "Loosen --drift-budget, try --precision mixed, or pass --allow-drift to keep it"
+            "Loosen --drift-budget, try --precision mixed, train with --qat, or pass --allow-drift to keep it"
         )
 
     inputs, outputs = io_signature(proto)

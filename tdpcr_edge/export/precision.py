@@ -146,17 +146,76 @@ class TileReader:
         return len(self.tiles)
 
 
+def qat_tensor_ranges(proto: onnx.ModelProto, model, ranges: dict[str, float]) -> dict[str, float]:
+    """The activation ranges a quantisation-aware run trained with (by convolution module
+    name, ``Checkpoint.qat_ranges``), keyed by the ONNX tensor each Conv node reads.
+
+    Nodes are matched to modules by their weights. The export folds batch norm into the
+    weights, which scales each output channel (sign included), so weights are compared
+    as magnitudes normalised per output channel. A node that matches no module, or more
+    than one, keeps its calibrated range."""
+    import torch
+    from onnx import numpy_helper
+
+    def signature(w: np.ndarray) -> np.ndarray:
+        a = np.abs(w.reshape(w.shape[0], -1)).astype(np.float64)
+        return a / np.maximum(a.max(axis=1, keepdims=True), 1e-30)
+
+    modules = [(name, signature(m.weight.detach().cpu().numpy())) for name, m in model.named_modules()
+               if isinstance(m, torch.nn.Conv2d) and ranges.get(name, 0.0) > 0]
+    inits = {i.name: i for i in proto.graph.initializer}
+    out: dict[str, float] = {}
+    for node in proto.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        w = signature(numpy_helper.to_array(inits[node.input[1]]))
+        hits = [name for name, sig in modules if sig.shape == w.shape and np.allclose(sig, w, atol=1e-4)]
+        if len(hits) == 1:
+            out[node.input[0]] = max(out.get(node.input[0], 0.0), ranges[hits[0]])
+    return out
+
+
+def _float_outside_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewire every consumer of a Q/DQ-rounded activation but the INT8 convolutions to the
+    float tensor. The quantiser rounds a tensor for all its consumers when one convolution reads
+    it (the residual add would add an INT8-rounded cloudy image, PGF would blend rounded
+    features); only the convolutions run in INT8, as quantisation-aware training simulates
+    and as TensorRT keeps an elementwise consumer of a Q/DQ'd tensor in float."""
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    weights = {i.name for i in proto.graph.initializer}
+
+    def int8_conv(node: onnx.NodeProto) -> bool:
+        w = producers.get(node.input[1]) if node.op_type == "Conv" else None
+        return w is not None and w.op_type == "DequantizeLinear"
+
+    for node in proto.graph.node:
+        # A convolution left out of INT8 (mixed precision's FP16 fallback) reads float too.
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or int8_conv(node):
+            continue
+        for k, name in enumerate(node.input):
+            dq = producers.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in weights:
+                continue
+            q = producers.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[k] = q.input[0]
+    return proto
+
+
 class Int8Quantizer:
     """Calibrates once, then quantises any subset of the convolutions from the cached
-    ranges, which is what makes per-layer sensitivity affordable."""
+    ranges, which is what makes per-layer sensitivity affordable. ``ranges`` (tensor name
+    -> largest magnitude) replace the calibrated range of those tensors: a quantisation-aware
+    checkpoint's own ranges, which its weights were trained to work with."""
 
-    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile"):
+    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile", ranges: dict[str, float] | None = None):
         check_calibration_method(method)
         if not tiles:
             raise ConfigError("no calibration tiles; pass --calib with at least one scene")
         from ..runtime.ort_ops import has_plugin_nodes, to_ort_domain
 
         self.method = method
+        self.ranges = dict(ranges or {})
         self.plugin = has_plugin_nodes(proto)
         self.tmp = tempfile.TemporaryDirectory(prefix="tdpcr-int8-")
         self.source = Path(self.tmp.name) / "fp32.onnx"
@@ -191,10 +250,21 @@ class Int8Quantizer:
                 nodes_to_exclude=exclude,
                 calibrate_method=method,
                 # Biases stay float: TensorRT takes INT8 Q/DQ, not INT32 bias DequantizeLinear.
-                extra_options={"WeightSymmetric": True, "ActivationSymmetric": True, "CalibPercentile": PERCENTILE, "QuantizeBias": False},
+                extra_options={
+                    "WeightSymmetric": True,
+                    "ActivationSymmetric": True,
+                    "CalibPercentile": PERCENTILE,
+                    "QuantizeBias": False,
+                    # Q/DQ where TensorRT reads INT8: convolution inputs and weights. A Q/DQ
+                    # on each convolution's output as well (the quantiser's default) rounds
+                    # the reconstruction residual and the class logits themselves to INT8.
+                    "OpTypesToExcludeOutputQuantization": ["Conv"],
+                    "DedicatedQDQPair": True,
+                    "TensorQuantOverrides": {t: [{"rmin": np.float32(-r), "rmax": np.float32(r)}] for t, r in self.ranges.items()},
+                },
                 calibration_cache_path=str(self.cache),
             )
-        proto = onnx.load(str(out))
+        proto = _float_outside_convolutions(onnx.load(str(out)))
         return from_ort_domain(proto) if self.plugin else proto
 
     def quantize(self, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:

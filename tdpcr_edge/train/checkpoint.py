@@ -31,6 +31,13 @@ class Checkpoint:
     step: int = 0
     training: dict = field(default_factory=dict)  # optimizer and scheduler state, history
     path: Path | None = None
+    # Quantisation-aware training: each convolution's INT8 activation range (train.qat);
+    # empty for a model trained in plain FP32.
+    qat_ranges: dict = field(default_factory=dict)
+
+    @property
+    def qat(self) -> bool:
+        return bool(self.qat_ranges)
 
     def build(self) -> TDPCR:
         model = TDPCR(self.config)
@@ -61,6 +68,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, model: torch.nn.Module |
         "phase": ckpt.phase,
         "step": ckpt.step,
         "training": {} if slim else ckpt.training,
+        "qat_ranges": dict(ckpt.qat_ranges),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -92,6 +100,7 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
             step=int(payload["step"]),
             training=payload.get("training", {}),
             path=path,
+            qat_ranges={str(k): float(v) for k, v in payload.get("qat_ranges", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint is missing or has malformed field {exc}; re-train it") from exc

@@ -31,6 +31,7 @@ from ..evaluate import evaluate_scenes
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .qat import enable_fake_quant, fake_quant_ranges, load_fake_quant_ranges
 from .losses import prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
 
 
@@ -55,6 +56,7 @@ class TrainOptions:
     val_size: int = 128
     resume: bool = True
     init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
+    qat: bool = False  # simulate the INT8 export's rounding while training (train.qat)
 
 
 StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
@@ -120,14 +122,20 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
         state = load_checkpoint(ckpt_path)
         if state.config != config:
             raise CheckpointError(f"{ckpt_path}: holds a {state.config.name}/{state.config.fusion} run, not {config.name}/{config.fusion}; use another --out or --no-resume")
+        if state.qat != opts.qat:
+            kind = "a quantisation-aware" if state.qat else "a plain FP32"
+            raise CheckpointError(f"{ckpt_path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")
         model.load_state_dict(state.state_dict)
     elif 2 in phases and 1 not in phases:
         init = load_checkpoint(opts.init) if opts.init else None
         if init is None or init.phase < 1:
             raise CheckpointError(f"{opts.init or ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
         model.load_state_dict(init.state_dict)
-        state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}})
+        state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}}, qat_ranges=init.qat_ranges)
     history: dict = state.training.get("history", {})
+    if opts.qat:
+        enable_fake_quant(model)
+        load_fake_quant_ranges(model, state.qat_ranges)
     val = validation_scenes(source, opts.val_scenes, opts.val_size)
 
     for phase in phases:
@@ -173,6 +181,7 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
                 t0 = time.perf_counter()
                 state.step = step
                 state.training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history}
+                state.qat_ranges = fake_quant_ranges(model)
                 save_checkpoint(ckpt_path, state, model)
         if val and "val" not in record:
             record["val"], _ = evaluate_scenes(model, val)
