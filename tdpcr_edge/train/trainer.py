@@ -10,6 +10,9 @@ Because the adapters sit on a side branch, phase 2 leaves the reconstruction bit
 DESIGN's light reconstruction-consistency term has nothing left to protect and is dropped
 (with adapters inside the shared decoder it cost 1 to 2 dB PSNR in our first runs).
 
+With ``qat``, every convolution trains with the INT8 export's rounding simulated (train.qat)
+in both phases; the activation ranges are checkpointed with the weights.
+
 Every ``save_every`` steps the run is checkpointed atomically; a run restarted with the
 same output folder continues where it stopped, on the same batches.
 """
@@ -31,8 +34,8 @@ from ..evaluate import evaluate_scenes
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .qat import enable_fake_quant, fake_quant_ranges, load_fake_quant_ranges
 from .losses import prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
+from .qat import enable_fake_quant, fake_quant_ranges, load_fake_quant_ranges
 
 
 @dataclass
