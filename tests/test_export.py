@@ -135,19 +135,27 @@ def test_int8_is_qdq_per_channel_symmetric(plain):
     assert "optical" in add.input, add.input
 
 
-def test_qat_ranges_replace_the_calibrated_ones(plain, ckpt, tmp_path):
-    from tdpcr_edge.export.precision import qat_tensor_ranges
-    from tdpcr_edge.train.checkpoint import save_checkpoint
-    from tdpcr_edge.train.qat import enable_fake_quant, fake_quant_ranges
+def fake_quantised(ckpt, scene):
+    """``ckpt``'s model with INT8 simulated (train.qat), its ranges taken from one tile
+    (batch norms in eval), then frozen."""
+    from tdpcr_edge.train.qat import enable_fake_quant
 
     model = ckpt.build()
     enable_fake_quant(model, momentum=1.0)
-    scene = tiles(1)[0]
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
-            m.train()  # ranges from this batch, batch norms in eval
+            m.train()
     with torch.no_grad():
         model(torch.from_numpy(scene.optical[None]), torch.from_numpy(scene.sar[None]))
+    return model.eval()
+
+
+def test_qat_ranges_replace_the_calibrated_ones(plain, ckpt, tmp_path):
+    from tdpcr_edge.export.precision import qat_tensor_ranges
+    from tdpcr_edge.train.checkpoint import save_checkpoint
+    from tdpcr_edge.train.qat import fake_quant_ranges
+
+    model = fake_quantised(ckpt, tiles(1)[0])
     ranges = {k: 3.0 * v for k, v in fake_quant_ranges(model).items()}  # unlike any calibration
     # PGF applies its spatial bias functionally, so training leaves it no range; give it one
     # here to check that every node, batch norm folded or not, finds its module.
@@ -312,19 +320,12 @@ def test_int8_graph_computes_what_quantisation_aware_training_simulates():
     On the shipped (trained) model: an untrained one's tiny outputs make the last-ulp
     differences of near-tie roundings (torch multiplies by 1/scale, ONNX divides) count."""
     from tdpcr_edge.export.precision import qat_tensor_ranges
-    from tdpcr_edge.train.qat import enable_fake_quant, fake_quant_ranges
+    from tdpcr_edge.train.qat import fake_quant_ranges
 
     ckpt = load_checkpoint()
     plain = export_onnx(ckpt.build(), tile=128)  # the shipped-model tests export this tile too
     calib, probe = tiles(2, size=128), tiles(1, size=128, seed=11)[0]
-    simulated = ckpt.build()
-    enable_fake_quant(simulated, momentum=1.0)
-    for m in simulated.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.train()
-    with torch.no_grad():
-        simulated(torch.from_numpy(calib[0].optical[None]), torch.from_numpy(calib[0].sar[None]))
-    simulated.eval()
+    simulated = fake_quantised(ckpt, calib[0])
     by_tensor = qat_tensor_ranges(plain, ckpt.build(), fake_quant_ranges(simulated))
     # PGF's spatial bias runs inside the fused operator's reference in training, unsimulated.
     unsimulated = [n.name for n in plain.graph.node if n.op_type == "Conv" and n.input[0] not in by_tensor]

@@ -146,7 +146,8 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     c = ckpt.config
 
     stage("export ONNX")
-    proto32 = export_onnx(ckpt.build(), tile=tile, plugin=opts.plugin)
+    model = ckpt.build()  # export_onnx works on a copy; the QAT range lookup reads it too
+    proto32 = export_onnx(model, tile=tile, plugin=opts.plugin)
 
     stage("load held-out tiles")
     eval_tiles = tiles_from(opts.eval_data, opts.eval_tiles, tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
@@ -175,7 +176,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
         # A quantisation-aware checkpoint brings the ranges its weights were trained with;
         # calibration then only fills in tensors the training did not round.
-        qat_ranges = qat_tensor_ranges(proto32, ckpt.build(), ckpt.qat_ranges) if ckpt.qat else {}
+        qat_ranges = qat_tensor_ranges(proto32, model, ckpt.qat_ranges) if ckpt.qat else {}
         quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method, ranges=qat_ranges)
         try:
             if precision == "int8":

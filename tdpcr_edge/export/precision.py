@@ -259,6 +259,8 @@ class Int8Quantizer:
                     # on each convolution's output as well (the quantiser's default) rounds
                     # the reconstruction residual and the class logits themselves to INT8.
                     "OpTypesToExcludeOutputQuantization": ["Conv"],
+                    # One pair per convolution, as TensorRT wants; _float_outside_convolutions
+                    # then keeps every other consumer on the float tensor.
                     "DedicatedQDQPair": True,
                     "TensorQuantOverrides": {t: [{"rmin": np.float32(-r), "rmax": np.float32(r)}] for t, r in self.ranges.items()},
                 },
