@@ -155,19 +155,26 @@ def eval_cmd(
 
 @app.command()
 def ablation(
-    out: Path = typer.Option(..., "--out", help="Folder for both runs, ablation.json and ablation.md."),
+    out: Path = typer.Option(..., "--out", help="Folder for the runs (OUT/seed-S/pgf, OUT/seed-S/concat), ablation.json and ablation.md."),
     config: str = typer.Option("tiny", help="Model config."),
     steps: int = typer.Option(1500, help="Steps per phase, the same for both variants."),
-    seed: int = typer.Option(0, help="Training seed, the same for both variants."),
+    seeds: str = typer.Option("0", help="Training seeds, comma-separated (e.g. 0,1,2); each trains both variants."),
+    qat: bool = typer.Option(False, "--qat", help="Train both variants quantisation-aware and also score them in INT8 (simulated)."),
     eval_seed: int = typer.Option(7, help="Seed of the held-out scenes (never used in training)."),
     eval_scenes: int = typer.Option(32, help="Held-out scenes."),
     eval_size: int = typer.Option(128, help="Held-out scene size in pixels."),
 ) -> None:
-    """PGF against concatenation fusion at an equal training budget."""
+    """PGF against concatenation fusion at an equal training budget, over training seeds."""
     from .ablation import run_ablation
 
-    with progress_bar("ablation", 2 * 2 * steps) as advance:
-        run_ablation(out, config, steps, seed, eval_seed, eval_scenes, eval_size, on_step=lambda *a: advance(1))
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r}: give integers separated by commas, e.g. 0,1,2") from None
+    if not seed_list:
+        raise ConfigError("--seeds is empty: give at least one training seed, e.g. 0")
+    with progress_bar("ablation", len(seed_list) * 2 * 2 * steps) as advance:
+        run_ablation(out, config, steps, seed_list, eval_seed, eval_scenes, eval_size, qat=qat, on_step=lambda *a: advance(1))
     console.print((out / "ablation.md").read_text())
 
 

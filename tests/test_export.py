@@ -136,15 +136,12 @@ def test_int8_is_qdq_per_channel_symmetric(plain):
 
 
 def fake_quantised(ckpt, scene):
-    """``ckpt``'s model with INT8 simulated (train.qat), its ranges taken from one tile
-    (batch norms in eval), then frozen."""
+    """``ckpt``'s model with INT8 simulated (train.qat), each step started from one tile as
+    training starts it."""
     from tdpcr_edge.train.qat import enable_fake_quant
 
     model = ckpt.build()
-    enable_fake_quant(model, momentum=1.0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.train()
+    enable_fake_quant(model)
     with torch.no_grad():
         model(torch.from_numpy(scene.optical[None]), torch.from_numpy(scene.sar[None]))
     return model.eval()
@@ -216,6 +213,21 @@ def test_impossible_budget_fails_and_writes_nothing(tmp_path, random_checkpoint)
     m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="max_abs=1e-9", allow_drift=True))
     assert not m["drift"]["within_budget"] and (tmp_path / "art" / "model.onnx").exists()
     assert m["calibration"]["tiles"] == 2 and m["calibration"]["method"] == "percentile"
+
+
+def test_mixed_is_pure_int8_without_ranking_layers_when_int8_meets_the_budget(tmp_path, random_checkpoint, monkeypatch):
+    import tdpcr_edge.export.pipeline as pipeline
+
+    layer_calls = []
+    real = pipeline.Int8Quantizer.quantize
+    monkeypatch.setattr(pipeline.Int8Quantizer, "quantize", lambda self, nodes=None, exclude=None: layer_calls.append(nodes) or real(self, nodes, exclude))
+    m = run_export(ExportOptions(out=tmp_path / "mixed", precision="mixed", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="psnr=100,miou=100"))
+    assert m["fp16_fallback_layers"] == [] and m["layer_sensitivity"] is None
+    assert layer_calls == [None]  # the full INT8 graph, once; no convolution quantised alone
+    proto = onnx.load(str(tmp_path / "mixed" / "model.onnx"))
+    weights = {n.input[1] for n in proto.graph.node if n.op_type == "Conv"}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    assert all(producers[w].op_type == "DequantizeLinear" for w in weights)
 
 
 def test_mixed_falls_back_the_sensitive_layers_to_fp16(tmp_path, random_checkpoint):

@@ -50,7 +50,8 @@ _EXPORTED: dict[str, bytes] = {}
 def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
     import hashlib
 
-    h = hashlib.sha256(repr((model.config.to_dict(), tile, plugin, simplify, OPSET)).encode())
+    clips = sorted(getattr(model, "activation_clips", {}).items())  # train.qat.clip_activations
+    h = hashlib.sha256(repr((model.config.to_dict(), tile, plugin, simplify, OPSET, clips)).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -107,21 +107,24 @@ def mixed_fallback(
     measure_graph: Callable[[onnx.ModelProto], dict],
     budget: dict[str, float],
 ) -> tuple[onnx.ModelProto, list[str], dict[str, float]]:
-    """Per-layer sensitivity, then greedy fallback. Each convolution is quantised alone and
-    scored by its drift relative to the budget (1.0 = one layer alone uses the whole
-    budget). Starting from the full INT8 graph, the most sensitive layers move to FP16,
-    doubling the count each round, until the graph meets the budget. Single layers are
-    scored on a small tile set (``measure_layer``); whole graphs on the set that gates the
-    export (``measure_graph``)."""
+    """Per-layer sensitivity, then greedy fallback. The full INT8 graph is tried first: when
+    it meets the budget, mixed is pure INT8 and no layer is ranked (empty sensitivity).
+    Otherwise each convolution is quantised alone and scored by its drift relative to the
+    budget (1.0 = one layer alone uses the whole budget), and the most sensitive layers move
+    to FP16, doubling the count each round, until the graph meets the budget. Single layers
+    are scored on a small tile set (``measure_layer``); whole graphs on the set that gates
+    the export (``measure_graph``)."""
 
     def score(drift: dict) -> float:
         parts = [abs(drift["max_abs_error"] if k == "max_abs" else drift[f"{k}_delta"]) / v for k, v in budget.items() if v > 0]
         return max(parts, default=0.0)
 
+    candidate = quantizer.quantize()
+    if not over_budget(measure_graph(candidate), budget):
+        return candidate, [], {}
     sensitivity = {conv: score(measure_layer(quantizer.quantize(nodes=[conv]))) for conv in quantizer.convs}
     order = sorted(sensitivity, key=sensitivity.get, reverse=True)
     fallback: list[str] = []
-    candidate = quantizer.quantize()
     while over_budget(measure_graph(candidate), budget) and len(fallback) < len(order):
         fallback = order[: max(1, 2 * len(fallback))]
         candidate = fp16_islands(quantizer.quantize(exclude=fallback), fallback)

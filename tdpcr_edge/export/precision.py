@@ -67,11 +67,37 @@ def _float32_outputs(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
+def _own_clip_bounds(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every Clip its own min/max initializers. The exporter folds each ReLU with a
+    learned clip into Clip(0, r), all sharing one 0.0, the reconstruction's FP32 clamp
+    included; the FP16 converter keeps a shared initializer in FP32 for all its users, which
+    leaves FP16 Clips with FP32 bounds (an invalid graph)."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    users: dict[str, int] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    for node in proto.graph.node:
+        if node.op_type != "Clip":
+            continue
+        for k in (1, 2):
+            name = node.input[k] if k < len(node.input) else ""
+            if name in inits and users[name] > 1:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(inits[name])
+                copy.name = f"{name}__{node.name}"
+                proto.graph.initializer.append(copy)
+                node.input[k] = copy.name
+                users[name] -= 1
+    return proto
+
+
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """FP16 graph with explicit casts, precision-sensitive nodes kept FP32."""
     from onnxconverter_common import float16
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # the converter works in place
+    proto = _own_clip_bounds(proto)
     block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS)
     # The converter warns for every weight below FP16's range that it rounds to 1e-7; the
     # drift measurement that follows accounts for that rounding, so the warnings add nothing.

@@ -31,8 +31,8 @@ class Checkpoint:
     step: int = 0
     training: dict = field(default_factory=dict)  # optimizer and scheduler state, history
     path: Path | None = None
-    # Quantisation-aware training: each convolution's INT8 activation range (train.qat);
-    # empty for a model trained in plain FP32.
+    # Quantisation-aware training: each convolution's INT8 activation range (train.qat),
+    # which ``build`` also applies as a clip; empty for a model trained in plain FP32.
     qat_ranges: dict = field(default_factory=dict)
 
     @property
@@ -46,6 +46,10 @@ class Checkpoint:
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise CheckpointError(f"{self.path}: weights do not fit config {self.config.name!r} ({first}); re-train or pick the matching config") from exc
+        if self.qat_ranges:
+            from .qat import clip_activations
+
+            clip_activations(model, self.qat_ranges)  # what the run trained: see train.qat
         return model.eval()
 
 

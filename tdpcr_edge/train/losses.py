@@ -49,3 +49,12 @@ def reliance_loss(reliance_maps: list[torch.Tensor], cloud: torch.Tensor) -> tor
         target = F.adaptive_avg_pool2d(cloud[:, None], rel.shape[-2:])
         losses.append(F.binary_cross_entropy(rel.clamp(1e-6, 1 - 1e-6), target))
     return torch.stack(losses).mean()
+
+
+def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Symmetric KL divergence between two class predictions of the same pixels (logits
+    N x K x H x W), per pixel; each side is pulled towards the other's detached prediction."""
+    la, lb = F.log_softmax(a, dim=1), F.log_softmax(b, dim=1)
+    pixels = a.shape[0] * a.shape[2] * a.shape[3]
+    kl = F.kl_div(la, lb.detach(), log_target=True, reduction="sum") + F.kl_div(lb, la.detach(), log_target=True, reduction="sum")
+    return 0.5 * kl / pixels

@@ -11,10 +11,16 @@ DESIGN's light reconstruction-consistency term has nothing left to protect and i
 (with adapters inside the shared decoder it cost 1 to 2 dB PSNR in our first runs).
 
 With ``qat``, every convolution trains with the INT8 export's rounding simulated (train.qat)
-in both phases; the activation ranges are checkpointed with the weights.
+in both phases; in the second half of each phase the INT8 ranges of the layers it trains are
+learned too, and the ranges are checkpointed with the weights. Phase 2 then trains the
+segmentation on two forwards of each batch, INT8 simulated and FP32, with a consistency term
+between them: a head trained on INT8 features alone misreads FP32 ones (and the reverse),
+and noise flips the ambiguous pixels, each flip more often away from the right class
+(measured, README Export); the term makes the two precisions agree.
 
 Every ``save_every`` steps the run is checkpointed atomically; a run restarted with the
-same output folder continues where it stopped, on the same batches.
+same output folder continues where it stopped, on the same batches. When phase 1 ends its
+model is kept as ``phase1.pt``, the ``--init`` of phase-2 variants.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ from ..evaluate import evaluate_scenes
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .losses import prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
-from .qat import enable_fake_quant, fake_quant_ranges, load_fake_quant_ranges
+from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
+from .qat import enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, range_parameters, restart_ranges, set_rounding
 
 
 @dataclass
@@ -60,6 +66,10 @@ class TrainOptions:
     resume: bool = True
     init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
     qat: bool = False  # simulate the INT8 export's rounding while training (train.qat)
+    # With qat: the learned INT8 ranges' learning rate, relative to --lr (they are logarithms;
+    # at 1x they barely move in half a phase), and the weight of phase 2's consistency term.
+    range_lr: float = 10.0
+    consistency_weight: float = 1.0
 
 
 StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
@@ -147,10 +157,19 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
         if phase > state.phase:
             state.phase, state.step, state.training = phase, 0, {"history": history}
         params = model.phase_parameters(phase)
-        optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=1e-4)
+        groups = [{"params": params}]
+        if opts.qat:
+            if state.step == 0:
+                restart_ranges(model, params)
+            # Learned INT8 steps, as logarithms: no weight decay pulling them towards a step of 1.
+            groups.append({"params": range_parameters(model, params), "weight_decay": 0.0, "lr": opts.lr * opts.range_lr})
+        optimizer = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=1e-4)
         scheduler = _schedule(optimizer, opts.steps)
         if state.training.get("optimizer") and state.step > 0:
-            optimizer.load_state_dict(state.training["optimizer"])
+            try:
+                optimizer.load_state_dict(state.training["optimizer"])
+            except ValueError as exc:
+                raise CheckpointError(f"{ckpt_path}: its optimizer state does not fit this version's training ({exc}); finish it with the version that started it, or use another --out") from exc
             scheduler.load_state_dict(state.training["scheduler"])
         record = history.setdefault(
             str(phase),
@@ -159,9 +178,18 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
         _set_phase_mode(model, phase)
         t0, step = time.perf_counter(), state.step
         while step < opts.steps:
+            if opts.qat:  # ranges follow the batch maximum for half the phase, then learn
+                learn_ranges(model, params if step >= opts.steps // 2 else [])
             b = source.batch(step if phase == 1 else step + 10_000_000, opts.batch, opts.patch)
             outputs = model(b["optical"], b["sar"])
-            if phase == 1:
+            if phase == 2 and opts.qat:
+                set_rounding(model, False)
+                fp32 = model(b["optical"], b["sar"])["segmentation"]
+                set_rounding(model, True)
+                q = outputs["segmentation"]
+                loss = 0.5 * (segmentation_loss(q, b["labels"]) + segmentation_loss(fp32, b["labels"]))
+                loss = loss + opts.consistency_weight * consistency_loss(q, fp32)
+            elif phase == 1:
                 loss = reconstruction_loss(outputs["reconstruction"], b["clear"], b["valid"])
                 if outputs["prompt_logits"] and opts.prompt_weight > 0:
                     loss = loss + opts.prompt_weight * prompt_loss(outputs["prompt_logits"], b["cloud"])
@@ -190,6 +218,10 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
             record["val"], _ = evaluate_scenes(model, val)
             _set_phase_mode(model, phase)
             save_checkpoint(ckpt_path, state, model)
+        if phase == 1 and state.phase == 1:
+            # Phase 2 freezes all of this, so phase-2 variants can start from the same phase 1
+            # (`--phase 2 --init RUN/phase1.pt`) and end where `--phase both` would.
+            save_checkpoint(out / "phase1.pt", state, model, slim=True)
 
     metrics = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}, "config": config.to_dict(), "phases": history}
     save_checkpoint(out / "model.pt", state, model, slim=True)
