@@ -129,7 +129,7 @@ def test_a_frozen_step_clips_at_its_range():
 
 def test_each_phase_learns_only_its_own_ranges_in_its_second_half(tmp_path, monkeypatch):
     """Phase 1's ranges learn from its 4th of 6 steps on, phase 2's likewise; phase 2 leaves
-    phase 1's exactly where they were."""
+    phase 1's exactly where they were (phase1.pt is phase 1's model, kept for --init)."""
     import importlib
 
     from tdpcr_edge.train.qat import _quantisers
@@ -144,7 +144,6 @@ def test_each_phase_learns_only_its_own_ranges_in_its_second_half(tmp_path, monk
         seen.append((phase, step, {name for name, _, fq in _quantisers(models[-1]) if fq.learning}))
 
     train(small(tmp_path / "both", phase="both", qat=True), on_step=on_step)
-    train(small(tmp_path / "p1", phase="1", qat=True))
     phase2 = ("segmentation_head.", "adapters.")
     for phase, step, learning in seen:
         if step <= 3:
@@ -153,25 +152,26 @@ def test_each_phase_learns_only_its_own_ranges_in_its_second_half(tmp_path, monk
             assert learning and not any(n.startswith(phase2) for n in learning)
         else:
             assert learning and all(n.startswith(phase2) for n in learning)
-    p1 = load_checkpoint(tmp_path / "p1" / "model.pt").qat_ranges
+    p1 = load_checkpoint(tmp_path / "both" / "phase1.pt").qat_ranges  # as phase 1 ended
     both = load_checkpoint(tmp_path / "both" / "model.pt").qat_ranges
     first = {k: v for k, v in p1.items() if not k.startswith(phase2)}
     assert first and all(both[k] == v for k, v in first.items())
     assert any(both[k] != v for k, v in p1.items() if k.startswith(phase2))
 
 
-def test_a_qat_checkpoint_builds_with_its_clips_and_exports_them(tmp_path):
+def test_a_qat_checkpoint_builds_with_its_clips_and_exports_them():
     """The clip is part of what a --qat run trained: the built model equals the simulation
-    with rounding off, a plain checkpoint has none, and the FP32 graph carries them."""
+    with rounding off, without the clips it computes something else, and the FP32 and FP16
+    graphs carry them. On the shipped (--qat) model, at the tile the export tests trace."""
     import numpy as np
     import onnxruntime as ort
 
     from tdpcr_edge.export.onnx_graph import export_onnx
     from tdpcr_edge.export.precision import to_fp16
 
-    train(small(tmp_path / "run", phase="1", steps=4, qat=True))
-    ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
-    o, s = inputs(size=32)
+    ckpt = load_checkpoint()
+    assert ckpt.qat
+    o, s = inputs(n=1, size=128)
     o = o * 4  # beyond what training saw: some convolution inputs exceed their ranges
     built = ckpt.build()
 
@@ -187,10 +187,10 @@ def test_a_qat_checkpoint_builds_with_its_clips_and_exports_them(tmp_path):
     set_rounding(sim, False)
     with torch.no_grad():
         a, b, c = built(o, s)["reconstruction"], sim(o, s)["reconstruction"], plain(o, s)["reconstruction"]
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # clamp against min/max: an ulp apart
     assert (a - c).abs().max() > 1e-3  # the clips do act on these inputs
     assert built.activation_clips == ckpt.qat_ranges
-    proto = export_onnx(built, tile=32)
+    proto = export_onnx(built, tile=128)
     producers = {o: n for n in proto.graph.node for o in n.output}
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     unclipped_convs = [n.name for n in convs if producers.get(n.input[0]) is None or producers[n.input[0]].op_type != "Clip"]
