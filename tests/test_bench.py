@@ -13,7 +13,7 @@ import torch
 
 from tdpcr_edge.bench import ROW_FIELDS, BenchOptions, latency_fields, run_bench
 from tdpcr_edge.errors import ConfigError, DataError
-from tdpcr_edge.report.bench_report import from_benchmark_json, markdown, pareto_front, write_report
+from tdpcr_edge.report.bench_report import from_benchmark_json, label_offsets, markdown, pareto_front, write_report
 from tdpcr_edge.runtime.combos import COMBOS, Combo, select, unavailable
 from tdpcr_edge.runtime.power import TegraStats, input_power_mw, parse_rails
 
@@ -51,6 +51,16 @@ def test_pareto_front():
         {"latency_ms_p50": 40.0, "psnr": None},  # not measured: out
     ]
     assert pareto_front(rows, "psnr") == [0, 1, 3]
+
+
+def test_labels_of_points_that_measure_alike_are_stacked():
+    # ORT FP32 and FP16 on a CPU: 128.3 ms / 30.26 dB and 129.0 ms / 30.26 dB on a 128-164 ms axis.
+    points = [(147.8, 30.26), (128.3, 30.26), (129.0, 30.26), (163.6, 30.16), (139.4, 30.16)]
+    offsets = label_offsets(points)
+    assert offsets[1] != offsets[2]
+    assert [o for i, o in enumerate(offsets) if i != 2] == [(5, 4)] * 4
+    assert label_offsets([(1.0, 1.0), (1.0, 1.0), (1.0, 1.0)]) == [(5, 4), (5, 14), (5, 24)]
+    assert label_offsets([]) == []
 
 
 def test_latency_fields():

@@ -66,6 +66,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def label_offsets(points: list[tuple[float, float]], near: float = 0.04) -> list[tuple[int, int]]:
+    """Text offsets (points) for the labels of ``points``: labels of points that lie within
+    ``near`` of the axes' spans of each other are stacked upwards, one line apart, so rows
+    that measure alike (FP32 and FP16 on a CPU, say) stay readable."""
+    if not points:
+        return []
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    xspan, yspan = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    offsets: list[tuple[int, int]] = []
+    for i, (x, y) in enumerate(points):
+        stacked = sum(abs(x - px) <= near * xspan and abs(y - py) <= near * yspan for px, py in points[:i])
+        offsets.append((5, 4 + 10 * stacked))
+    return offsets
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -84,8 +99,8 @@ def plot(report: dict, path: Path) -> None:
         fx, fy = [rows[i]["latency_ms_p50"] for i in front], [rows[i][metric] for i in front]
         ax.step(fx, fy, where="post", color="tab:red", lw=1.2, zorder=1)
         ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="tab:red", zorder=3, label="Pareto front")
-        for x, y, label in pts:
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        for (x, y, label), offset in zip(pts, label_offsets([p[:2] for p in pts])):
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xlabel("latency p50 (ms per tile)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
