@@ -44,10 +44,11 @@ def _scores(result: dict) -> dict:
 def _score_run(run: Path, scenes_for: Callable, qat: bool) -> dict:
     ckpt = load_checkpoint(run / "model.pt")
     scenes = scenes_for(ckpt)
-    result, _ = evaluate_scenes(ckpt.build(), scenes)
+    model = ckpt.build()
+    result, _ = evaluate_scenes(model, scenes)
     row = {"fp32": _scores(result), "eval": result}
     if qat:
-        model = ckpt.build()
+        # The same model, its convolutions now rounding at the trained ranges (clips stay on).
         enable_fake_quant(model)
         load_fake_quant_ranges(model, ckpt.qat_ranges)
         int8, _ = evaluate_scenes(model.eval(), scenes)
