@@ -221,9 +221,13 @@ def test_mixed_is_pure_int8_without_ranking_layers_when_int8_meets_the_budget(tm
     layer_calls = []
     real = pipeline.Int8Quantizer.quantize
     monkeypatch.setattr(pipeline.Int8Quantizer, "quantize", lambda self, nodes=None, exclude=None: layer_calls.append(nodes) or real(self, nodes, exclude))
+    measured = []
+    real_drift = pipeline.measure_drift
+    monkeypatch.setattr(pipeline, "measure_drift", lambda *a: measured.append(a[1]) or real_drift(*a))
     m = run_export(ExportOptions(out=tmp_path / "mixed", precision="mixed", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="psnr=100,miou=100"))
     assert m["fp16_fallback_layers"] == [] and m["layer_sensitivity"] is None
     assert layer_calls == [None]  # the full INT8 graph, once; no convolution quantised alone
+    assert len(measured) == 1  # the graph mixed settled on is the graph shipped: its drift is measured once
     proto = onnx.load(str(tmp_path / "mixed" / "model.onnx"))
     weights = {n.input[1] for n in proto.graph.node if n.op_type == "Conv"}
     producers = {o: n for n in proto.graph.node for o in n.output}

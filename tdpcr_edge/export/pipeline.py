@@ -157,12 +157,16 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     reference = TorchRunner(ckpt.path)
 
     def measurer(tiles: list[SceneArrays]) -> Callable[[onnx.ModelProto], dict]:
-        """Drift of a graph on ``tiles``; torch's results on them are computed once."""
+        """Drift of a graph on ``tiles``; torch's results on them are computed once, and so
+        is the drift of the graph measured last (mixed's search ends on the graph it ships,
+        which the export then measures again)."""
         cache: dict = {}
 
         def measure(proto: onnx.ModelProto) -> dict:
-            drift, cache["ref"] = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache.get("ref"))
-            return drift
+            if cache.get("proto") is not proto:
+                cache["drift"], cache["ref"] = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache.get("ref"))
+                cache["proto"] = proto
+            return dict(cache["drift"])
 
         return measure
 
