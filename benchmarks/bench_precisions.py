@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tdpcr_edge.bench import BenchOptions, accuracy_fields, device_info, ensure_artifacts, ensure_engine, make_runner, method_text
-from tdpcr_edge.export.drift import measure_drift
+from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
 from tdpcr_edge.runtime.combos import COMBOS, unavailable
 from tdpcr_edge.runtime.torch_runner import TorchRunner
@@ -64,5 +64,6 @@ def test_precision_row(benchmark, setup, combo):
     out = benchmark.pedantic(one_tile, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     assert out["reconstruction"].shape == (1, ckpt.config.optical_bands, TILE, TILE)
     benchmark.extra_info.update(accuracy_fields(combo, drift, ckpt.path, artifact, engine))
+    benchmark.extra_info["within_budget"] = not over_budget(drift, parse_budget(None))
     benchmark.extra_info["method"] = method_text(setup["opts"], len(tiles), timer="pytest-benchmark pedantic")
     benchmark.extra_info["device_info"] = device_info()

@@ -1,8 +1,10 @@
 """Streaming against the bare backend, and memory against scene size (CPU, shipped model).
 
-Goals from the streaming issue, measured in this one run: streaming throughput >= 0.9x the
-backend-only throughput on the same tiles (same tile, overlap and batches); peak RSS grows
-< 20% when the scene area grows 4x (each scene streamed in a fresh process).
+Goals from the streaming and CPU-deployment issues, measured in this one run: streaming
+throughput >= 0.9x the backend-only throughput on the same tiles (same tile, overlap and
+batches), for torch FP32 and for the fastest CPU row (the x86-cpu profile's artifact on
+OpenVINO, whose precision follows this CPU's ISA); peak RSS grows < 20% when the scene area
+grows 4x (each scene streamed in a fresh process).
 
 Run: pytest benchmarks/bench_stream.py --benchmark-only
 """
@@ -34,34 +36,47 @@ RSS_RUNS = 3
 GOALS = {"stream_over_backend": 0.9, "rss_growth_for_4x_area": 0.2}
 
 
+MODELS = ("torch", "openvino")
+
+
 def _summarise(rows: dict) -> dict:
     out, lines = {}, []
-    for size in ROUNDS:
-        stream, backend = rows.get(f"stream_{size}"), rows.get(f"backend_{size}")
-        if not (stream and backend):
-            continue
-        # The median of per-round ratios: each round runs backend-only and then the stream
-        # back to back, so a ratio compares runs that saw the same machine.
-        per_round = [s / b for s, b in zip(stream["rounds"], backend["rounds"])]
-        r = float(np.median(per_round))
-        out[f"stream_over_backend_{size}"] = r
-        out[f"stream_over_backend_{size}_rounds"] = per_round
-        lines.append(f"{size}^2: streaming {stream['tiles_per_s']:.2f} tiles/s vs backend-only {backend['tiles_per_s']:.2f} tiles/s (medians); "
-                     f"per-round ratio median {r:.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} "
-                     f"(goal >= {GOALS['stream_over_backend']}: {'met' if r >= GOALS['stream_over_backend'] else 'MISSED'})")
-        split = rows.get(f"split_backend_{size}")
-        if split:
-            per_round = [s / b for s, b in zip(stream["rounds"], split["rounds"])]
-            out[f"stream_over_split_backend_{size}"] = float(np.median(per_round))
-            out[f"stream_over_split_backend_{size}_rounds"] = per_round
-            lines.append(f"{size}^2: against the backend called as the stream calls it ({split['workers']} workers, {split['tiles_per_s']:.2f} tiles/s): "
-                         f"{np.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} (the pipeline's own overhead)")
+    for model in MODELS:
+        _summarise_model(rows, model, out, lines)
     if "rss_1024" in rows and "rss_2048" in rows:
         g = rows["rss_2048"]["peak_rss_mb"] / rows["rss_1024"]["peak_rss_mb"] - 1
         out["rss_growth_for_4x_area"] = g
         lines.append(f"peak RSS {rows['rss_1024']['peak_rss_mb']:.0f} MB at 1024^2, {rows['rss_2048']['peak_rss_mb']:.0f} MB at 2048^2: "
                      f"+{100 * g:.1f}% (goal < {100 * GOALS['rss_growth_for_4x_area']:.0f}%: {'met' if g < GOALS['rss_growth_for_4x_area'] else 'MISSED'})")
     return {"ratios": out, "goals": GOALS, "lines": lines}
+
+
+def _summarise_model(rows: dict, model: str, out: dict, lines: list) -> None:
+    for size in ROUNDS:
+        stream, backend = rows.get(f"{model}/stream_{size}"), rows.get(f"{model}/backend_{size}")
+        if not (stream and backend):
+            continue
+        size_key, size = f"{model}_{size}", size
+        # The median of per-round ratios: each round runs backend-only and then the stream
+        # back to back, so a ratio compares runs that saw the same machine.
+        per_round = [s / b for s, b in zip(stream["rounds"], backend["rounds"])]
+        r = float(np.median(per_round))
+        out[f"stream_over_backend_{size_key}"] = r
+        out[f"stream_over_backend_{size_key}_rounds"] = per_round
+        lines.append(f"{stream['row']}, {size}^2: streaming {stream['tiles_per_s']:.2f} tiles/s vs backend-only {backend['tiles_per_s']:.2f} tiles/s (medians); "
+                     f"per-round ratio median {r:.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} "
+                     f"(goal >= {GOALS['stream_over_backend']}: {'met' if r >= GOALS['stream_over_backend'] else 'MISSED'})")
+        split = rows.get(f"{model}/split_backend_{size}")
+        if split:
+            per_round = [s / b for s, b in zip(stream["rounds"], split["rounds"])]
+            out[f"stream_over_split_backend_{size_key}"] = float(np.median(per_round))
+            out[f"stream_over_split_backend_{size_key}_rounds"] = per_round
+            lines.append(f"{stream['row']}, {size}^2: against the backend called as the stream calls it ({split['workers']} workers, {split['tiles_per_s']:.2f} tiles/s): "
+                         f"{np.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} (the pipeline's own overhead)")
+        per_tile = stream.get("latency_ms_per_tile")
+        if per_tile:
+            lines.append(f"{stream['row']}, {size}^2: CPU ms per tile in the stream (summed over threads): "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in per_tile.items()))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +89,7 @@ def scenes(tmp_path_factory):
         write_scene(root / f"s{size}", make_scene(11, 0, size))
         out[size] = root / f"s{size}"
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = (f"shipped tiny checkpoint, torch backend on the CPU, tile {TILE}, overlap {OVERLAP}, batch {BATCH} tiles, "
+    RESULTS[SUITE]["method"] = (f"shipped tiny checkpoint; torch FP32 on the CPU, and the x86-cpu profile's artifact on OpenVINO (precision by this CPU's ISA); tile {TILE}, overlap {OVERLAP}, batch {BATCH} tiles, "
                                 "1024 x 1024 and 2048 x 2048 synthetic scenes; throughput = tiles / wall time (stream: the whole run, setup and COG outputs "
                                 f"included); the stream splits each batch between its inference workers (default_workers: 2 single-threaded on a 2+ core CPU), and a second "
                                 f"backend-only figure calls the runner that same way; rounds alternating backend-only, split backend-only and stream ({ROUNDS[1024]} at 1024^2, "
@@ -82,10 +97,25 @@ def scenes(tmp_path_factory):
     return out
 
 
-def _split_backend(batches: list, tiles: int, workers: int) -> float:
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """(model path, backend, row label) per streamed row: torch FP32 on the shipped checkpoint,
+    and the fastest CPU row, the x86-cpu profile's export (gated on OpenVINO) run on OpenVINO."""
+    from tdpcr_edge.export import ExportOptions, run_export
+    from tdpcr_edge.runtime.combos import Combo, unavailable
+
+    out = {"torch": (None, "torch", "torch fp32")}
+    if unavailable(Combo("openvino", "int8")) is None:
+        art = tmp_path_factory.mktemp("stream-art") / "cpu"
+        m = run_export(ExportOptions(out=art, target="x86-cpu", calib_tiles=16))
+        out["openvino"] = (str(art), "openvino", f"openvino {m['precision']}")
+    return out
+
+
+def _split_backend(batches: list, tiles: int, workers: int, model: str | None = None, backend_name: str = "torch") -> float:
     """Backend-only the way the stream calls it on the CPU: each batch split among
     ``workers`` concurrent calls, each on its share of the cores. Tiles per second."""
-    runner = load_runner(None, backend="torch")
+    runner = load_runner(model, backend=backend_name)
     workers = runner.share_cpu(workers)
     with runner, ThreadPoolExecutor(workers) as pool:
         calls = [(o[part], s[part]) for o, s in batches for part in worker_slices(len(o), workers)]
@@ -96,7 +126,8 @@ def _split_backend(batches: list, tiles: int, workers: int) -> float:
 
 
 @pytest.mark.parametrize("size", list(ROUNDS))
-def test_stream_against_backend(benchmark, scenes, tmp_path, size):
+@pytest.mark.parametrize("which", MODELS)
+def test_stream_against_backend(benchmark, scenes, models, tmp_path, size, which):
     """Backend-only (the same tiles and batches the stream runs, read into memory first: the
     ceiling) and the whole stream (reads, blending, COG outputs), alternated round by round so
     that both see the same machine: on shared 2-core machines throughput drifts by +-30%
@@ -107,6 +138,9 @@ def test_stream_against_backend(benchmark, scenes, tmp_path, size):
     the goal compares against), and the runner called the way the stream calls it on the CPU
     (each batch split between two single-threaded workers), so the pipeline's own overhead
     reads separately from the gain of splitting."""
+    if which not in models:
+        pytest.skip("openvino is not installed")
+    model, backend_name, label = models[which]
     folder = scenes[size]
     ck = load_checkpoint()
     reader = SceneReader(folder / FILES["optical"], folder / FILES["sar"], ck.normalization, align=False)
@@ -118,7 +152,7 @@ def test_stream_against_backend(benchmark, scenes, tmp_path, size):
             chunk = row[i : i + BATCH]
             batches.append((np.stack([c[0] for c in chunk]), np.stack([c[1] for c in chunk])))
     reader.close()
-    runner = load_runner(None, backend="torch").activate()
+    runner = load_runner(model, backend=backend_name).activate()
     for o, s in batches[:1]:
         runner(o, s)  # warm-up: the stream's own first call is cold and counted against it
     workers = default_workers()
@@ -129,18 +163,19 @@ def test_stream_against_backend(benchmark, scenes, tmp_path, size):
         for o, s in batches:
             runner(o, s)
         backend.append(len(grid) / (time.perf_counter() - t0))
-        split.append(_split_backend(batches, len(grid), workers))
+        split.append(_split_backend(batches, len(grid), workers, model, backend_name))
         run = run_stream(StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=tmp_path / f"out{len(stream)}",
-                                       tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False))
+                                       model=model, backend=backend_name, tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False))
         stream.append(run)
 
     benchmark.pedantic(one_round, rounds=ROUNDS[size], warmup_rounds=0, iterations=1)
     ratios = [r["tiles_per_s"] / b for r, b in zip(stream, backend)]
     benchmark.extra_info.update(backend_tiles_per_s=backend, split_backend_tiles_per_s=split, stream_tiles_per_s=[r["tiles_per_s"] for r in stream], ratios=ratios)
-    record(SUITE, f"backend_{size}", {"tiles_per_s": float(np.median(backend)), "rounds": backend, "tiles": len(grid)})
-    record(SUITE, f"split_backend_{size}", {"tiles_per_s": float(np.median(split)), "rounds": split, "workers": workers, "tiles": len(grid)})
-    record(SUITE, f"stream_{size}", {"tiles_per_s": float(np.median([r["tiles_per_s"] for r in stream])), "rounds": [r["tiles_per_s"] for r in stream],
-                             "workers": stream[-1]["workers"], "latency_ms_per_tile": stream[-1]["latency_ms_per_tile"], "wall_s": stream[-1]["wall_s"]})
+    record(SUITE, f"{which}/backend_{size}", {"tiles_per_s": float(np.median(backend)), "rounds": backend, "tiles": len(grid)})
+    record(SUITE, f"{which}/split_backend_{size}", {"tiles_per_s": float(np.median(split)), "rounds": split, "workers": workers, "tiles": len(grid)})
+    record(SUITE, f"{which}/stream_{size}", {"tiles_per_s": float(np.median([r["tiles_per_s"] for r in stream])), "rounds": [r["tiles_per_s"] for r in stream],
+                                             "workers": stream[-1]["workers"], "latency_ms_per_tile": stream[-1]["latency_ms_per_tile"],
+                                             "wall_s": stream[-1]["wall_s"], "row": label})
     assert len(stream) == ROUNDS[size] and all(r["tiles"]["processed"] == len(grid) for r in stream)
 
 

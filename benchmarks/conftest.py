@@ -7,6 +7,7 @@ method and the ratios measured in that one run."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def pytest_sessionfinish(session, exitstatus):
     RESULTS_DIR.mkdir(exist_ok=True)
     dev = device_info()
     tag = (dev.get("gpu") or "cpu").lower().replace(" ", "-")
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):  # an ISA-capped run is another machine's figures
+        tag += "-" + os.environ["ONEDNN_MAX_CPU_ISA"].lower()
     for suite, data in RESULTS.items():
         summarise = data.pop("summarise", None)
         payload = {"suite": suite, "date": date.today().isoformat(), "device": dev, **data}

@@ -30,7 +30,7 @@ import torch
 from .data.scenes import SceneArrays
 from .errors import ConfigError
 from .export.drift import measure_drift
-from .runtime.combos import PRECISIONS, Combo, select, unavailable
+from .runtime.combos import COMBOS, PRECISIONS, Combo, select, unavailable
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
 from .runtime.torch_runner import TorchRunner
@@ -38,7 +38,7 @@ from .train.checkpoint import file_sha256, load_checkpoint
 
 ROW_FIELDS = (
     "backend", "precision", "variant", "device", "model_mb", "psnr", "ssim", "sam", "miou", "psnr_delta", "miou_delta",
-    "latency_ms_p50", "latency_ms_p95", "tiles_per_s", "peak_mem_mb",
+    "within_budget", "latency_ms_p50", "latency_ms_p95", "tiles_per_s", "peak_mem_mb", "start_s", "model_path",
 )
 
 
@@ -46,8 +46,8 @@ ROW_FIELDS = (
 class BenchOptions:
     report: Path
     checkpoint: Path | None = None
-    backends: str = "torch,ort,trt"
-    precisions: str = "fp32,fp16,int8,mixed"
+    backends: str = "torch,ort,openvino,trt"
+    precisions: str = "fp32,fp16,bf16,int8,mixed"
     data: str = "synthetic"
     tiles: int = 16
     tile: int = 256
@@ -58,6 +58,9 @@ class BenchOptions:
     calib: str = "synthetic"
     calib_tiles: int = 32  # for the exports bench makes
     eval_tiles: int = 16  # the exports' own drift gate
+    target: str | None = None  # the exports' target profile (x86-cpu: CPU INT8 placement, drift on OpenVINO)
+    drift_budget: str | None = None  # every row is marked against it (default psnr=0.3,miou=1.0)
+    skip: str = ""  # registry rows to leave out, by name (e.g. torch-fp32-compile-cpu: 35 s of compilation)
 
 
 def cpu_name() -> str:
@@ -71,8 +74,13 @@ def cpu_name() -> str:
 
 
 def device_info() -> dict:
-    """What the figures were measured on: CPU, cores, GPU, Jetson model when present."""
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine()}
+    """What the figures were measured on: CPU and its ISA, cores, GPU, Jetson model when present."""
+    from .runtime.cpu_isa import cpu_isa
+
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(), "isa": cpu_isa().features}
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if capped:
+        info["isa_cap"] = f"ONEDNN_MAX_CPU_ISA={capped} (oneDNN in torch and OpenVINO; ONNX Runtime's MLAS ignores it)"
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     jetson = Path("/proc/device-tree/model")
@@ -82,13 +90,17 @@ def device_info() -> dict:
 
 
 def device_label(info: dict) -> str:
-    return info.get("board") or info.get("gpu") or f"{info['cpu']}, {info['cores']} cores"
+    if info.get("board") or info.get("gpu"):
+        return info.get("board") or info.get("gpu")
+    isa = [k for k, v in (info.get("isa") or {}).items() if v]
+    cap = f", capped: {info['isa_cap'].split(' ')[0]}" if info.get("isa_cap") else ""
+    return f"{info['cpu']}, {info['cores']} cores" + (f" ({', '.join(isa)}{cap})" if isa else "")
 
 
 def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
     memory = (
         "Memory: CPU rows, the peak resident memory the runner adds in a fresh process of its own (VmHWM after 3 calls minus "
-        "VmRSS before the runner was created, torch and ONNX Runtime imported first); CUDA rows, torch's peak allocated device memory. "
+        "VmRSS before the runner was created, torch, ONNX Runtime and OpenVINO imported first; not measured for torch.compile rows, whose compiler's memory would dominate); CUDA rows, torch's peak allocated device memory. "
         if timer == "tdpcr-edge bench"
         else "Memory: not measured by pytest-benchmark. "
     )
@@ -98,18 +110,22 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
         "wall time per call including host-device copies, padding and numpy conversion; p50 and p95 over the timed calls; "
         "tiles/s = timed calls / their total time. "
-        f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime. Power (Jetson only): mean of "
-        "tegrastats' input rail over the timed calls; energy per tile = power x p50 latency."
+        f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
+        "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
+        "leaves OpenVINO's own settings (BF16 on CPUs with AMX or AVX512_BF16). start s: creating the runner and its first call "
+        "(torch.compile's compilation, OpenVINO's compile or model-cache load), apart from the latency. Budget: each row's own drift "
+        "against torch FP32 on these tiles. Power (Jetson only): mean of tegrastats' input rail over the timed calls; energy per tile = power x p50 latency."
     )
 
 
-def _artifact_matches(path: Path, precision: str, sha: str, tile: int) -> bool:
+def _artifact_matches(path: Path, precision: str, sha: str, tile: int, target: str | None) -> bool:
     from .export.manifest import read_manifest
 
     if not (path / "manifest.json").exists():
         return False
     m = read_manifest(path)
-    return m["precision"] == precision and m["checkpoint"]["sha256"] == sha and m["tile"] == tile and not m["plugin"]["enabled"]
+    return (m["precision"] == precision and m["checkpoint"]["sha256"] == sha and m["tile"] == tile and not m["plugin"]["enabled"]
+            and m.get("target") == target)
 
 
 def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callable[[str], None]) -> tuple[dict[str, Path], list[str]]:
@@ -123,13 +139,14 @@ def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callab
     paths, exported = {}, []
     for precision in precisions:
         path = root / precision
-        if not _artifact_matches(path, precision, sha, opts.tile):
+        if not _artifact_matches(path, precision, sha, opts.tile, opts.target):
             on_stage(f"export {precision}")
             if path.exists():
-                raise ConfigError(f"{path}: holds an artifact of another checkpoint, precision or tile; remove it or pass another --artifacts folder")
+                raise ConfigError(f"{path}: holds an artifact of another checkpoint, precision or tile, or of another target; remove it or pass another --artifacts folder")
             # Over-budget precisions are kept: the report is where their cost is shown.
             run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib,
-                                     calib_tiles=opts.calib_tiles, eval_tiles=opts.eval_tiles, allow_drift=True))
+                                     calib_tiles=opts.calib_tiles, eval_tiles=opts.eval_tiles, allow_drift=True, target=opts.target,
+                                     drift_budget=opts.drift_budget))
             exported.append(precision)
         paths[precision] = path
     return paths, exported
@@ -151,6 +168,9 @@ def make_runner(combo: Combo, checkpoint: Path | None, artifact: Path | None, en
         return TorchRunner(checkpoint, device=combo.device, half=combo.precision == "fp16", compile=combo.variant == "compile", fused=combo.variant == "fused")
     if combo.backend == "ort":
         return load_runner(artifact, backend="ort")
+    if combo.backend == "openvino":
+        # The default row is the FP32 graph as OpenVINO runs it untouched; no model cache, as a first-time user has none.
+        return load_runner(artifact, backend="openvino", **({"inference_precision": None, "cache": ""} if combo.variant == "default" else {}))
     return load_runner(engine, backend="trt")
 
 
@@ -167,6 +187,10 @@ def _probe_memory(spec_path: str) -> None:
     imported first, so neither row is charged for the other's code."""
     import onnxruntime  # noqa: F401
 
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        pass
     spec = json.loads(Path(spec_path).read_text())
     with np.load(spec["tile"]) as z:
         optical, sar = z["optical"], z["sar"]
@@ -181,8 +205,9 @@ def _probe_memory(spec_path: str) -> None:
 def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3) -> float | None:
     """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
     memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
-    so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing."""
-    if not Path("/proc/self/status").exists():
+    so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing, and
+    for torch.compile, whose compiler's own memory would be all the figure said."""
+    if not Path("/proc/self/status").exists() or combo.variant == "compile":
         return None
     with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:
         np.savez(Path(tmp) / "tile.npz", optical=tile.optical[None], sar=tile.sar[None])
@@ -228,7 +253,8 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
     if artifact is not None:
         from .export.manifest import read_manifest
 
-        row["within_budget"] = read_manifest(artifact)["drift"]["within_budget"]
+        gate = read_manifest(artifact)["drift"]
+        row["export_gate"] = {"backend": gate.get("backend", "ort"), "within_budget": gate["within_budget"]}
     return row
 
 
@@ -243,10 +269,17 @@ def latency_fields(times_ms: list[float]) -> dict[str, float]:
 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
     """Run every available combination; returns the report (see ``report.bench_report``)."""
+    from .export.drift import over_budget, parse_budget
     from .export.pipeline import DRIFT_SEED, tiles_from
 
     stage = on_stage or (lambda name: None)
     combos = select(opts.backends, opts.precisions)
+    names = {k.name for k in combos}
+    skip = {n.strip() for n in opts.skip.split(",") if n.strip()}
+    if skip - {k.name for k in COMBOS}:
+        raise ConfigError(f"--skip {', '.join(sorted(skip - {k.name for k in COMBOS}))}: no such row; rows are named like {', '.join(sorted(names)[:3])}")
+    combos = [k for k in combos if k.name not in skip]
+    budget = parse_budget(opts.drift_budget)
     if opts.warmup < 0 or opts.iterations < 1:
         raise ConfigError(f"--warmup {opts.warmup} / --iterations {opts.iterations}: need warmup >= 0 and iterations >= 1")
     ckpt = load_checkpoint(opts.checkpoint)
@@ -275,7 +308,10 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         cuda = combo.device == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
         runner = make_runner(combo, ckpt.path, artifact, engine).activate()
+        runner(tiles[0].optical[None], tiles[0].sar[None])
+        start_s = time.perf_counter() - start
         drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
         with TegraStats() as power:
             times = time_runner(runner, tiles, opts.warmup, opts.iterations)
@@ -285,6 +321,10 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
             **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
             **lat,
             "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
+            "start_s": start_s,
+            "within_budget": not over_budget(drift, budget),
+            "over_budget": over_budget(drift, budget),
+            "model_path": str(engine or artifact or ckpt.path),
         }
         if power.mean_power_w is not None:
             row["power_w"] = power.mean_power_w
@@ -303,5 +343,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         "tiles": len(tiles),
         "tile": opts.tile,
         "exported": exported,
+        "budget": budget,
+        "target": opts.target,
         "source": "tdpcr-edge bench",
     }

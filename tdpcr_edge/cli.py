@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -151,6 +152,7 @@ def eval_cmd(
     for path in (json_out, quicklook):
         if path:
             console.print(f"wrote {path}")
+    print_warnings(result)
 
 
 @app.command()
@@ -181,9 +183,11 @@ def ablation(
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", help="Artifact folder: model.onnx, checkpoint.pt, manifest.json, drift.json."),
-    precision: Optional[str] = typer.Option(None, help="fp32, fp16, int8 or mixed (default: the target's, else fp16)."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16, bf16 (OpenVINO on CPUs with AMX or AVX512_BF16), int8 or mixed (default: the target's, else fp16)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
-    target: Optional[str] = typer.Option(None, help="Deployment profile from export/profiles (sets precision and tile defaults)."),
+    target: Optional[str] = typer.Option(None, help="Deployment profile from export/profiles (sets precision, tile, drift backend; a CPU profile picks the precision from this CPU's ISA)."),
+    backend: Optional[str] = typer.Option(None, help="Runtime the drift is measured on: ort or openvino (default: the target's, else ort; openvino for bf16)."),
+    int8_placement: Optional[str] = typer.Option(None, help="INT8 activations: tensorrt (symmetric INT8) or cpu (UINT8 where non-negative); default: the target's, else tensorrt."),
     calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed: 'synthetic', a scene folder or a data-set spec (val split)."),
     calib_tiles: int = typer.Option(32, help="Calibration tiles."),
     calib_method: str = typer.Option("percentile", help="Activation calibration: percentile, entropy or minmax."),
@@ -199,27 +203,30 @@ def export(
 
     opts = ExportOptions(out=out, precision=precision, checkpoint=checkpoint, target=target, calib=calib, calib_tiles=calib_tiles,
                          calib_method=calib_method, eval_data=eval_data, eval_tiles=eval_tiles, tile=tile, plugin=plugin,
-                         drift_budget=drift_budget, allow_drift=allow_drift)
+                         drift_budget=drift_budget, allow_drift=allow_drift, backend=backend, int8_placement=int8_placement)
     with err_console.status("export") as status:
         manifest = run_export(opts, on_stage=lambda name: status.update(f"export: {name}"))
     d = manifest["drift"]
     verdict = "within budget" if d["within_budget"] else "[bold red]OVER BUDGET[/] (kept: --allow-drift)"
     console.print(
         f"{out}: {manifest['precision']}{' + TDP_PGF plugin' if manifest['plugin']['enabled'] else ''}, "
-        f"{manifest['model_bytes'] / 2**20:.2f} MB, tile {manifest['tile']}; on {d['tiles']} held-out tiles vs torch FP32: "
+        f"{manifest['model_bytes'] / 2**20:.2f} MB, tile {manifest['tile']}; on {d['tiles']} held-out tiles, {d['backend']} vs torch FP32: "
         f"dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {d['miou_delta']:+.2f} pt, max |err| {d['max_abs_error']:.2e}; {verdict}"
     )
+    if manifest["target"]:
+        console.print(f"target {manifest['target']}: {manifest['precision']} because {manifest['runtime']['precision_chosen_by']}; "
+                      f"`tdpcr-edge infer --model {out}` runs it on {manifest['runtime']['backend']}", highlight=False)
     if manifest["fp16_fallback_layers"]:
         console.print(f"FP16 fallback layers ({len(manifest['fp16_fallback_layers'])}): {', '.join(manifest['fp16_fallback_layers'])}")
 
 
 def print_compare(rows: list[dict]) -> None:
     table = Table(title="drift against torch FP32, same held-out tiles")
-    for col in ("artifact", "precision", "plugin", "MB", "PSNR dB", "dPSNR dB", "dSSIM", "dSAM deg", "mIoU %", "dmIoU pt", "max |err|", "class agree %", "budget"):
-        table.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
+    for col in ("artifact", "precision", "backend", "plugin", "MB", "PSNR dB", "dPSNR dB", "dSSIM", "dSAM deg", "mIoU %", "dmIoU pt", "max |err|", "class agree %", "budget"):
+        table.add_column(col, justify="left" if col in ("artifact", "precision", "backend") else "right")
     for r in rows:
         table.add_row(
-            Path(r["artifact"]).name, r["precision"], "yes" if r["plugin"] else "no", f"{r['model_mb']:.2f}", f"{r['psnr']:.2f}",
+            Path(r["artifact"]).name, r["precision"], r["backend"], "yes" if r["plugin"] else "no", f"{r['model_mb']:.2f}", f"{r['psnr']:.2f}",
             f"{r['psnr_delta']:+.3f}", f"{r['ssim_delta']:+.4f}", f"{r['sam_delta']:+.3f}", f"{r['miou']:.1f}", f"{r['miou_delta']:+.2f}",
             f"{r['max_abs_error']:.2e}", f"{r['class_agreement']:.2f}", "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
         )
@@ -230,13 +237,14 @@ def print_compare(rows: list[dict]) -> None:
 def compare(
     artifacts: list[Path] = typer.Argument(..., help="Artifact folders written by `tdpcr-edge export`."),
     data: str = typer.Option("synthetic", help="'synthetic' (held-out seed) or a scene folder."),
-    tiles: int = typer.Option(16, help="Tiles to measure on."),
+    tiles: int = typer.Option(16, help="Tiles to measure on (16 synthetic held-out tiles: the export gate's own)."),
+    backend: str = typer.Option("auto", help="auto (the backend each artifact's gate used), ort or openvino."),
 ) -> None:
     """The drift table of several artifacts side by side."""
     from .export import compare_artifacts
 
     with err_console.status("compare"):
-        rows = compare_artifacts(artifacts, data, tiles)
+        rows = compare_artifacts(artifacts, data, tiles, backend)
     print_compare(rows)
 
 
@@ -246,8 +254,8 @@ def infer(
     optical: Optional[Path] = typer.Option(None, help="Cloudy optical GeoTIFF."),
     sar: Optional[Path] = typer.Option(None, help="SAR GeoTIFF (VV, VH in dB) on the same grid, or use --align."),
     pairs: Optional[str] = typer.Option(None, help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, pairs:CSV)."),
-    model: Optional[str] = typer.Option(None, help="Checkpoint, artifact folder or engine folder (default: the shipped checkpoint)."),
-    backend: str = typer.Option("auto", help="auto, torch, ort or trt."),
+    model: Optional[str] = typer.Option(None, help="Checkpoint, artifact folder, engine folder, or a bench report.json (its fastest row within the drift budget); default: the shipped checkpoint."),
+    backend: str = typer.Option("auto", help="auto (an artifact's own backend), torch, ort, openvino or trt."),
     tile: int = typer.Option(256, help="Tile size in pixels."),
     overlap: int = typer.Option(32, help="Overlap between tiles in pixels."),
     batch: int = typer.Option(4, help="Tiles per inference batch."),
@@ -276,6 +284,12 @@ def infer(
         with progress_bar(f"infer {folder.name}", None) as advance:
             record = run_stream(opts, on_tile=advance, on_start=lambda n: advance(0, total=n))
         print_run(folder, record)
+        print_warnings(record)
+
+
+def print_warnings(record: dict) -> None:
+    for text in record.get("warnings", []):
+        err_console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def print_run(folder: Path, r: dict) -> None:
@@ -299,19 +313,23 @@ def print_run(folder: Path, r: dict) -> None:
 
 
 def print_bench(report: dict) -> None:
-    from .report.bench_report import pareto_front, row_label
+    from .report.bench_report import budget_mark, fastest_within_budget, pareto_front, row_label
 
     rows = report["rows"]
     front = set(pareto_front(rows, "psnr")) | set(pareto_front(rows, "miou"))
     table = Table(title=f"accuracy against latency: {report['device_label']}, {report['date']}, {report.get('tiles', '?')} tiles")
-    for col in ("backend / precision", "MB", "PSNR dB", "dPSNR dB", "mIoU %", "dmIoU pt", "p50 ms", "p95 ms", "tiles/s", "peak MB", "Pareto"):
+    for col in ("backend / precision", "MB", "PSNR dB", "dPSNR dB", "mIoU %", "dmIoU pt", "budget", "p50 ms", "p95 ms", "tiles/s", "peak MB", "start s", "Pareto"):
         table.add_column(col, justify="left" if col == "backend / precision" else "right")
     for i, r in enumerate(rows):
         table.add_row(
             row_label(r), _fmt(r["model_mb"]), _fmt(r["psnr"]), _fmt(r["psnr_delta"], 3), _fmt(r["miou"], 1), _fmt(r["miou_delta"]),
-            _fmt(r["latency_ms_p50"], 1), _fmt(r["latency_ms_p95"], 1), _fmt(r["tiles_per_s"]), _fmt(r["peak_mem_mb"], 0), "*" if i in front else "",
+            budget_mark(r), _fmt(r["latency_ms_p50"], 1), _fmt(r["latency_ms_p95"], 1), _fmt(r["tiles_per_s"]), _fmt(r["peak_mem_mb"], 0),
+            _fmt(r.get("start_s"), 1), "*" if i in front else "",
         )
     console.print(table)
+    best = fastest_within_budget(report)
+    if best is not None:
+        console.print(f"fastest within the drift budget: {row_label(best)}, {best['latency_ms_p50']:.1f} ms per tile", highlight=False)
     for s in report.get("skipped", []):
         console.print(f"  not run: {row_label(s)}: {s['reason']}", highlight=False, markup=False)
 
@@ -320,8 +338,8 @@ def print_bench(report: dict) -> None:
 def bench(
     report: Path = typer.Option(..., "--report", help="Folder for report.json, report.md, report.png (and artifacts/, engines/)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint; the shipped tiny model when left out."),
-    precisions: str = typer.Option("fp32,fp16,int8,mixed", help="Comma-separated precisions."),
-    backends: str = typer.Option("torch,ort,trt", help="Comma-separated backends; rows this machine cannot run are listed with the reason."),
+    precisions: str = typer.Option("fp32,fp16,bf16,int8,mixed", help="Comma-separated precisions."),
+    backends: str = typer.Option("torch,ort,openvino,trt", help="Comma-separated backends; rows this machine cannot run are listed with the reason."),
     data: str = typer.Option("synthetic", help="Held-out data: 'synthetic', a scene folder or a data-set spec (test split)."),
     tiles: int = typer.Option(16, help="Held-out tiles."),
     tile: int = typer.Option(256, help="Tile size in pixels."),
@@ -331,13 +349,17 @@ def bench(
     calib: str = typer.Option("synthetic", help="Calibration data for int8/mixed exports."),
     calib_tiles: int = typer.Option(32, help="Calibration tiles for the exports bench makes."),
     eval_tiles: int = typer.Option(16, help="Held-out tiles of the exports' own drift gate."),
+    target: Optional[str] = typer.Option(None, help="Target profile of the exports bench makes (x86-cpu: CPU INT8 placement, gates on OpenVINO)."),
+    drift_budget: Optional[str] = typer.Option(None, help="Budget every row is marked against, e.g. psnr=0.3,miou=1.0 (the default)."),
+    skip: str = typer.Option("", help="Rows to leave out, comma-separated names, e.g. torch-fp32-compile-cpu."),
 ) -> None:
     """Every backend and precision on the same held-out tiles: accuracy, latency, memory; report files."""
     from .bench import BenchOptions, run_bench
     from .report.bench_report import write_report
 
     opts = BenchOptions(report=report, checkpoint=checkpoint, backends=backends, precisions=precisions, data=data, tiles=tiles, tile=tile,
-                        warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles)
+                        warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles,
+                        target=target, drift_budget=drift_budget, skip=skip)
     with err_console.status("bench") as status:
         result = run_bench(opts, on_stage=lambda name: status.update(f"bench: {name}"))
     print_bench(result)
@@ -397,7 +419,8 @@ def main() -> None:
     try:
         app()
     except TdpcrError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages name things like [splits] that rich would take for markup and drop.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,6 +32,7 @@ def diagnose() -> list[Row]:
     from .runtime.trt_compat import cuda_binding, detect_gpus
 
     rows = [Row("python", "info", f"{platform.python_version()} on {platform.machine()}")]
+    rows += cpu_rows()
     try:
         import torch
 
@@ -43,6 +45,12 @@ def diagnose() -> list[Row]:
         rows.append(Row("onnxruntime", "ok", f"{ort.__version__}, providers: {', '.join(ort.get_available_providers())}"))
     except ImportError:
         rows.append(Row("onnxruntime", "missing", "pip install 'tdpcr-edge[export]'"))
+    try:
+        ov = importlib.import_module("openvino")
+        devices = ", ".join(ov.Core().available_devices)
+        rows.append(Row("openvino", "ok", f"{ov.__version__.split('-')[0]}, devices: {devices}"))
+    except ImportError:
+        rows.append(Row("openvino", "missing", "the openvino backend (fastest on most CPUs): pip install 'openvino>=2026.4,<2027'"))
     for dist in ("onnx", "onnxsim", "onnxscript", "onnxconverter-common", "onnxruntime-extensions"):
         v = _version(dist)
         rows.append(Row(dist, "ok" if v else "missing", v or "pip install 'tdpcr-edge[export]'"))
@@ -78,4 +86,37 @@ def diagnose() -> list[Row]:
                         profile.name if profile else f"no profile for SM {gpus[0].sm} and TensorRT {trt_version or '-'}"))
     else:
         rows.append(Row("target profile", "info", "no GPU, so no device profile applies"))
+    return rows
+
+
+def fast_cpu_rows(isa) -> list[str]:
+    """Which CPU rows gain on this ISA and which do not, and why, from what bench measured
+    (docs/benchmarks.md): one line each."""
+    lines = []
+    if isa.has("AMX"):
+        lines.append("openvino bf16 (AMX tiles): fastest measured on Xeon")
+    elif isa.native_bf16:
+        lines.append("openvino bf16 (AVX512_BF16, no AMX): faster than f32, slower than INT8 here")
+    else:
+        lines.append("bf16: not native on this CPU, skipped")
+    if isa.int8_dot:
+        lines.append("openvino int8 (VNNI/AMX integer dot products)")
+    else:
+        lines.append("int8: no VNNI, so 16-bit sums saturate and INT8 leaves the drift budget (measured on AVX2: -2.3 dB); use fp32")
+    lines.append("ort int8: slower than ort fp32 on every CPU measured (its convolutions run in float; docs/benchmarks.md)")
+    return lines
+
+
+def cpu_rows() -> list[Row]:
+    from .export.profiles import list_profiles, load_profile
+    from .runtime.cpu_isa import cpu_isa
+
+    isa = cpu_isa()
+    rows = [Row("CPU", "info", f"{isa.model}, {os.cpu_count()} cores"),
+            Row("CPU ISA", "info", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in isa.features.items())),
+            Row("fast CPU rows here", "info", "; ".join(fast_cpu_rows(isa)))]
+    for name in list_profiles("cpu"):
+        profile = load_profile(name)
+        precision, why = profile.precision_for(isa)
+        rows.append(Row(f"profile {name}", "info", f"{profile.backend} {precision} ({why})"))
     return rows

@@ -20,3 +20,7 @@ class CheckpointError(TdpcrError):
 
 class ConfigError(TdpcrError):
     """Unknown config names, bad option values."""
+
+
+class MissingDependency(TdpcrError):
+    """An optional library a command needs is not installed; the message says what to install."""

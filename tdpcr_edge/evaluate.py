@@ -123,6 +123,11 @@ def run_eval(
     result["checkpoint"] = {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": ckpt.config.name, "fusion": ckpt.config.fusion}
     result["data"] = str(data)
     result["classes"] = ckpt.classes
+    from .data.scenes import is_synthetic_raster
+    from .train.checkpoint import SHIPPED_ON_REAL_DATA, is_shipped
+
+    synthetic = str(data) == "synthetic" or all(is_synthetic_raster(s.paths["optical"]) for s in dataset.samples[:3])
+    result["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(result["checkpoint"]["sha256"]) and not synthetic else []
     if json_out:
         write_json(json_out, result)
     if quicklook and kept:

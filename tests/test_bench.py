@@ -13,7 +13,7 @@ import torch
 
 from tdpcr_edge.bench import ROW_FIELDS, BenchOptions, latency_fields, run_bench
 from tdpcr_edge.errors import ConfigError, DataError
-from tdpcr_edge.report.bench_report import from_benchmark_json, label_offsets, markdown, pareto_front, write_report
+from tdpcr_edge.report.bench_report import fastest_within_budget, from_benchmark_json, label_offsets, markdown, pareto_front, write_report
 from tdpcr_edge.runtime.combos import COMBOS, Combo, select, unavailable
 from tdpcr_edge.runtime.power import TegraStats, input_power_mw, parse_rails
 
@@ -22,8 +22,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_select_follows_the_registry():
     names = [c.name for c in select("torch,ort", "fp32,int8")]
-    assert names == ["torch-fp32-eager-cpu", "torch-fp32-eager-cuda", "torch-fp32-compile-cuda", "torch-fp32-fused-cuda", "ort-fp32", "ort-int8"]
+    assert names == ["torch-fp32-eager-cpu", "torch-fp32-compile-cpu", "torch-fp32-eager-cuda", "torch-fp32-compile-cuda", "torch-fp32-fused-cuda", "ort-fp32", "ort-int8"]
     assert {c.precision for c in select("ort", "fp16")} == {"fp16"}
+    # bf16 is OpenVINO's alone; its FP32 graph is also run with OpenVINO's own defaults, as a peer.
+    assert [c.name for c in select("ort,openvino,trt", "fp32,bf16")] == ["ort-fp32", "openvino-fp32-default", "openvino-fp32", "openvino-bf16", "trt-fp32"]
     with pytest.raises(ConfigError, match="unknown backend tensorflow"):
         select("torch,tensorflow", "fp32")
     with pytest.raises(ConfigError, match="unknown precision int4"):
@@ -63,6 +65,22 @@ def test_labels_of_points_that_measure_alike_are_stacked():
     assert label_offsets([]) == []
 
 
+def test_fastest_within_budget():
+    rows = [
+        {"backend": "torch", "precision": "fp32", "variant": "eager", "device": "cpu", "latency_ms_p50": 50.0, "within_budget": True},
+        {"backend": "torch", "precision": "fp32", "variant": "compile", "device": "cpu", "latency_ms_p50": 30.0, "within_budget": True},
+        {"backend": "openvino", "precision": "int8", "variant": "", "device": "cpu", "latency_ms_p50": 10.0, "within_budget": False},
+        {"backend": "openvino", "precision": "fp32", "variant": "default", "device": "cpu", "latency_ms_p50": 15.0, "within_budget": True},
+        {"backend": "openvino", "precision": "bf16", "variant": "", "device": "cpu", "latency_ms_p50": 20.0, "within_budget": True},
+    ]
+    # Over budget, a compiler and a peer's defaults are not what a stream deploys.
+    assert fastest_within_budget({"rows": rows})["precision"] == "bf16"
+    assert fastest_within_budget({"rows": rows[:1]}, device="cuda") is None
+    assert fastest_within_budget({"rows": []}) is None
+    # Over-budget rows are off the Pareto front, however fast.
+    assert 2 not in pareto_front([{**r, "psnr": 30.0} for r in rows], "psnr")
+
+
 def test_latency_fields():
     f = latency_fields([10.0] * 19 + [30.0])
     assert f["latency_ms_p50"] == 10.0
@@ -73,8 +91,9 @@ def test_latency_fields():
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory, scene_dir, random_checkpoint):
     root = tmp_path_factory.mktemp("bench")
-    opts = BenchOptions(report=root / "report", checkpoint=random_checkpoint, backends="torch,ort,trt", precisions="fp32,fp16",
-                        data=str(scene_dir), tiles=3, tile=64, warmup=1, iterations=3)
+    opts = BenchOptions(report=root / "report", checkpoint=random_checkpoint, backends="torch,ort,openvino,trt", precisions="fp32,fp16",
+                        data=str(scene_dir), tiles=3, tile=64, warmup=1, iterations=3, skip="torch-fp32-compile-cpu,openvino-fp32-default,openvino-fp16",
+                        drift_budget="psnr=0.3,miou=1.0,max_abs=2e-5")
     return opts, run_bench(opts)
 
 
@@ -94,6 +113,14 @@ def test_bench_rows_measured(bench_run):
     assert abs(rows[("ort", "fp32", "cpu")]["psnr_delta"]) < 1e-3
     assert rows[("ort", "fp32", "cpu")]["max_abs_error"] < 1e-4
     assert rows[("ort", "fp16", "cpu")]["model_mb"] < rows[("ort", "fp32", "cpu")]["model_mb"]
+    # Each row is judged on its own drift: FP16 storage rounding breaks a 2e-5 max-abs budget, FP32 graphs do not.
+    assert rows[("ort", "fp32", "cpu")]["within_budget"] and not rows[("ort", "fp16", "cpu")]["within_budget"]
+    assert "max_abs" in rows[("ort", "fp16", "cpu")]["over_budget"][0]
+    if ("openvino", "fp32", "cpu") in rows:
+        ov = rows[("openvino", "fp32", "cpu")]
+        assert ov["max_abs_error"] < 1e-4 and ov["within_budget"] and ov["start_s"] > 0
+    assert all(r["model_path"] for r in report["rows"])
+    assert "torch-fp32-compile-cpu" not in {f"{r['backend']}-{r['precision']}-{r['variant']}-{r['device']}" for r in report["rows"]}
     assert report["tiles"] == 3 and report["exported"] == ["fp32", "fp16"]
     assert report["device"]["cores"] == os.cpu_count()
     for key in ("warm-up", "p50", "p95"):
@@ -239,3 +266,33 @@ def test_peak_memory_grows_with_the_tile(random_checkpoint):
         tile = SceneArrays("t", rng.random((13, size, size), np.float32), rng.random((2, size, size), np.float32), None, None, None, None)
         mb[size] = peak_memory_mb(Combo("torch", "fp32", "eager", "cpu"), random_checkpoint, None, None, tile, calls=1)
     assert 5 < mb[128] and mb[256] > 1.5 * mb[128], mb
+
+
+def test_bench_skip_names_rows(bench_run, tmp_path):
+    opts, _ = bench_run
+    with pytest.raises(ConfigError, match="--skip torch-fp64: no such row"):
+        run_bench(BenchOptions(**{**opts.__dict__, "skip": "torch-fp64", "report": tmp_path}))
+
+
+def test_stream_runs_the_reports_fastest_row_within_budget(bench_run, tmp_path, scene_dir):
+    from tdpcr_edge.runtime.factory import from_report
+    from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+
+    _, report = bench_run
+    write_report(report, tmp_path / "rep")
+    path, backend, row = from_report(tmp_path / "rep" / "report.json")
+    best = fastest_within_budget(report)
+    assert (backend, row["precision"], str(path)) == (best["backend"], best["precision"], best["model_path"])
+    scene = sorted(scene_dir.glob("scene_*"))[0]
+    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "out",
+                                   model=str(tmp_path / "rep" / "report.json"), tile=64, overlap=16))
+    assert rec["model"]["backend"] == backend and rec["model"]["source"] == str(path)
+    assert rec["model"]["picked_from_report"]["row"] == f"{backend} {row['precision']}"
+    # Nothing deployable: one line saying so; not a report: one line naming the file.
+    over = {**report, "rows": [{**r, "within_budget": False} for r in report["rows"]]}
+    (tmp_path / "over.json").write_text(json.dumps(over))
+    with pytest.raises(ConfigError, match="no row is within the drift budget"):
+        from_report(tmp_path / "over.json")
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="not a report.json written by `tdpcr-edge bench`"):
+        from_report(tmp_path / "junk.json")

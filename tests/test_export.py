@@ -268,8 +268,9 @@ def test_option_errors(random_checkpoint, tmp_path):
 
 
 def test_profiles_are_complete():
-    names = list_profiles()
+    names = list_profiles("tensorrt")
     assert {"jetson-orin-nano-jp6", "jetson-agx-orin-jp6", "jetson-agx-orin-jp7", "jetson-thor-jp7", "x86-rtx", "x86-h100"} <= set(names)
+    assert list_profiles("cpu") == ["x86-cpu"] and set(list_profiles()) == set(names) | {"x86-cpu"}
     for name in names:
         p = load_profile(name)
         assert p.precision in ("fp32", "fp16", "int8", "mixed") and p.tile % 4 == 0 and p.gpu_sm >= 80

@@ -172,7 +172,7 @@ def test_workers_split_batches_and_agree(scene, tmp_path, random_checkpoint, mon
     """Two workers run halves of each batch at once, each on one core, and produce what one
     worker does (up to float rounding: 1 DN, identical classes); torch's thread count is
     restored afterwards."""
-    import tdpcr_edge.runtime.stream as stream
+    import tdpcr_edge.runtime.stream.pipeline as stream
 
     probes = []
 

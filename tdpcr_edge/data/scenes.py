@@ -48,6 +48,11 @@ def _profile(h: int, w: int, count: int, dtype: str, origin: tuple[float, float]
     return profile
 
 
+# GeoTIFF metadata item on every optical and SAR image of the synthetic world, so that the
+# shipped checkpoint (which learnt that world only) can say when it is shown anything else.
+SYNTHETIC_TAG = "TDPCR_SYNTHETIC"
+
+
 def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6) -> Path:
     """Write one scene folder atomically (it appears complete or not at all)."""
     folder = Path(folder)
@@ -61,6 +66,7 @@ def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normaliz
             with rasterio.open(tmp / FILES[key], "w", **_profile(h, w, data.shape[0], dtype, scene.origin)) as dst:
                 dst.write(data)
                 dst.descriptions = tuple(names)
+                dst.update_tags(**{SYNTHETIC_TAG: "1"})
         with rasterio.open(tmp / FILES["labels"], "w", **_profile(h, w, 1, "uint8", scene.origin, nodata=IGNORE_INDEX)) as dst:
             dst.write(scene.labels[None])
             dst.write_colormap(1, {i: (*CLASS_COLORS[i], 255) for i in range(num_classes)})
@@ -69,6 +75,15 @@ def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normaliz
             dst.write(scene.cloud[None])
             dst.descriptions = ("cloud thickness",)
     return folder
+
+
+def is_synthetic_raster(path: str | Path) -> bool:
+    """Whether ``path`` is an image of the synthetic world (``tdpcr-edge synth`` tags them)."""
+    try:
+        with rasterio.open(path) as src:
+            return src.tags().get(SYNTHETIC_TAG) == "1"
+    except (OSError, RasterioError):
+        return False
 
 
 def write_legend(root: str | Path, num_classes: int, **extra) -> None:

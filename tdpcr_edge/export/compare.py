@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.normalize import Normalization
-from ..runtime.ort_runner import OrtRunner
 from ..runtime.torch_runner import TorchRunner
 from .drift import measure_drift, over_budget
 from .manifest import read_manifest
 from .pipeline import DRIFT_SEED, tiles_from
 
 
-def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16) -> list[dict]:
+def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16, backend: str = "auto") -> list[dict]:
     """One row per artifact: its drift against torch FP32 of its own checkpoint, on
-    ``tiles`` tiles of ``data`` at the artifact's tile size."""
+    ``tiles`` tiles of ``data`` at the artifact's tile size, run on ``backend`` (``auto``:
+    the backend the artifact's export gate measured, so the defaults repeat the gate)."""
+    from ..runtime.factory import load_runner, resolve_backend
+
     rows = []
     references: dict[tuple, tuple] = {}
     for art in map(Path, artifacts):
@@ -25,12 +27,14 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
         key = (manifest["checkpoint"]["sha256"], tile)
         scenes = tiles_from(data, tiles, tile, norm, model["num_classes"], DRIFT_SEED)
         reference = TorchRunner(art / "checkpoint.pt")
-        drift, references[key] = measure_drift(reference, OrtRunner(art / "model.onnx", model), scenes, model["num_classes"], references.get(key))
+        used = resolve_backend(art, backend)
+        drift, references[key] = measure_drift(reference, load_runner(art, backend=used), scenes, model["num_classes"], references.get(key))
         budget = manifest["drift"].get("budget", {})
         rows.append(
             {
                 "artifact": str(art),
                 "precision": manifest["precision"],
+                "backend": used,
                 "plugin": manifest["plugin"]["enabled"],
                 "model_mb": manifest["model_bytes"] / 2**20,
                 "psnr": drift["candidate"]["psnr"],

@@ -22,7 +22,7 @@ from ..io_utils import atomic_dir, atomic_path, write_json
 from ..train.checkpoint import file_sha256
 from .manifest import read_manifest, read_record
 from .plugin_op import OP_TYPE
-from .profiles import Profile, load_profile
+from .profiles import Profile, list_profiles, load_profile
 
 ENGINE_SCHEMA = 1
 
@@ -58,6 +58,16 @@ def profile_shapes(manifest: dict, tile: int, max_batch: int) -> dict[str, tuple
 
 def graph_uses_plugin(manifest: dict) -> bool:
     return bool(manifest.get("plugin", {}).get("nodes"))
+
+
+def check_tensorrt_artifact(artifact: Path, manifest: dict) -> None:
+    """Refuse artifacts made for a CPU runtime: UINT8 activations (TensorRT takes symmetric
+    INT8 only) and bf16 (a runtime precision of OpenVINO, not a graph TensorRT can build)."""
+    if (manifest.get("calibration") or {}).get("placement") == "cpu":
+        raise ConfigError(f"{artifact}: exported for a CPU runtime (UINT8 activations), which TensorRT does not take; "
+                          "export it again with a TensorRT --target or --int8-placement tensorrt")
+    if manifest["precision"] == "bf16":
+        raise ConfigError(f"{artifact}: a bf16 artifact is run in BF16 by OpenVINO on a CPU; export --precision fp16 for TensorRT")
 
 
 def trtexec_command(onnx: Path, engine: Path, shapes: dict, opts: BuildOptions) -> str:
@@ -132,7 +142,7 @@ def match_profile(gpu_sm: str, trt_version: str | None, names: list[str]) -> Pro
     sm = int(str(gpu_sm).replace(".", ""))
     for name in names:
         p = load_profile(name)
-        if p.gpu_sm == sm and (trt_version is None or in_range(trt_version, p.tensorrt_min, p.tensorrt_max)):
+        if not p.is_cpu and p.gpu_sm == sm and (trt_version is None or in_range(trt_version, p.tensorrt_min, p.tensorrt_max)):
             return p
     return None
 
@@ -152,6 +162,9 @@ def resolve_options(manifest: dict, target: str | None, plugin_lib: str | Path |
                     workspace_mb: int | None, max_batch: int | None) -> BuildOptions:
     """Explicit options first, then the target profile's, then defaults; the tile is the artifact's."""
     profile = load_profile(target) if target else None
+    if profile is not None and profile.is_cpu:
+        raise ConfigError(f"--target {target} is a CPU profile ({profile.backend}); TensorRT engines are built for GPU profiles: "
+                          f"{', '.join(list_profiles('tensorrt'))}")
     return BuildOptions(
         tile=manifest["tile"],
         max_batch=max_batch or (profile.max_batch if profile else 1),
@@ -170,6 +183,7 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
 
     artifact, out = Path(artifact), Path(out)
     manifest = read_manifest(artifact)
+    check_tensorrt_artifact(artifact, manifest)
     plugin = find_plugin_library(plugin_lib) if graph_uses_plugin(manifest) else None
     if graph_uses_plugin(manifest) and plugin is None:
         raise ConfigError(f"{artifact}: the graph has {OP_TYPE} nodes but no plugin library was found; pass --plugin-lib or run `make kernels TRT_INCLUDE=...`")
@@ -220,6 +234,7 @@ def plan_trtexec(artifact: str | Path, out: str | Path, target: str | None = Non
     """The trtexec line for an artifact, without building (works without TensorRT)."""
     artifact, out = Path(artifact), Path(out)
     manifest = read_manifest(artifact)
+    check_tensorrt_artifact(artifact, manifest)
     if plugin_lib is None and graph_uses_plugin(manifest):
         plugin_lib = "libtdpcr_trt_plugin.so"
     opts = resolve_options(manifest, target, plugin_lib, timing_cache, workspace_mb, max_batch)

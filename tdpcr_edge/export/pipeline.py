@@ -22,7 +22,7 @@ from ..data.normalize import Normalization
 from ..data.datasets import open_dataset
 from ..data.scenes import SceneArrays
 from ..data.sources import SyntheticSource
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io_utils import atomic_dir, write_json
 from ..runtime.ort_runner import OrtRunner
 from ..runtime.torch_runner import TorchRunner
@@ -32,7 +32,7 @@ from .manifest import build_manifest
 from .onnx_graph import OPSET, export_onnx, io_signature
 from .plugin_op import count_plugin_nodes
 from .precision import Int8Quantizer, check_calibration_method, check_precision, fp16_islands, qat_tensor_ranges, to_fp16
-from .profiles import load_profile
+from .profiles import INT8_PLACEMENTS, load_profile
 
 # Held-out synthetic seeds: never used for training (seed 0) nor for the evaluation scenes
 # of the README (seed 7), and distinct from each other.
@@ -57,6 +57,43 @@ class ExportOptions:
     allow_drift: bool = False
     sensitivity_tiles: int = 4
     sensitivity_size: int = 128  # pixels: layers are ranked on crops; the chosen graph is gated on whole tiles
+    backend: str | None = None  # what the drift is measured on: ort or openvino (default: the target's, else ort; openvino for bf16)
+    int8_placement: str | None = None  # tensorrt or cpu (default: the target's, else tensorrt)
+
+
+DRIFT_BACKENDS = ("ort", "openvino")
+
+
+def graph_runner(proto: onnx.ModelProto, config: dict, backend: str, precision: str):
+    """A runner for an in-memory graph on ``backend``, computing as the artifact will run."""
+    if backend == "openvino":
+        from ..runtime.factory import inference_precision
+        from ..runtime.openvino_runner import OpenVinoRunner
+
+        # No model cache: the mixed search compiles many graphs that are never run again.
+        return OpenVinoRunner(proto, config, inference_precision=inference_precision({"precision": precision}), cache="")
+    return OrtRunner(proto, config)
+
+
+def resolve_runtime(opts: ExportOptions, profile, precision: str) -> tuple[str, str]:
+    """(drift backend, INT8 placement) from the options, the target profile and the precision,
+    checked before any work: bf16 runs on OpenVINO only, TensorRT takes symmetric INT8 only."""
+    backend = opts.backend or ("openvino" if precision == "bf16" else profile.backend if profile else "ort")
+    if backend not in DRIFT_BACKENDS:
+        raise ConfigError(f"--backend {backend}: the drift is measured on ort or openvino")
+    if precision == "bf16" and backend != "openvino":
+        raise ConfigError("--precision bf16 is the FP32 graph computed in BF16 by OpenVINO: measure it with --backend openvino")
+    placement = opts.int8_placement or (profile.int8_placement if profile else "tensorrt")
+    if placement not in INT8_PLACEMENTS:
+        raise ConfigError(f"--int8-placement {placement}: choose one of {', '.join(INT8_PLACEMENTS)}")
+    if placement == "cpu" and profile is not None and not profile.is_cpu:
+        raise ConfigError(f"--int8-placement cpu writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt")
+    if backend == "openvino":
+        from ..runtime.openvino_runner import check_inference_precision, import_openvino
+
+        import_openvino()
+        check_inference_precision("bf16" if precision == "bf16" else "f32")
+    return backend, placement
 
 
 def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> list[SceneArrays]:
@@ -136,8 +173,11 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     stage = on_stage or (lambda name: None)
     # Cheap checks first: a typo should not cost an export.
     profile = load_profile(opts.target) if opts.target else None
-    precision = check_precision(opts.precision or (profile.precision if profile else "fp16"))
+    chosen, why = profile.precision_for() if profile else ("fp16", "the default")
+    precision = check_precision(opts.precision or chosen)
+    why = "--precision" if opts.precision else why
     tile = opts.tile or (profile.tile if profile else 256)
+    backend, placement = resolve_runtime(opts, profile, precision)
     budget = parse_budget(opts.drift_budget)
     if precision in ("int8", "mixed"):
         check_calibration_method(opts.calib_method)
@@ -156,15 +196,17 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     eval_tiles = tiles_from(opts.eval_data, opts.eval_tiles, tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
     reference = TorchRunner(ckpt.path)
 
-    def measurer(tiles: list[SceneArrays]) -> Callable[[onnx.ModelProto], dict]:
+    def measurer(tiles: list[SceneArrays], whole: bool = True) -> Callable[[onnx.ModelProto], dict]:
         """Drift of a graph on ``tiles``; torch's results on them are computed once, and so
         is the drift of the graph measured last (mixed's search ends on the graph it ships,
-        which the export then measures again)."""
+        which the export then measures again). Whole graphs are measured on the artifact's
+        own backend; single layers (``whole=False``, a ranking only) on ONNX Runtime."""
         cache: dict = {}
 
         def measure(proto: onnx.ModelProto) -> dict:
             if cache.get("proto") is not proto:
-                cache["drift"], cache["ref"] = measure_drift(reference, OrtRunner(proto, c.to_dict()), tiles, c.num_classes, cache.get("ref"))
+                runner = graph_runner(proto, c.to_dict(), backend if whole else "ort", precision)
+                cache["drift"], cache["ref"] = measure_drift(reference, runner, tiles, c.num_classes, cache.get("ref"))
                 cache["proto"] = proto
             return dict(cache["drift"])
 
@@ -173,7 +215,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     measure = measurer(eval_tiles)
 
     calibration, fallback, sensitivity = None, [], None
-    if precision == "fp32":
+    if precision in ("fp32", "bf16"):  # bf16: the FP32 graph, computed in BF16 by OpenVINO
         proto = proto32
     elif precision == "fp16":
         stage("convert to FP16")
@@ -184,14 +226,14 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         # A quantisation-aware checkpoint brings the ranges its weights were trained with;
         # calibration then only fills in tensors the training did not round.
         qat_ranges = qat_tensor_ranges(proto32, model, ckpt.qat_ranges) if ckpt.qat else {}
-        quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method, ranges=qat_ranges)
+        quantizer = Int8Quantizer(proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method, ranges=qat_ranges, placement=placement)
         try:
             if precision == "int8":
                 proto = quantizer.quantize()
             else:
                 stage(f"per-layer sensitivity of {len(quantizer.convs)} convolutions")
                 crops = [crop(t, opts.sensitivity_size, c.multiple) for t in eval_tiles[: opts.sensitivity_tiles]]
-                measure_layer = measurer(crops)
+                measure_layer = measurer(crops, whole=False)
                 proto, fallback, sensitivity = mixed_fallback(quantizer, measure_layer, measure, budget)
             calibration = {
                 "source": opts.calib,
@@ -201,6 +243,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
                 "tiles_sha256": _digest(calib_tiles),
                 "ranges_sha256": quantizer.calibration_digest(),
                 "qat_ranges": len(qat_ranges),  # tensors whose range came from quantisation-aware training
+                "placement": placement,
             }
         finally:
             quantizer.close()
@@ -208,10 +251,12 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     stage("measure drift")
     drift = measure(proto)
     broken = over_budget(drift, budget)
-    drift.update({"budget": budget, "within_budget": not broken, "precision": precision, "eval_data": opts.eval_data})
+    runtime = {"backend": backend, "inference_precision": "bf16" if precision == "bf16" else "graph", "precision_chosen_by": why}
+    drift.update({"budget": budget, "within_budget": not broken, "precision": precision, "eval_data": opts.eval_data,
+                  "backend": backend, "inference_precision": runtime["inference_precision"]})
     if broken and not opts.allow_drift:
         raise DriftBudgetError(
-            f"{opts.out}: {precision} drift over budget: {'; '.join(broken)}; nothing written. "
+            f"{opts.out}: {precision} drift on {backend} over budget: {'; '.join(broken)}; nothing written. "
             "Loosen --drift-budget, try --precision mixed, train with --qat, or pass --allow-drift to keep it"
         )
 
@@ -232,6 +277,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         fp16_fallback_layers=fallback,
         layer_sensitivity=dict(sorted(sensitivity.items(), key=lambda kv: -kv[1])[:10]) if sensitivity else None,
         target=profile.name if profile else None,
+        runtime=runtime,
         drift={k: v for k, v in drift.items() if k not in ("reference", "candidate")},
     )
     stage("write artifact")

@@ -4,9 +4,11 @@ so precision lives in the graph: FP16 as explicit casts, INT8 as Q/DQ nodes.
 - fp16: everything FP16 except the precision-sensitive nodes (reductions, softmax,
   normalisation statistics, the TDP_PGF node, and the residual add and clip that produce
   the reconstruction), with FP32 graph inputs and outputs.
-- int8: Q/DQ on convolutions, per-channel symmetric INT8 weights, symmetric INT8
-  activations (TensorRT takes only symmetric), calibrated by percentile or entropy with
-  ONNX Runtime's static quantiser.
+- int8: Q/DQ on convolutions, per-channel symmetric INT8 weights, calibrated by percentile
+  or entropy with ONNX Runtime's static quantiser. Activations: symmetric INT8 for TensorRT
+  (the only kind it takes); for CPU targets (``placement="cpu"``) unsigned UINT8 with zero
+  point 0 wherever the tensor cannot be negative, twice the resolution over the same range,
+  and the u8 x s8 operand order of x86's integer dot products.
 - mixed: int8, then the convolutions whose measured sensitivity breaks the drift budget
   run in FP16 instead (see ``mixed_fallback`` in export.pipeline).
 """
@@ -228,14 +230,65 @@ def _float_outside_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
+# Ops whose output is non-negative whenever their data inputs are (Max needs only one).
+_SIGN_PRESERVING = ("Concat", "Resize", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Mul", "Reshape", "Transpose", "Slice", "Identity", "Pad")
+
+
+def non_negative_tensors(proto: onnx.ModelProto, inputs: Iterable[str] = ("optical", "sar")) -> set[str]:
+    """The tensors that cannot be negative, by the graph's structure: the normalised inputs
+    (in [0, 1] by the model's convention), outputs of Relu, Sigmoid, Softmax and of Clip
+    with a non-negative minimum, and what sign-preserving ops make of non-negative tensors.
+    Structural, not measured: a tensor calibration merely saw positive stays signed."""
+    from onnx import numpy_helper
+
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    memo: dict[str, bool] = {name: True for name in inputs}
+
+    def non_negative(name: str) -> bool:
+        if name in memo:
+            return memo[name]
+        memo[name] = False  # cycles cannot occur in ONNX, but a miss must not recurse forever
+        if name in consts:
+            result = bool(np.all(consts[name] >= 0))
+        else:
+            node = producers.get(name)
+            if node is None:
+                result = False
+            elif node.op_type in ("Relu", "Sigmoid", "Softmax"):
+                result = True
+            elif node.op_type == "Clip":
+                low = node.input[1] if len(node.input) > 1 else ""
+                result = (bool(low) and low in consts and float(np.min(consts[low])) >= 0) or non_negative(node.input[0])
+            elif node.op_type == "Max":
+                result = any(non_negative(i) for i in node.input if i)
+            elif node.op_type in _SIGN_PRESERVING:
+                data = node.input[:1] if node.op_type in ("Resize", "Reshape", "Slice", "Pad") else node.input
+                result = all(non_negative(i) for i in data if i)
+            else:
+                result = False
+        memo[name] = result
+        return result
+
+    return {name for n in proto.graph.node for name in n.input if name and non_negative(name)}
+
+
 class Int8Quantizer:
     """Calibrates once, then quantises any subset of the convolutions from the cached
     ranges, which is what makes per-layer sensitivity affordable. ``ranges`` (tensor name
     -> largest magnitude) replace the calibrated range of those tensors: a quantisation-aware
-    checkpoint's own ranges, which its weights were trained to work with."""
+    checkpoint's own ranges, which its weights were trained to work with. ``placement``:
+    ``tensorrt`` (symmetric INT8 activations) or ``cpu`` (UINT8 where non-negative)."""
 
-    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile", ranges: dict[str, float] | None = None):
+    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile", ranges: dict[str, float] | None = None,
+                 placement: str = "tensorrt"):
         check_calibration_method(method)
+        if placement not in ("tensorrt", "cpu"):
+            raise ConfigError(f"unknown INT8 placement {placement!r}: choose tensorrt or cpu")
+        self.placement = placement
         if not tiles:
             raise ConfigError("no calibration tiles; pass --calib with at least one scene")
         from ..runtime.ort_ops import has_plugin_nodes, to_ort_domain
@@ -248,7 +301,23 @@ class Int8Quantizer:
         self.cache = Path(self.tmp.name) / "calibration.json"
         onnx.save(to_ort_domain(proto) if self.plugin else proto, str(self.source))
         self.convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
+        self.overrides = self._overrides(proto)
         self._quantize(TileReader(tiles), nodes=None)
+
+    def _overrides(self, proto: onnx.ModelProto) -> dict[str, list[dict]]:
+        """Per-tensor quantisation settings: trained ranges, and for the CPU placement the
+        unsigned type on every convolution input that cannot be negative."""
+        from onnxruntime.quantization import QuantType
+
+        over = {t: {"rmin": np.float32(-r), "rmax": np.float32(r)} for t, r in self.ranges.items()}
+        if self.placement == "cpu":
+            unsigned = non_negative_tensors(proto)
+            for node in proto.graph.node:
+                x = node.input[0] if node.op_type == "Conv" else None
+                if x in unsigned:
+                    # rmin 0 gives zero point 0: the grid starts where the data does.
+                    over[x] = {**over.get(x, {}), "quant_type": QuantType.QUInt8, "symmetric": False, "rmin": np.float32(0.0)}
+        return {t: [o] for t, o in over.items()}
 
     def _quantize(self, reader: TileReader | None, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -288,7 +357,7 @@ class Int8Quantizer:
                     # One pair per convolution, as TensorRT wants; _float_outside_convolutions
                     # then keeps every other consumer on the float tensor.
                     "DedicatedQDQPair": True,
-                    "TensorQuantOverrides": {t: [{"rmin": np.float32(-r), "rmax": np.float32(r)}] for t, r in self.ranges.items()},
+                    "TensorQuantOverrides": self.overrides,
                 },
                 calibration_cache_path=str(self.cache),
             )

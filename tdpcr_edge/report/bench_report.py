@@ -16,6 +16,18 @@ from ..errors import DataError
 from ..io_utils import atomic_path, write_json
 
 
+# Rows a scene stream can reproduce: a deployment choice, not a compiler or a peer's defaults.
+DEPLOYABLE_VARIANTS = ("", "eager")
+
+
+def fastest_within_budget(report: dict, device: str | None = None) -> dict | None:
+    """The lowest-latency row whose own drift is within the budget, among rows the stream
+    runs as measured (eager torch, or an artifact on its backend); ``device`` narrows it."""
+    rows = [r for r in report["rows"] if r.get("within_budget") and r.get("variant", "") in DEPLOYABLE_VARIANTS
+            and r.get("latency_ms_p50") is not None and (device is None or r.get("device", "cpu") == device)]
+    return min(rows, key=lambda r: r["latency_ms_p50"], default=None)
+
+
 def row_label(row: dict) -> str:
     parts = [row["backend"], row["precision"]]
     if row.get("variant") and row["variant"] != "eager":
@@ -27,8 +39,10 @@ def row_label(row: dict) -> str:
 
 def pareto_front(rows: list[dict], metric: str, latency: str = "latency_ms_p50") -> list[int]:
     """Indices of the rows no other row beats: none is at least as fast and at least as
-    accurate while strictly better in one of the two. Rows lacking either value are out."""
-    pts = [(i, r[latency], r[metric]) for i, r in enumerate(rows) if r.get(latency) is not None and r.get(metric) is not None]
+    accurate while strictly better in one of the two. Rows lacking either value are out, and
+    so are rows over the drift budget: the front is what one may deploy."""
+    pts = [(i, r[latency], r[metric]) for i, r in enumerate(rows)
+           if r.get(latency) is not None and r.get(metric) is not None and r.get("within_budget", True) is not False]
     front = []
     for i, lat, acc in pts:
         dominated = any(lat2 <= lat and acc2 >= acc and (lat2 < lat or acc2 > acc) for j, lat2, acc2 in pts if j != i)
@@ -41,21 +55,31 @@ def _f(v, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def budget_mark(row: dict) -> str:
+    """ok, OVER, or - when the row's drift was not judged (pytest-benchmark input)."""
+    verdict = row.get("within_budget")
+    return "-" if verdict is None else "ok" if verdict else "OVER"
+
+
 def markdown(report: dict) -> str:
     front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
     lines = [
         f"# Accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}",
         "",
-        "| backend / precision | MB | PSNR dB | SSIM | SAM deg | mIoU % | dPSNR dB | dmIoU pt | p50 ms | p95 ms | tiles/s | peak MB | Pareto |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+        "| backend / precision | MB | PSNR dB | SSIM | SAM deg | mIoU % | dPSNR dB | dmIoU pt | budget | p50 ms | p95 ms | tiles/s | peak MB | start s | Pareto |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|:-:|",
     ]
     for i, r in enumerate(report["rows"]):
         lines.append(
             f"| {row_label(r)} | {_f(r.get('model_mb'), '.2f')} | {_f(r.get('psnr'), '.2f')} | {_f(r.get('ssim'), '.3f')} | "
             f"{_f(r.get('sam'), '.2f')} | {_f(r.get('miou'), '.1f')} | {_f(r.get('psnr_delta'), '+.3f')} | {_f(r.get('miou_delta'), '+.2f')} | "
-            f"{_f(r.get('latency_ms_p50'), '.1f')} | {_f(r.get('latency_ms_p95'), '.1f')} | {_f(r.get('tiles_per_s'), '.2f')} | "
-            f"{_f(r.get('peak_mem_mb'), '.0f')} | {'*' if i in front else ''} |"
+            f"{budget_mark(r)} | {_f(r.get('latency_ms_p50'), '.1f')} | {_f(r.get('latency_ms_p95'), '.1f')} | {_f(r.get('tiles_per_s'), '.2f')} | "
+            f"{_f(r.get('peak_mem_mb'), '.0f')} | {_f(r.get('start_s'), '.1f')} | {'*' if i in front else ''} |"
         )
+    best = fastest_within_budget(report)
+    if best is not None:
+        lines += ["", f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
+                      f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32)."]
     if any("energy_mj_per_tile" in r for r in report["rows"]):
         lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]
         lines += [f"| {row_label(r)} | {r['power_w']:.2f} | {r['energy_mj_per_tile']:.0f} |" for r in report["rows"] if "energy_mj_per_tile" in r]
@@ -66,19 +90,30 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def label_offsets(points: list[tuple[float, float]], near: float = 0.04) -> list[tuple[int, int]]:
-    """Text offsets (points) for the labels of ``points``: labels of points that lie within
-    ``near`` of the axes' spans of each other are stacked upwards, one line apart, so rows
-    that measure alike (FP32 and FP16 on a CPU, say) stay readable."""
+def label_offsets(points: list[tuple[float, float]], near: float = 0.04, labels: list[str] | None = None, char_width: float = 0.014) -> list[tuple[int, int]]:
+    """Text offsets (points) for the labels of ``points``: labels that would overlap are
+    stacked upwards, one line apart, so rows that measure alike (FP32 and FP16 on a CPU, say)
+    stay readable. Two labels overlap when their points lie within ``near`` of the y span of
+    each other and, in x, within ``near`` of the x span or, given ``labels``, within the
+    earlier label's width (``char_width`` of the x span per character)."""
     if not points:
         return []
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     xspan, yspan = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    offsets: list[tuple[int, int]] = []
+    levels: list[int] = []
     for i, (x, y) in enumerate(points):
-        stacked = sum(abs(x - px) <= near * xspan and abs(y - py) <= near * yspan for px, py in points[:i])
-        offsets.append((5, 4 + 10 * stacked))
-    return offsets
+        level = 0
+        for j, (px, py) in enumerate(points[:i]):
+            reach = max(near, char_width * len(labels[j])) * xspan if labels else near * xspan
+            close_x = abs(x - px) <= near * xspan or (labels is not None and px <= x <= px + reach)
+            if close_x and abs(y - py) <= near * yspan:
+                level = max(level, levels[j] + 1)
+        levels.append(level)
+    if labels is None:
+        return [(5, 4 + 10 * k) for k in levels]
+    # With labels (a plot), stacks alternate above and below the point, so a crowded row of
+    # points does not push its labels out of the axes.
+    return [(5, 4 + 10 * (k // 2)) if k % 2 == 0 else (5, -12 - 10 * (k // 2)) for k in levels]
 
 
 def plot(report: dict, path: Path) -> None:
@@ -95,12 +130,19 @@ def plot(report: dict, path: Path) -> None:
             ax.text(0.5, 0.5, f"no {metric} measured", ha="center", va="center", transform=ax.transAxes)
             continue
         front = pareto_front(rows, metric)
+        over = [(r["latency_ms_p50"], r[metric]) for r in rows if r.get("within_budget") is False and r.get(metric) is not None and r.get("latency_ms_p50") is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", zorder=2, label="backend / precision")
+        if over:
+            ax.scatter([p[0] for p in over], [p[1] for p in over], marker="x", s=80, color="tab:gray", zorder=4, label="over the drift budget")
         fx, fy = [rows[i]["latency_ms_p50"] for i in front], [rows[i][metric] for i in front]
         ax.step(fx, fy, where="post", color="tab:red", lw=1.2, zorder=1)
         ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="tab:red", zorder=3, label="Pareto front")
-        for (x, y, label), offset in zip(pts, label_offsets([p[:2] for p in pts])):
+        order = sorted(range(len(pts)), key=lambda k: pts[k][0])  # left to right, so widths reach rightwards
+        offsets = dict(zip(order, label_offsets([pts[k][:2] for k in order], labels=[pts[k][2] for k in order])))
+        for k, (x, y, label) in enumerate(pts):
+            offset = offsets[k]
             ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+        ax.margins(y=0.12)  # room for stacked labels above the top row
         ax.set_xlabel("latency p50 (ms per tile)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

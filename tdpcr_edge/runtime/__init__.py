@@ -1,5 +1,6 @@
 """Runtime backends behind one Runner interface."""
 
-from .runner import BACKENDS, Runner, load_runner
+from .factory import load_runner, resolve_backend
+from .runner import BACKENDS, Runner
 
-__all__ = ["BACKENDS", "Runner", "load_runner"]
+__all__ = ["BACKENDS", "Runner", "load_runner", "resolve_backend"]

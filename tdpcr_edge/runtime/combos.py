@@ -9,19 +9,25 @@ says, in one line, why a row cannot run on this machine.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .cpu_isa import cpu_isa, isa_cap
 from .runner import BACKENDS
 
-PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+# Artifact precisions. bf16 is the FP32 graph computed in BF16 by OpenVINO on CPUs that do
+# BF16 natively: a precision of the artifact (its drift is gated as it runs), not a flag.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "mixed")
+GRAPH_PRECISIONS = ("fp32", "fp16", "int8", "mixed")  # what ONNX Runtime and TensorRT run
 
 
 @dataclass(frozen=True)
 class Combo:
-    backend: str  # torch | ort | trt
-    precision: str  # fp32 | fp16 | int8 | mixed
-    variant: str = ""  # torch only: eager | compile | fused
+    backend: str  # torch | ort | openvino | trt
+    precision: str  # fp32 | fp16 | bf16 | int8 | mixed
+    variant: str = ""  # torch: eager | compile | fused; openvino: default (OpenVINO's own settings)
     device: str = "cpu"  # cpu | cuda
 
     @property
@@ -31,18 +37,22 @@ class Combo:
 
     @property
     def needs_artifact(self) -> bool:
-        """ONNX Runtime and TensorRT run an exported artifact of this precision."""
-        return self.backend in ("ort", "trt")
+        """ONNX Runtime, OpenVINO and TensorRT run an exported artifact of this precision."""
+        return self.backend in ("ort", "openvino", "trt")
 
 
 COMBOS: tuple[Combo, ...] = (
     Combo("torch", "fp32", "eager", "cpu"),
+    Combo("torch", "fp32", "compile", "cpu"),
     Combo("torch", "fp32", "eager", "cuda"),
     Combo("torch", "fp16", "eager", "cuda"),
     Combo("torch", "fp32", "compile", "cuda"),
     Combo("torch", "fp32", "fused", "cuda"),
-    *(Combo("ort", p) for p in PRECISIONS),
-    *(Combo("trt", p, device="cuda") for p in PRECISIONS),
+    *(Combo("ort", p) for p in GRAPH_PRECISIONS),
+    # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
+    Combo("openvino", "fp32", "default"),
+    *(Combo("openvino", p) for p in PRECISIONS),
+    *(Combo("trt", p, device="cuda") for p in GRAPH_PRECISIONS),
 )
 
 
@@ -68,10 +78,21 @@ def unavailable(combo: Combo) -> str | None:
 
         if find_library("cuda") is None:
             return f"{LIB_NAMES['cuda']} not built (make kernels)"
-    if combo.variant == "compile" and not _has("triton"):
+    if combo.variant == "compile" and combo.device == "cuda" and not _has("triton"):
         return "torch.compile on CUDA needs triton, which is not installed"
+    if combo.variant == "compile" and combo.device == "cpu" and not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+        return "torch.compile on the CPU needs a C++ compiler (g++), which is not on PATH"
     if combo.backend == "ort" and not _has("onnxruntime"):
         return "onnxruntime is not installed (pip install -e '.[export]')"
+    if combo.backend == "ort" and isa_cap():
+        return f"ONNX Runtime's kernels ignore ONEDNN_MAX_CPU_ISA={isa_cap()}: its figures would be this CPU's full ISA's"
+    if combo.variant == "default" and isa_cap():
+        return f"OpenVINO's defaults follow the CPU's own flags, not ONEDNN_MAX_CPU_ISA={isa_cap()}"
+    if combo.backend == "openvino":
+        if not _has("openvino"):
+            return "openvino is not installed (pip install 'openvino>=2026.4,<2027')"
+        if combo.precision == "bf16" and not cpu_isa().native_bf16:
+            return f"this CPU computes BF16 natively with neither AMX nor AVX512_BF16 (it has {cpu_isa().summary()}); OpenVINO would emulate it"
     if combo.backend == "trt":
         if not _has("tensorrt"):
             return "TensorRT is not installed (JetPack's python3-libnvinfer, or pip install -e '.[trt]')"
@@ -88,7 +109,7 @@ def _split(text: str | list[str] | tuple[str, ...], allowed: tuple[str, ...], wh
     return items
 
 
-def select(backends: str | list[str] = "torch,ort,trt", precisions: str | list[str] = "fp32,fp16,int8,mixed") -> list[Combo]:
+def select(backends: str | list[str] = "torch,ort,openvino,trt", precisions: str | list[str] = "fp32,fp16,bf16,int8,mixed") -> list[Combo]:
     """The registry rows for these backends and precisions, in registry order."""
     b = _split(backends, BACKENDS, "backend")
     p = _split(precisions, PRECISIONS, "precision")

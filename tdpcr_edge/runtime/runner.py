@@ -10,14 +10,12 @@ backends agree on arbitrary tiles.
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 
 OUTPUTS = ("reconstruction", "segmentation", "reliance")
 
@@ -93,7 +91,8 @@ class Runner(ABC):
         pass
 
 
-BACKENDS = ("torch", "ort", "trt")
+# Names only: the factory (runtime.factory) imports the backends, this module none of them.
+BACKENDS = ("torch", "ort", "openvino", "trt")
 
 
 def cpu_cores() -> int:
@@ -102,33 +101,3 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs) -> Runner:
-    """A runner for a checkpoint file (torch), an artifact folder written by
-    ``tdpcr-edge export`` (torch loads its checkpoint, ort its model.onnx), or an engine
-    folder written by ``tdpcr-edge build-engine`` (trt). ``None`` is the shipped checkpoint."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    path = Path(path) if path is not None else None
-    if backend == "trt":
-        if path is None or not (path / "engine.json").exists():
-            raise ConfigError(f"{path}: the trt backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge build-engine ART --out DIR`")
-        from .trt_runner import TrtRunner
-
-        return TrtRunner(path, **kwargs)
-    artifact = path is not None and path.is_dir()
-    if artifact and not (path / "manifest.json").exists():
-        raise ConfigError(f"{path}: no manifest.json; pass a checkpoint file or a folder written by `tdpcr-edge export`")
-    if backend == "torch":
-        from .torch_runner import TorchRunner
-
-        return TorchRunner(path / "checkpoint.pt" if artifact else path, **kwargs)
-    if backend == "ort":
-        if not artifact:
-            raise ConfigError(f"{path}: the ort backend runs an exported artifact folder; run `tdpcr-edge export` first")
-        from .ort_runner import OrtRunner
-
-        manifest = json.loads((path / "manifest.json").read_text())
-        return OrtRunner(path / "model.onnx", manifest["model"], **kwargs)
-    raise AssertionError(backend)

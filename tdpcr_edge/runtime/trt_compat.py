@@ -14,12 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..errors import TdpcrError
-
-
-class MissingDependency(TdpcrError):
-    """A library this command needs is not installed."""
-
+from ..errors import MissingDependency  # noqa: F401  (raised here; imported from here by callers)
 
 TRT_INSTALL_HINT = (
     "install TensorRT's Python bindings: on x86 `pip install tensorrt-cu12` (or tensorrt-cu13); "

@@ -1,0 +1,167 @@
+"""OpenVINO backend for CPUs: reads an artifact's model.onnx as exported (FP32, FP16, INT8
+Q/DQ, mixed) and compiles it for the CPU plugin.
+
+The inference precision is always set, never left to OpenVINO: on CPUs with AMX or
+AVX512_BF16 its default runs FP32 graphs in BF16, and the drift gate must measure what
+runs. ``f32`` computes the graph as written; ``bf16`` (a ``bf16`` artifact: the FP32 graph
+run in BF16) needs a CPU that computes BF16 natively. ``None`` is OpenVINO's own default,
+kept for the report's peer row ("what a user gets by loading our FP32 graph unchanged").
+
+Compiled models are cached (OpenVINO's model cache, keyed by graph, precision and device),
+so a second start skips compilation. openvino is imported on activation only: the package
+imports without it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import CheckpointError, ConfigError, MissingDependency
+from .cpu_isa import cpu_isa
+from .runner import Runner, cpu_cores
+
+INFERENCE_PRECISIONS = ("f32", "bf16")
+INSTALL = "pip install 'openvino>=2026.4,<2027' (it is in tdpcr-edge's default install)"
+
+
+def cache_dir() -> Path:
+    """Where compiled models are cached: $TDPCR_OPENVINO_CACHE, else the user's cache folder."""
+    env = os.environ.get("TDPCR_OPENVINO_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tdpcr-edge" / "openvino"
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError as exc:
+        raise MissingDependency(f"the openvino backend needs OpenVINO, which is not installed ({exc}); {INSTALL}") from None
+    return openvino
+
+
+def check_inference_precision(precision: str | None) -> None:
+    if precision is None:
+        return
+    if precision not in INFERENCE_PRECISIONS:
+        raise ConfigError(f"unknown OpenVINO inference precision {precision!r}: choose one of {', '.join(INFERENCE_PRECISIONS)}")
+    if precision == "bf16" and not cpu_isa().native_bf16:
+        isa = cpu_isa()
+        raise ConfigError(
+            f"BF16 needs a CPU that computes it natively (AMX or AVX512_BF16 on x86, BF16 on Arm); this {isa.model} has {isa.summary()}: "
+            "run the fp32 or int8 artifact instead"
+        )
+
+
+class OpenVinoRunner(Runner):
+    name = "openvino"
+
+    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, inference_precision: str | None = "f32",
+                 threads: int | None = None, cache: str | Path | None = None, device: str = "CPU"):
+        """``model``: an .onnx path or a model proto; ``config``: the model config dict
+        (manifest["model"]); ``inference_precision``: f32, bf16, or None for OpenVINO's
+        default; ``cache``: the model-cache folder (default ``cache_dir()``), or "" for none."""
+        super().__init__(2 ** (len(config["widths"]) - 1), config["optical_bands"], config["sar_bands"])
+        check_inference_precision(inference_precision)
+        self.model = model
+        self.inference_precision = inference_precision
+        self.threads = threads
+        self.streams = 1
+        self.cache = cache_dir() if cache is None else (Path(cache) if cache else None)
+        self.device = device
+        self.compiled = None
+        self._local = threading.local()
+        self.compile_s: float | None = None  # compile or cache load, seconds
+        self.loaded_from_cache = False
+
+    def share_cpu(self, workers: int) -> int:
+        # One compiled model serves concurrent calls through one infer request per thread;
+        # OpenVINO gives each stream its share of the cores.
+        self.streams = max(1, workers)
+        self.threads = cpu_cores()
+        self.deactivate()
+        return self.streams
+
+    def compile_config(self) -> dict:
+        if self.inference_precision is None and self.threads is None and self.streams == 1:
+            return {}  # OpenVINO's defaults, untouched
+        cfg = {"PERFORMANCE_HINT": "LATENCY" if self.streams == 1 else "THROUGHPUT", "NUM_STREAMS": str(self.streams)}
+        if self.inference_precision is not None:
+            cfg["INFERENCE_PRECISION_HINT"] = self.inference_precision
+        if self.threads:
+            cfg["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return cfg
+
+    def _source(self) -> tuple[bytes, str]:
+        from .ort_ops import has_plugin_nodes
+
+        where = "the graph" if isinstance(self.model, onnx.ModelProto) else str(self.model)
+        if isinstance(self.model, onnx.ModelProto):
+            proto = self.model
+        else:
+            try:
+                proto = onnx.load(str(self.model))
+            except Exception as exc:
+                raise CheckpointError(f"{self.model}: not a readable ONNX model ({str(exc).splitlines()[0]}); export the artifact again") from exc
+        if has_plugin_nodes(proto):
+            raise ConfigError(f"{where}: has TDP_PGF plugin nodes, which only TensorRT and ONNX Runtime run; export it again without --plugin for OpenVINO")
+        self.graph_outputs = [o.name for o in proto.graph.output]
+        return proto.SerializeToString(), where
+
+    def activate_impl(self) -> None:
+        import time
+
+        ov = import_openvino()
+        data, where = self._source()
+        core = ov.Core()
+        if self.cache is not None:
+            try:
+                self.cache.mkdir(parents=True, exist_ok=True)
+                core.set_property({"CACHE_DIR": str(self.cache)})
+            except OSError:
+                pass  # a read-only home: compile every time rather than fail
+        start = time.perf_counter()
+        try:
+            model = core.read_model(data, b"")
+            self.compiled = core.compile_model(model, self.device, self.compile_config())
+        except RuntimeError as exc:
+            raise CheckpointError(f"{where}: OpenVINO {ov.__version__} cannot compile this graph ({_reason(exc)}); "
+                                  "run it with --backend ort, or export it again with this tdpcr-edge") from None
+        self.compile_s = time.perf_counter() - start
+        try:
+            self.loaded_from_cache = bool(self.compiled.get_property("LOADED_FROM_CACHE"))
+        except RuntimeError:
+            self.loaded_from_cache = False
+        # A port can carry several tensor names (an FP16 graph's output cast keeps the inner
+        # name too); key the results by the graph's own output names.
+        self.outputs = [(port, next((n for n in port.get_names() if n in self.graph_outputs), port.get_any_name())) for port in self.compiled.outputs]
+        self._local = threading.local()
+
+    def _request(self):
+        req = getattr(self._local, "request", None)
+        if req is None:
+            req = self._local.request = self.compiled.create_infer_request()
+        return req
+
+    def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:
+        result = self._request().infer({"optical": optical, "sar": sar})
+        # The request reuses its output buffers on the next call: copy.
+        return {name: np.array(result[port], copy=True) for port, name in self.outputs}
+
+    def deactivate_impl(self) -> None:
+        self.compiled = None
+        self._local = threading.local()
+
+
+def _reason(exc: Exception) -> str:
+    """The most telling line of an OpenVINO exception (they span a dozen lines of C++ frames)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for marker in ("No conversion rule", "Check '", "FrontEnd API failed", "Exception"):
+        for ln in lines:
+            if ln.startswith(marker) or marker in ln and "src/" not in ln:
+                return ln[:200]
+    return (lines[-1] if lines else type(exc).__name__)[:200]

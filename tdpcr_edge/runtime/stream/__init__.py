@@ -1,0 +1,30 @@
+"""Streaming whole scenes: windowed reads, tiled inference, feathered blending, COG outputs.
+
+One concern per module, in the order a tile meets them:
+
+- ``options``: what the stream is asked (StreamOptions), how many inference workers share the
+  CPU, which runner runs the model (``open_runner``), the scene lists of ``--pairs``.
+- ``read``: the scene's optical and SAR, checked against each other, read by window.
+- ``pipeline``: reader, inference workers and writer in threads joined by bounded queues,
+  then the run record (``run_stream``).
+- ``blend``: tiles blended into a strip of rows; finished rows saved and journaled.
+- ``assemble``: the journal's strips into cloud-optimised GeoTIFFs.
+
+Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
+the writer saves them as one part file (atomically) and records it in a journal. A run
+killed at any point resumes (``resume=True``) from the first tile row that touches an
+unfinished row, with the same per-row batches, so the result is identical to an
+uninterrupted run. At the end the strips are assembled into tiled GeoTIFFs, converted to
+COGs and renamed into place: outputs appear complete or not at all.
+"""
+
+from .assemble import COMPRESSION, OUTPUTS, assemble, overview_factors
+from .blend import Blender, Journal
+from .options import StreamOptions, default_workers, open_runner, read_pairs, scene_jobs, worker_slices
+from .pipeline import PARTIAL, PeakMemory, run_stream
+from .read import SceneReader, cloud_fraction
+
+__all__ = [
+    "COMPRESSION", "OUTPUTS", "PARTIAL", "Blender", "Journal", "PeakMemory", "SceneReader", "StreamOptions", "assemble", "cloud_fraction",
+    "default_workers", "open_runner", "overview_factors", "read_pairs", "run_stream", "scene_jobs", "worker_slices",
+]

@@ -1,0 +1,108 @@
+"""Blending and the journal: tiles are added into a strip of rows with feathered weights;
+rows no later tile reaches are finished, saved as one part file and recorded in the journal
+that ``--resume`` trusts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from ...data.normalize import Normalization
+from ...errors import DataError
+from ...io_utils import atomic_path, write_json
+
+class Journal:
+    """The record of finished strips: what resume trusts."""
+
+    def __init__(self, folder: Path, fingerprint: dict):
+        self.folder = folder
+        self.path = folder / "journal.json"
+        self.fingerprint = fingerprint
+        self.flushed = 0
+        self.strips: list[dict] = []
+
+    def load(self) -> bool:
+        if not self.path.exists():
+            return False
+        d = json.loads(self.path.read_text())
+        if d["fingerprint"] != self.fingerprint:
+            raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
+        self.flushed, self.strips = d["flushed"], d["strips"]
+        missing = [s["file"] for s in self.strips if not (self.folder / s["file"]).exists()]
+        if missing:
+            raise DataError(f"{self.folder / missing[0]}: listed in the journal but missing; delete {self.folder} and run again")
+        return True
+
+    def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
+        name = f"strip_{y0:07d}_{y1:07d}.npz"
+        with atomic_path(self.folder / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        self.strips.append({"file": name, "y0": y0, "y1": y1})
+        self.flushed = y1
+        write_json(self.path, {"fingerprint": self.fingerprint, "flushed": self.flushed, "strips": self.strips})
+
+
+class Blender:
+    """Weighted sums of one strip of rows [base, base + tile), full width."""
+
+    def __init__(self, width: int, tile: int, bands: int, classes: int, base: int):
+        self.base = base
+        self.recon = np.zeros((bands, tile, width), np.float32)
+        self.logits = np.zeros((classes, tile, width), np.float32)
+        self.rel = np.zeros((tile, width), np.float32)
+        self.w = np.zeros((tile, width), np.float32)
+        self.wcls = np.zeros((tile, width), np.float32)
+        self.valid = np.zeros((tile, width), bool)
+        self._tmp = np.empty((max(bands, classes, 1), tile, tile), np.float32)  # weighted tile, reused
+
+    def _accumulate(self, dst: np.ndarray, src: np.ndarray, wt: np.ndarray) -> None:
+        tmp = self._tmp[: src.shape[0], : src.shape[1], : src.shape[2]]
+        np.multiply(src, wt, out=tmp)
+        dst += tmp
+
+    def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid) -> None:
+        y0, x0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        skip = max(0, self.base - y0)  # rows already final (resume)
+        if skip >= h:
+            return
+        sl = (slice(y0 + skip - self.base, y0 + h - self.base), slice(x0, x0 + w))
+        wt = weight[skip:h, :w]
+        self._accumulate(self.recon[(slice(None), *sl)], recon[:, skip:h, :w], wt)
+        self.rel[sl] += rel[skip:h, :w] * wt
+        self.w[sl] += wt
+        if logits is not None:
+            self._accumulate(self.logits[(slice(None), *sl)], logits[:, skip:h, :w], wt)
+            self.wcls[sl] += wt
+        self.valid[sl] |= valid[skip:h, :w]
+
+    def take(self, upto: int, norm: Normalization) -> dict[str, np.ndarray]:
+        """Finish rows [base, upto) and shift the strip up."""
+        n = upto - self.base
+        w = np.maximum(self.w[:n], 1e-12)
+        valid = self.valid[:n]
+        invalid = None if valid.all() else ~valid
+        recon = self.recon[:, :n]
+        recon /= w  # in place: these rows are cleared below
+        recon = norm.optical_from_model(recon)
+        classes = np.argmax(self.logits[:, :n], axis=0).astype(np.uint8)
+        classes[self.wcls[:n] == 0] = 255
+        conf = self.rel[:n] / w
+        if invalid is not None:
+            recon[:, invalid] = 0
+            classes[invalid] = 255
+            conf[invalid] = np.nan
+        out = {"reconstruction": recon, "classes": classes, "confidence": conf}
+        keep = self.recon.shape[1] - n  # rows later tiles still add to
+        for a in (self.recon, self.logits):
+            a[:, :keep] = a[:, n:]  # numpy copies overlapping slices as if through a buffer
+            a[:, keep:] = 0
+        for a in (self.rel, self.w, self.wcls, self.valid):
+            a[:keep] = a[n:]
+            a[keep:] = 0
+        self.base = upto
+        return out

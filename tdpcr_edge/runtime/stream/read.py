@@ -1,0 +1,118 @@
+"""Reading a scene for the stream: optical and SAR checked against each other (bands, CRS,
+grid; reprojected with --align), read window by window, normalised and masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ...data.normalize import Normalization
+from ...errors import DataError
+
+READ_GROUP = 4  # neighbouring tiles read as one window
+CLOUD_BRIGHTNESS = 0.25  # blue-band reflectance above which a pixel looks like cloud
+
+
+class SceneReader:
+    """Optical and SAR of one scene, checked against each other, read by window."""
+
+    def __init__(self, optical: Path, sar: Path, norm: Normalization, align: bool):
+        self.optical_path, self.sar_path, self.norm = Path(optical), Path(sar), norm
+        self.opt = open_raster(self.optical_path, "optical")
+        self.sar_src = open_raster(self.sar_path, "SAR")
+        if self.opt.count != len(norm.optical_bands):
+            raise DataError(f"{optical}: optical has {self.opt.count} bands, the model expects {len(norm.optical_bands)}; pass the matching scene or model")
+        if self.sar_src.count != len(norm.sar_bands):
+            raise DataError(f"{sar}: SAR has {self.sar_src.count} bands, the model expects {len(norm.sar_bands)} (VV, VH)")
+        same = self.sar_src.crs == self.opt.crs and self.sar_src.transform.almost_equals(self.opt.transform) and self.sar_src.shape == self.opt.shape
+        if not same:
+            if not align:
+                raise DataError(
+                    f"{sar}: CRS, transform or size ({self.sar_src.crs}, {self.sar_src.width}x{self.sar_src.height}) differs from "
+                    f"{optical.name} ({self.opt.crs}, {self.opt.width}x{self.opt.height}); pass --align to reproject the SAR onto the optical grid"
+                )
+            # Pixels outside the SAR's footprint come out as nodata (NaN for float SAR), so
+            # they are masked like any other gap rather than read as 0 dB.
+            fill = float("nan") if np.issubdtype(np.dtype(self.sar_src.dtypes[0]), np.floating) else self.sar_src.nodata
+            self.sar_src = WarpedVRT(self.sar_src, crs=self.opt.crs, transform=self.opt.transform, width=self.opt.width, height=self.opt.height,
+                                     resampling=Resampling.bilinear, nodata=fill)
+        self.height, self.width = self.opt.height, self.opt.width
+        self.profile = self.opt.profile
+        # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's all-255
+        # masks saves a band-sized read and reduction per tile. A warped SAR is always masked:
+        # pixels outside its footprint are not valid data.
+        self._masked = [any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums) for src in (self.opt, self.sar_src)]
+        self._masked[1] |= not same
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        valid = np.ones((int(window.height), int(window.width)), bool)
+        try:
+            o = self.opt.read(window=window)
+            if self._masked[0]:
+                valid &= (self.opt.read_masks(window=window) != 0).all(0)
+        except RasterioError as exc:
+            raise DataError(f"{self.optical_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        try:
+            s = self.sar_src.read(window=window)
+            if self._masked[1]:
+                valid &= (self.sar_src.read_masks(window=window) != 0).all(0)
+        except RasterioError as exc:
+            raise DataError(f"{self.sar_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        if np.issubdtype(o.dtype, np.floating):
+            valid &= np.isfinite(o).all(0)
+            o = np.nan_to_num(o)
+        if np.issubdtype(s.dtype, np.floating):
+            valid &= np.isfinite(s).all(0)
+            s = np.nan_to_num(s, nan=self.norm.sar_min_db[0])
+        optical, sar = self.norm.optical_to_model(o), self.norm.sar_to_model(s)
+        # Zeroing in place only where something is invalid: most tiles are fully valid, and
+        # a masked copy of every tile cost the reader a third of its time.
+        if not valid.all():
+            optical[:, ~valid] = 0.0
+            sar[:, ~valid] = 0.0
+        return optical, sar, valid
+
+    def close(self) -> None:
+        self.sar_src.close()
+        self.opt.close()
+
+
+def open_raster(path: Path, what: str):
+    if not Path(path).is_file():
+        raise DataError(f"{path}: {what} file not found; check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise DataError(f"{path}: cannot open {what} as a GeoTIFF ({str(exc).splitlines()[0]}); re-create or re-download it") from exc
+
+
+def pad_to(a: np.ndarray, tile: int) -> np.ndarray:
+    h, w = a.shape[-2:]
+    if h == tile and w == tile:
+        return a
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, tile - h), (0, tile - w)]
+    return np.pad(a, pad, mode="reflect" if h > tile - h and w > tile - w else "edge")
+
+
+def cloud_fraction(optical: np.ndarray, valid: np.ndarray) -> float:
+    """A cheap cloud score: the share of valid pixels brighter than CLOUD_BRIGHTNESS in the
+    blue band (B02), where land is dark and cloud bright."""
+    if not valid.any():
+        return 0.0
+    return float((optical[1][valid] > CLOUD_BRIGHTNESS).mean())
+
+
+def check_not_all_nodata(reader: SceneReader, path: Path) -> None:
+    """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene."""
+    h, w = min(reader.height, 512), min(reader.width, 512)
+    masks = reader.opt.read_masks(out_shape=(reader.opt.count, h, w), resampling=Resampling.nearest)
+    if not (masks != 0).all(0).any():
+        masks = reader.opt.read_masks()  # small scenes or thin valid areas: look at every pixel
+        if not (masks != 0).all(0).any():
+            raise DataError(f"{path}: every pixel is nodata; nothing to process")
