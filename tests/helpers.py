@@ -21,3 +21,20 @@ def rewrite_raster(path: Path, data, **changes) -> None:
     profile.update(count=data.shape[0], height=data.shape[1], width=data.shape[2], **changes)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
+
+
+def run_main(args, capsys, monkeypatch) -> tuple[int, str, str]:
+    """`tdpcr-edge ARGS` in this process (the CLI's own entry point, error handling included):
+    exit code, stdout, stderr. Saves the seconds a fresh interpreter spends importing torch."""
+    import sys
+
+    from tdpcr_edge.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tdpcr-edge", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err

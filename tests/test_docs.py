@@ -4,8 +4,6 @@ the options as written, the quick-start commands run, and the layout rules hold.
 import ast
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -13,6 +11,7 @@ import pytest
 import typer
 
 from tdpcr_edge.cli import app
+from tests.helpers import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -62,14 +61,15 @@ def test_every_shown_command_parses(page, cmd):
         pytest.fail(f"{page}: `{cmd}` does not parse: {exc.format_message()}")
 
 
-def test_readme_quick_start_runs_as_written(tmp_path):
+def test_readme_quick_start_runs_as_written(tmp_path, capsys, monkeypatch):
     """The README's first shell block after 'Quick start', run in a fresh folder."""
     readme = (ROOT / "README.md").read_text()
     block = shell_blocks(ROOT / "README.md")[[i for i, b in enumerate(shell_blocks(ROOT / "README.md")) if "tdpcr-edge synth" in b][0]]
     assert readme.index(block) > readme.index("## Quick start")
+    monkeypatch.chdir(tmp_path)
     for cmd in commands(block) + ["tdpcr-edge info --config tiny", "tdpcr-edge doctor"]:
-        done = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", *shlex.split(cmd)[1:]], cwd=tmp_path, capture_output=True, text=True)
-        assert done.returncode == 0, f"`{cmd}` failed: {done.stderr[-2000:]}"
+        code, _, err = run_main(shlex.split(cmd)[1:], capsys, monkeypatch)
+        assert code == 0, f"`{cmd}` failed: {err[-2000:]}"
     assert (tmp_path / "quicklook.png").exists() and (tmp_path / "scene-out" / "reconstruction.tif").exists()
 
 

@@ -20,6 +20,7 @@ from tdpcr_edge.export.profiles import load_profile
 from tdpcr_edge.runtime import load_runner, resolve_backend
 from tdpcr_edge.runtime.cpu_isa import CpuIsa, cpu_isa
 from tdpcr_edge.runtime.openvino_runner import OpenVinoRunner
+from tests.helpers import run_main
 
 ov = pytest.importorskip("openvino", reason="openvino is in the default install; this environment lacks it")
 TILE = 64
@@ -182,22 +183,17 @@ def test_uncompilable_graph_is_one_line(fp32_artifact, tmp_path):
     assert "\n" not in msg and "cannot compile this graph" in msg and "--backend ort" in msg
 
 
-def _cli(args, *, block_openvino=False):
-    code = ("import sys\n" + ("sys.modules['openvino'] = None\n" if block_openvino else "")
-            + f"sys.argv = ['tdpcr-edge'] + {args!r}\nfrom tdpcr_edge.cli import main\nmain()\n")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-
-
-def test_cli_errors_exit_2_and_write_nothing(fp32_artifact, tmp_path, scene_dir):
+def test_cli_errors_exit_2_and_write_nothing(fp32_artifact, tmp_path, scene_dir, capsys, monkeypatch):
     scene = sorted(scene_dir.glob("scene_*"))[0]
-    common = ["--optical", str(scene / "optical_cloudy.tif"), "--sar", str(scene / "sar.tif")]
-    missing = _cli(["infer", "--model", str(fp32_artifact), "--backend", "openvino", "--out", str(tmp_path / "a"), *common], block_openvino=True)
+    common = ["--optical", scene / "optical_cloudy.tif", "--sar", scene / "sar.tif"]
     bad = _uncompilable(fp32_artifact, tmp_path / "bad")
-    broken = _cli(["infer", "--model", str(bad), "--backend", "openvino", "--out", str(tmp_path / "b"), *common])
-    for done, out, words in ((missing, "a", "pip install 'openvino"), (broken, "b", "cannot compile this graph")):
-        assert done.returncode == 2, done.stderr
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        assert len(lines) == 1 and words in lines[0], done.stderr
+    broken = run_main(["infer", "--model", bad, "--backend", "openvino", "--out", tmp_path / "b", *common], capsys, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "openvino", None)
+        missing = run_main(["infer", "--model", fp32_artifact, "--backend", "openvino", "--out", tmp_path / "a", *common], capsys, monkeypatch)
+    for (code, _, err), out, words in ((missing, "a", "pip install 'openvino"), (broken, "b", "cannot compile this graph")):
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1 and words in lines[0], err
         assert not (tmp_path / out).exists()
     # The package and its other backends import without openvino.
     ok = subprocess.run([sys.executable, "-c", "import sys; sys.modules['openvino'] = None; import tdpcr_edge, tdpcr_edge.cli; "

@@ -1,9 +1,6 @@
 """Where a user would otherwise find out the hard way: the shipped checkpoint on data that is
 not synthetic says so in one warning line; error messages keep every word."""
 
-import subprocess
-import sys
-
 import rasterio
 
 from tdpcr_edge.data.scenes import FILES, SYNTHETIC_TAG, is_synthetic_raster, write_scene
@@ -12,7 +9,7 @@ from tdpcr_edge.evaluate import run_eval
 from tdpcr_edge.runtime.stream import StreamOptions, run_stream
 from tdpcr_edge.train.checkpoint import SHIPPED_ON_REAL_DATA
 from tests.data import fixtures
-from tests.helpers import copy_scene
+from tests.helpers import copy_scene, run_main
 
 
 def _untag(folder):
@@ -37,20 +34,20 @@ def test_shipped_checkpoint_warns_on_scenes_that_are_not_synthetic(tmp_path, ran
     assert "train" in SHIPPED_ON_REAL_DATA and "synthetic world only" in SHIPPED_ON_REAL_DATA
 
 
-def test_eval_warns_on_a_real_data_set_layout(tmp_path, scene_dir):
+def test_eval_warns_on_a_real_data_set_layout(tmp_path, scene_dir, capsys, monkeypatch):
     fixtures.luojia(tmp_path / "luojia")
     assert run_eval(str(scene_dir))["warnings"] == []
     assert run_eval(f"luojia:{tmp_path / 'luojia'}")["warnings"] == [SHIPPED_ON_REAL_DATA]
-    p = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "eval", "--data", f"luojia:{tmp_path / 'luojia'}"], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    warnings = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]
+    code, _, err = run_main(["eval", "--data", f"luojia:{tmp_path / 'luojia'}"], capsys, monkeypatch)
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "synthetic world only" in warnings[0]
 
 
-def test_error_messages_keep_bracketed_words(tmp_path):
+def test_error_messages_keep_bracketed_words(tmp_path, capsys, monkeypatch):
     fixtures.luojia(tmp_path / "luojia")
     (tmp_path / "luojia" / "val.txt").unlink()
-    p = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "eval", "--data", f"luojia:{tmp_path / 'luojia'}?split=val"], capture_output=True, text=True)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert p.returncode == 2 and len(lines) == 1
+    code, _, err = run_main(["eval", "--data", f"luojia:{tmp_path / 'luojia'}?split=val"], capsys, monkeypatch)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1
     assert "or edit [splits] in a layout file" in lines[0], lines[0]
