@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# --no-compile: byte-compiling torch's thousands of modules at install time costs minutes; Python compiles on import.
 	$(BIN)/python -m pip install -q --no-compile torch==2.13.0
-	$(BIN)/python -m pip install -q --no-compile -e ".[export,dev]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[export,dev,cluster]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

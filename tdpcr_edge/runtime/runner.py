@@ -96,8 +96,11 @@ BACKENDS = ("torch", "ort", "openvino", "trt")
 
 
 def cpu_cores() -> int:
-    """Cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    """Cores this process may run on: its affinity mask (which containers and taskset narrow),
+    capped by OMP_NUM_THREADS when set (Ray sets it to an actor's CPU share)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores

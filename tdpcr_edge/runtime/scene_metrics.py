@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from ..data.normalize import Normalization
 from ..data.synthetic import THICKNESS_BINS
 from ..errors import DataError
-from ..metrics import ReconstructionScores, SegmentationScores
+from ..metrics import ReconstructionScores, SegmentationScores, _psnr_from_mse
 
 STRIP = 256
 SCENE = {"scene": (-1.0, 2.0)}
@@ -62,6 +62,9 @@ def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int
         "input": i_bins.get("scene", {}),
         "bins": {},
     }
+    # Raw sums, so that an archive pools its scenes exactly (pool_accuracy), not by averaging scores.
+    result["sums"] = {"model": dict(rec_model.pooled["scene"]), "input": dict(rec_input.pooled["scene"]),
+                      "confusion": seg.by_bin["scene"].compute().tolist() if lab is not None else None}
     for name in THICKNESS_BINS:
         if name in m_bins or name in s_bins:
             result["bins"][name] = {
@@ -69,3 +72,18 @@ def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int
                 "input": i_bins.get(name, {}),
             }
     return result
+
+
+def pool_accuracy(sums: list[dict]) -> dict:
+    """Accuracy over several scenes from their ``sums``: PSNR from the pooled squared error,
+    SSIM, SAM and MAE over all valid pixels, mIoU and OA from the summed confusion matrix."""
+    out: dict = {}
+    for side in ("model", "input"):
+        acc = {k: sum(s[side][k] for s in sums) for k in ("se", "ae", "ssim", "sam", "px", "bands")} if sums else {}
+        if acc.get("px"):
+            out[side] = {"psnr": _psnr_from_mse(acc["se"] / acc["bands"]), "ssim": acc["ssim"] / acc["px"], "sam": acc["sam"] / acc["px"],
+                         "mae": acc["ae"] / acc["bands"], "pixels": acc["px"]}
+    matrices = [torch.tensor(s["confusion"]) for s in sums if s.get("confusion") is not None]
+    if matrices:
+        out.setdefault("model", {}).update({k: v for k, v in SegmentationScores._scores(sum(matrices)).items() if k != "pixels"})
+    return out

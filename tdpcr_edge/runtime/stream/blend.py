@@ -4,6 +4,7 @@ that ``--resume`` trusts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,10 +25,14 @@ class Journal:
         self.flushed = 0
         self.strips: list[dict] = []
 
-    def load(self) -> bool:
+    def load(self, strict: bool = True) -> bool:
+        """Read the journal; False when there is none, or (``strict=False``) when it belongs
+        to a different run, which the caller then starts over."""
         if not self.path.exists():
             return False
         d = json.loads(self.path.read_text())
+        if d["fingerprint"] != self.fingerprint and not strict:
+            return False
         if d["fingerprint"] != self.fingerprint:
             raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
         self.flushed, self.strips = d["flushed"], d["strips"]
@@ -106,3 +111,16 @@ class Blender:
             a[keep:] = 0
         self.base = upto
         return out
+
+
+def journal_fingerprint(opts, meta: dict, reader, workers: int) -> dict:
+    """What a journal's strips depend on: inputs, model, backend, tiling, batches, workers."""
+    def stat(p):
+        s = Path(p).stat()
+        return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
+
+    model = meta["source"]
+    model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
+    return {"optical": stat(opts.optical), "sar": stat(opts.sar), "model": model_id, "backend": meta["backend"],
+            "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "workers": workers, "skip_clear": opts.skip_clear, "align": opts.align,
+            "size": [reader.height, reader.width]}

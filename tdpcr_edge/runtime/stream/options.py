@@ -37,7 +37,7 @@ class StreamOptions:
     tile: int = 256
     overlap: int = 32
     batch: int = 4
-    resume: bool = False
+    resume: bool | str = False  # True: continue from the journal; "auto": continue if it matches, else start over
     skip_clear: bool = False
     clear_fraction: float = 0.01
     align: bool = False

@@ -9,7 +9,6 @@ then assembly into COGs, the run record, scores and the quick look."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import queue
 import shutil
 import threading
@@ -29,25 +28,13 @@ from ...io_utils import write_json
 from ..runner import Runner
 from ..tiles import TileGrid, check_tiling, feather
 from .assemble import COMPRESSION, assemble
-from .blend import Blender, Journal
+from .blend import Blender, Journal, journal_fingerprint
 from .options import StreamOptions, default_workers, open_runner, worker_slices
 from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
 from .record import PeakMemory, Stages, run_record
 
 PARTIAL = ".partial"
 GDAL_CACHE_MB = 64
-
-
-def _fingerprint(opts: StreamOptions, meta: dict, reader: SceneReader, workers: int) -> dict:
-    def stat(p):
-        s = Path(p).stat()
-        return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
-
-    model = meta["source"]
-    model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
-    return {"optical": stat(opts.optical), "sar": stat(opts.sar), "model": model_id, "backend": meta["backend"],
-            "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "workers": workers, "skip_clear": opts.skip_clear, "align": opts.align,
-            "size": [reader.height, reader.width]}
 
 
 def _check_writable(out: Path) -> None:
@@ -60,19 +47,22 @@ def _check_writable(out: Path) -> None:
         raise DataError(f"{out}: output folder is not writable ({exc.strerror}); pick another --out") from exc
 
 
-def run_stream(opts: StreamOptions, on_tile: Callable[[], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
-    """Stream one scene; return the run record also written to ``out/run.json``."""
+def run_stream(opts: StreamOptions, on_tile: Callable[[], None] | None = None, on_start: Callable[[int], None] | None = None,
+               opened: tuple[Runner, dict, int] | None = None) -> dict:
+    """Stream one scene; return the run record also written to ``out/run.json``. ``opened``
+    (runner, meta, workers from ``open_runner`` and ``share_cpu``) reuses a runner across
+    scenes, as an archive does: it is left active, its model loaded, for the next scene."""
     # GDAL's block cache defaults to 5% of RAM and fills in proportion to the scene (COG
     # overviews, decimated quick-look reads): capped, so memory stays bounded by the tiling.
     with PeakMemory() as memory, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        record = _run_stream(opts, on_tile, on_start)
+        record = _run_stream(opts, on_tile, on_start, opened)
     record["peak_rss_mb"] = round(memory.peak / 2**20, 1)
     write_json(Path(opts.out) / "run.json", record)
     shutil.rmtree(Path(opts.out) / PARTIAL, ignore_errors=True)
     return record
 
 
-def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
+def _run_stream(opts: StreamOptions, on_tile, on_start, opened=None) -> dict:
     wall0 = time.perf_counter()
     if opts.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {opts.batch}")
@@ -85,6 +75,10 @@ def _run_stream(opts: StreamOptions, on_tile, on_start) -> dict:
         raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")
     if opts.workers is not None and opts.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
+    if opened is not None:
+        runner, meta, workers = opened
+        with contextlib.ExitStack() as cleanup:
+            return ScenePipeline(opts, runner, meta, workers, cleanup, keep_active=True).run(wall0, on_tile, on_start)
     runner, meta = open_runner(opts.model, opts.backend)
     workers = runner.share_cpu(opts.workers or default_workers())
     # Deactivated and closed however the run ends: a torch CPU runner restores the thread
@@ -97,8 +91,9 @@ class ScenePipeline:
     """One scene through reader, inference workers and writer. Every queue wait checks
     ``stop``, so a failure in any stage ends the others promptly; the first error is raised."""
 
-    def __init__(self, opts: StreamOptions, runner: Runner, meta: dict, workers: int, cleanup: contextlib.ExitStack):
+    def __init__(self, opts: StreamOptions, runner: Runner, meta: dict, workers: int, cleanup: contextlib.ExitStack, keep_active: bool = False):
         self.opts, self.runner, self.meta, self.workers = opts, runner, meta, workers
+        self.keep_active = keep_active
         self.norm = Normalization.from_dict(meta["normalization"])
         self.reader = SceneReader(opts.optical, opts.sar, self.norm, opts.align)
         cleanup.callback(self.reader.close)
@@ -107,8 +102,8 @@ class ScenePipeline:
         self.out = Path(opts.out)
         _check_writable(self.out)
         partial = self.out / PARTIAL
-        self.journal = Journal(partial, _fingerprint(opts, meta, self.reader, workers))
-        if opts.resume and self.journal.load():
+        self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers))
+        if opts.resume and self.journal.load(strict=opts.resume is True):
             self.resumed_from = self.journal.flushed
         else:
             if partial.exists():
@@ -250,7 +245,9 @@ class ScenePipeline:
                     self._emit_front(inflight)
 
             try:
-                with self.runner:  # already active: leaving it frees the model before the COG assembly
+                # Already active: leaving it frees the model before the COG assembly, unless
+                # the runner serves the next scene too.
+                with contextlib.nullcontext() if self.keep_active else self.runner:
                     while True:
                         item = self.get(self.q_in)
                         if item is None:
