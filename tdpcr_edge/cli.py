@@ -3,6 +3,8 @@ one library function and prints its result; failures print one line and exit non
 
 from __future__ import annotations
 
+import contextlib
+
 import sys
 import time
 from contextlib import contextmanager
@@ -84,41 +86,72 @@ def synth(
 
 @app.command()
 def train(
-    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, model.pt, metrics.json."),
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt, model.pt, best-phaseN.pt, metrics.json, curves.png."),
     config: str = typer.Option("tiny", help="Model config: tiny or base."),
     fusion: str = typer.Option("pgf", help="Fusion: pgf, or concat for the ablation."),
     data: str = typer.Option("synthetic", help="'synthetic', a folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (train split)."),
     steps: int = typer.Option(1500, help="Optimisation steps per phase."),
     phase: str = typer.Option("both", help="1 (reconstruction), 2 (semantics) or both."),
-    batch: int = typer.Option(8, help="Batch size."),
-    patch: int = typer.Option(64, help="Training patch size in pixels."),
+    batch: int = typer.Option(8, help="Global batch: samples per optimisation step over all processes and accumulation steps."),
+    patch: int = typer.Option(64, help="Training patch size in pixels (a random crop of each sample)."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (cosine schedule)."),
     seed: int = typer.Option(0, help="Seed for weights and data."),
     save_every: int = typer.Option(100, help="Checkpoint every N steps."),
     resume: bool = typer.Option(True, help="Continue from OUT/checkpoint.pt when present."),
     init: Optional[Path] = typer.Option(None, help="Phase-1 checkpoint to start --phase 2 from."),
     qat: bool = typer.Option(False, "--qat", help="Quantisation-aware: simulate the INT8 export's rounding while training."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or cuda:N; under torchrun, cuda is each process's LOCAL_RANK GPU."),
+    amp: str = typer.Option("off", help="Mixed precision: off, bf16 (Ampere+ GPUs, CPUs with AVX512-BF16 or AMX) or fp16 (CUDA, with loss scaling)."),
+    compile_step: bool = typer.Option(False, "--compile", help="torch.compile the training step."),
+    workers: int = typer.Option(0, help="DataLoader worker processes per training process (0: read in the training process)."),
+    accumulate: int = typer.Option(1, help="Micro-batches per step and process: micro-batch = batch / (processes x accumulate)."),
+    val_every: int = typer.Option(0, help="Validate every N steps (0: at the end of each phase only); the best model is kept."),
+    val_data: Optional[str] = typer.Option(None, help="Held-out data (a --data spec) instead of the training data's val split."),
+    val_samples: Optional[int] = typer.Option(None, help="At most N held-out samples (default: 8 synthetic scenes, or the whole val split)."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun on GPUs: batch-norm statistics over all processes (SyncBatchNorm)."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic algorithms only (torch.use_deterministic_algorithms)."),
 ) -> None:
-    """Two-phase training: reconstruction first, then parameter-efficient semantics."""
+    """Two-phase training: reconstruction first, then parameter-efficient semantics. Under
+    torchrun (torchrun --nproc_per_node=N --no-python tdpcr-edge train ...) the processes
+    share each global batch."""
     from .train import TrainOptions
     from .train import train as run_train
+    from .train.distributed import from_env
     from .train.trainer import _phases
 
-    opts = TrainOptions(out=out, config=config, fusion=fusion, data=data, phase=phase, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, save_every=save_every, resume=resume, init=init, qat=qat)
+    opts = TrainOptions(out=out, config=config, fusion=fusion, data=data, phase=phase, steps=steps, batch=batch, patch=patch, lr=lr, seed=seed,
+                        save_every=save_every, resume=resume, init=init, qat=qat, device=device, amp=amp, compile=compile_step, workers=workers,
+                        accumulate=accumulate, val_every=val_every, val_data=val_data, val_scenes=val_samples, sync_bn=sync_bn,
+                        deterministic=deterministic)
     total = steps * len(_phases(phase))
-    with progress_bar("train", total) as advance:
+    main = from_env().main
+    # Under torchrun only rank 0 draws the bar and prints the table; every rank reports its errors.
+    bar = progress_bar("train", total) if main else contextlib.nullcontext(lambda *a, **k: None)
+    with bar as advance:
         def on_step(ph: int, step: int, n: int, loss: float) -> None:
             advance(1, description=f"phase {ph} loss {loss:.4f}")
 
         metrics = run_train(opts, on_step=on_step)
+    if not main:
+        return
+    console.print(f"data: {metrics['data']}", highlight=False)
     # A quantisation-aware run validates with INT8 rounding simulated, as it trains.
-    table = Table(title=f"{out}: held-out validation after each phase{' (INT8 simulated)' if qat else ''}")
-    for col in ("phase", "trainable params", "seconds", "PSNR dB", "SSIM", "SAM deg", "mIoU %"):
+    table = Table(title=f"{out}: validation ({metrics['validation']}){' with INT8 simulated' if qat else ''}; "
+                        f"{metrics['world_size']} process(es) on {metrics['device']}")
+    for col in ("phase", "trainable params", "seconds", "PSNR dB", "thick PSNR", "SSIM", "SAM deg", "mIoU %", "best"):
         table.add_column(col, justify="right")
     for ph, rec in metrics["phases"].items():
-        val = rec.get("val", {}).get("model", {})
-        table.add_row(ph, f"{rec['trainable_params']:,}", f"{rec['seconds']:.0f}", _fmt(val.get("psnr")), _fmt(val.get("ssim"), 3), _fmt(val.get("sam")), _fmt(val.get("miou"), 1))
+        val = (rec.get("val") or {}).get("model", {})
+        thick = (rec.get("val") or {}).get("bins", {}).get("thick", {}).get("model", {})
+        best = rec.get("best")
+        table.add_row(ph, f"{rec['trainable_params']:,}", f"{rec['seconds']:.0f}", _fmt(val.get("psnr")), _fmt(thick.get("psnr")), _fmt(val.get("ssim"), 3),
+                      _fmt(val.get("sam")), _fmt(val.get("miou"), 1), f"step {best['step']}" if best else "-")
     console.print(table)
+    for ph, rec in metrics["phases"].items():
+        if rec.get("seconds") and rec.get("samples"):
+            console.print(f"phase {ph}: {rec['samples'] / rec['seconds']:.1f} samples/s, waiting on data {100 * rec.get('data_wait_s', 0) / rec['seconds']:.0f}% "
+                          f"of the step time{' (try --workers N)' if rec.get('data_wait_s', 0) > 0.1 * rec['seconds'] else ''}", highlight=False)
+    console.print(f"wrote {out / 'model.pt'}, {out / 'metrics.json'}, {out / 'curves.png'}", highlight=False)
 
 
 def print_eval(result: dict, title: str) -> None:
@@ -148,7 +181,11 @@ def eval_cmd(
 
     with progress_bar("eval", None) as advance:
         result = run_eval(data, checkpoint, json_out, quicklook, on_scene=advance, on_start=lambda n: advance(0, total=n))
-    print_eval(result, f"{result['scenes']} scenes in {data}, checkpoint {Path(result['checkpoint']['path']).name}")
+    from .data.datasets import parse_spec
+
+    # A data set's items are patches (SEN12MS-CR) or samples, not scenes.
+    unit = {"folder": "scenes", "sen12mscr": "patches"}.get(parse_spec(data)[0], "samples")
+    print_eval(result, f"{result['scenes']} {unit} in {data}, checkpoint {Path(result['checkpoint']['path']).name}")
     for path in (json_out, quicklook):
         if path:
             console.print(f"wrote {path}")

@@ -46,6 +46,13 @@ class Evaluation:
         if s.labels is not None:
             self.seg.update(torch.from_numpy(p.classes.astype(np.int64))[None], torch.from_numpy(s.labels)[None], cloud, valid)
 
+    def merge(self, other: "Evaluation") -> None:
+        """Add another evaluation's scenes (one rank's shard of a validation set)."""
+        self.scenes += other.scenes
+        self.model_scores.merge(other.model_scores)
+        self.input_scores.merge(other.input_scores)
+        self.seg.merge(other.seg)
+
     def result(self) -> dict:
         model = {**self.model_scores.compute(), **{k: v for k, v in self.seg.compute().items() if k != "pixels"}}
         bins = {}
@@ -65,13 +72,14 @@ class Evaluation:
 
 @torch.no_grad()
 def predict_scene(model: TDPCR, scene: SceneArrays) -> Prediction:
-    out = model.predict(torch.from_numpy(scene.optical)[None], torch.from_numpy(scene.sar)[None])
+    device = next(model.parameters()).device  # a model in training may sit on a GPU
+    out = model.predict(torch.from_numpy(scene.optical)[None].to(device), torch.from_numpy(scene.sar)[None].to(device))
     rel = out.get("reliance")
     return Prediction(
         scene=scene,
-        reconstruction=out["reconstruction"][0].numpy(),
-        classes=out["segmentation"][0].argmax(0).numpy().astype(np.uint8),
-        reliance=rel[0, 0].numpy() if rel is not None else None,
+        reconstruction=out["reconstruction"][0].float().cpu().numpy(),
+        classes=out["segmentation"][0].argmax(0).cpu().numpy().astype(np.uint8),
+        reliance=rel[0, 0].float().cpu().numpy() if rel is not None else None,
     )
 
 
@@ -83,6 +91,14 @@ def evaluate_scenes(
 ) -> tuple[dict, list[Prediction]]:
     """Score ``model`` on ``scenes``; return the result dict and the first ``keep`` predictions
     (for quick looks)."""
+    ev, kept = accumulate_scenes(model, scenes, keep, on_scene)
+    return ev.result(), kept
+
+
+def accumulate_scenes(model: TDPCR, scenes: Iterable[SceneArrays], keep: int = 0,
+                      on_scene: Callable[[], None] | None = None) -> tuple[Evaluation, list[Prediction]]:
+    """``evaluate_scenes`` before the scores are computed: evaluations of disjoint scene
+    sets merge (``Evaluation.merge``) into the evaluation of their union."""
     model.eval()
     ev = Evaluation(model.config.num_classes)
     kept = []
@@ -93,7 +109,7 @@ def evaluate_scenes(
             kept.append(p)
         if on_scene:
             on_scene()
-    return ev.result(), kept
+    return ev, kept
 
 
 def run_eval(

@@ -107,6 +107,12 @@ class ReconstructionScores:
                 acc["px"] += n
                 acc["bands"] += n * eb.shape[0]
 
+    def merge(self, other: "ReconstructionScores") -> None:
+        self.images += other.images
+        for name, acc in other.pooled.items():
+            for k, v in acc.items():
+                self.pooled[name][k] += v
+
     def compute(self) -> dict[str, float]:
         if not self.images:
             return {}
@@ -133,8 +139,13 @@ class SegmentationScores:
     def __init__(self, num_classes: int, bins: dict[str, tuple[float, float]] = THICKNESS_BINS):
         self.num_classes = num_classes
         self.bins = bins
-        self.overall = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
-        self.by_bin = {b: MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX) for b in bins}
+        # No syncing on compute: inside a training process group every rank scores its own
+        # shard, and the shards are merged explicitly (Evaluation.merge).
+        self.overall = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX, sync_on_compute=False)
+        self.by_bin = {b: MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX, sync_on_compute=False) for b in bins}
+        # A data set without labels (or cloud maps) scores no classes (or bins), and asks
+        # torchmetrics for nothing it was never given.
+        self.updated = self.binned = False
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, labels: torch.Tensor, cloud: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> None:
@@ -145,8 +156,10 @@ class SegmentationScores:
         if valid is not None:
             labels[~valid] = IGNORE_INDEX
         self.overall.update(pred.flatten(), labels.flatten())
+        self.updated = True
         if cloud is None:
             return
+        self.binned = True
         for name, (lo, hi) in self.bins.items():
             masked = torch.where((cloud >= lo) & (cloud < hi), labels, torch.full_like(labels, IGNORE_INDEX))
             self.by_bin[name].update(pred.flatten(), masked.flatten())
@@ -163,14 +176,28 @@ class SegmentationScores:
         iou = inter[present] / union[present]
         return {"miou": 100.0 * float(iou.mean()), "oa": 100.0 * float(inter.sum()) / total, "pixels": int(total)}
 
+    def merge(self, other: "SegmentationScores") -> None:
+        if not other.updated:
+            return
+        self.overall.merge_state(other.overall)
+        self.updated = True
+        if other.binned:
+            for name, metric in other.by_bin.items():
+                self.by_bin[name].merge_state(metric)
+            self.binned = True
+
     def compute(self) -> dict[str, float]:
-        return self._scores(self.overall.compute())
+        return self._scores(self.overall.compute()) if self.updated else {}
 
     def per_class_iou(self) -> list[float | None]:
+        if not self.updated:
+            return []
         cm = self.overall.compute().double()
         inter = cm.diag()
         union = cm.sum(0) + cm.sum(1) - inter
         return [100.0 * float(i / u) if u > 0 else None for i, u in zip(inter, union)]
 
     def compute_bins(self) -> dict[str, dict[str, float]]:
+        if not self.binned:
+            return {}
         return {name: s for name, cm in self.by_bin.items() if (s := self._scores(cm.compute()))}

@@ -86,8 +86,18 @@ def test_sen12mscr_bad_data(roots, tmp_path):
         open_dataset(f"sen12mscr:{root}?labels=dfc")[0]
     missing = root / "ROIs1158_spring_s2" / "s2_106" / "ROIs1158_spring_s2_106_p407.tif"
     missing.unlink()
-    with pytest.raises(DataError, match=r"s2_106_p407\.tif: missing \(clear of ROIs1158_spring_s1_106_p407\.tif, split test\)"):
+    with pytest.raises(DataError, match=r"s2_106_p407\.tif: missing \(clear of patch ROIs1158_spring_106_p407, split test\).*incomplete=skip"):
         open_dataset(f"sen12mscr:{root}")
+    # The SAR file missing is found too (the index is built from every modality's folder) ...
+    sar = root / "ROIs1158_spring_s1" / "s1_106" / "ROIs1158_spring_s1_106_p30.tif"
+    sar.unlink()
+    with pytest.raises(DataError, match=r"s1_106_p30\.tif: missing \(sar of patch ROIs1158_spring_106_p30, split test\)"):
+        open_dataset(f"sen12mscr:{root}")
+    # ... and an explicit option leaves such patches out, counted.
+    partial = open_dataset(f"sen12mscr:{root}?incomplete=skip&split=all")
+    assert len(partial) == 3 and "(3 patches, 2 incomplete left out)" in partial.description
+    with pytest.raises(ConfigError, match="incomplete='maybe'"):
+        open_dataset(f"sen12mscr:{root}?incomplete=maybe")
     # A missing file outside the requested split does not matter.
     assert len(open_dataset(f"sen12mscr:{root}?split=val")) == 1
     with pytest.raises(DataError, match="no ROIs1158_spring_s1"):

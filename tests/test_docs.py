@@ -30,6 +30,8 @@ def commands(block: str) -> list[str]:
             continue
         line, current = current, ""
         line = re.sub(r"^\.venv/bin/", "", line)
+        if line.startswith("torchrun ") and " tdpcr-edge " in line:  # the command each process runs
+            line = line[line.index("tdpcr-edge "):]
         if line.startswith("tdpcr-edge "):
             out.append(re.split(r"\s+#", line)[0].strip())
     return out

@@ -295,3 +295,30 @@ def test_onednn_isa_cap_narrows_the_features(monkeypatch):
     finally:
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
         ci.cpu_isa.cache_clear()
+
+
+def test_the_runner_leaves_the_signal_stack_as_it_found_it(fp32_artifact):
+    """OpenVINO's CPU plugin replaces the thread's alternate signal stack when it compiles and
+    can leave it dangling; a later Python-handled signal (Ctrl-C, a DataLoader's SIGCHLD) then
+    killed the process with SIGSEGV. In a fresh interpreter: the runner keeps the stack as it
+    was, and signals handled after it was closed arrive safely."""
+    import subprocess
+    import sys
+
+    code = f"""
+import signal, subprocess
+from tdpcr_edge.runtime.signal_stack import current_signal_stack
+from tdpcr_edge.runtime.factory import load_runner
+before = current_signal_stack()
+for _ in range(3):
+    r = load_runner({str(fp32_artifact)!r}, backend="openvino")
+    with r:
+        r.activate()
+assert current_signal_stack() == before, (before, current_signal_stack())
+signal.signal(signal.SIGCHLD, lambda *a: None)
+for _ in range(20):
+    subprocess.run(["true"])
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

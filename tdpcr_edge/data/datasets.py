@@ -114,7 +114,7 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
     if kind == "folder":
         return scene_folders(path)
     if kind == "sen12mscr":
-        _check_keys(spec, options, ("split", "seasons", "labels", "sar", "splits"))
+        _check_keys(spec, options, ("split", "seasons", "labels", "sar", "splits", "incomplete"))
         return sen12mscr(path, _split(spec, options, split), options)
     if kind == "luojia":
         _check_keys(spec, options, ("split", "layout"))
@@ -177,40 +177,51 @@ def sen12mscr(root: str | Path, split: str = "test", options: dict | None = None
     sar = options.get("sar", "default")
     if sar not in SAR_CLIPS:
         raise ConfigError(f"sen12mscr sar={sar!r}: choose {', '.join(SAR_CLIPS)}")
+    incomplete = options.get("incomplete", "error")
+    if incomplete not in ("error", "skip"):
+        raise ConfigError(f"sen12mscr incomplete={incomplete!r}: choose error (the default) or skip (leave out, and count, patches missing a file)")
     splits = sen12mscr_splits(options.get("splits"))
     held_out = splits["val"] | splits["test"]
-    samples = []
-    present = [s for s in want_seasons if (root / f"{s}_s1").is_dir()]
+    modalities = {"sar": "s1", "clear": "s2", "optical": "s2_cloudy"} | ({"labels": "lc"} if with_labels == "dfc" else {})
+    present = [s for s in want_seasons if any((root / f"{s}_{m}").is_dir() for m in modalities.values())]
     if not present:
         raise DataError(f"{root}: no {want_seasons[0]}_s1 (or other season) folder; expected ROOT/<season>_s1/s1_<scene>/<season>_s1_<scene>_p<patch>.tif")
+
+    def wanted(season: str, scene: str) -> bool:
+        key = f"{season}/{scene}"
+        return key in splits[split] if split in ("val", "test") else not (split == "train" and key in held_out)
+
+    def path(season: str, mod: str, scene: str, patch: str) -> Path:
+        return root / f"{season}_{mod}" / f"{mod}_{scene}" / f"{season}_{mod}_{scene}_p{patch}.tif"
+
+    samples, skipped = [], []
     for season in present:
-        for scene_dir in sorted((root / f"{season}_s1").glob("s1_*"), key=lambda p: int(p.name[3:]) if p.name[3:].isdigit() else -1):
-            scene = scene_dir.name[3:]
-            key = f"{season}/{scene}"
-            if split in ("val", "test") and key not in splits[split] or split == "train" and key in held_out:
+        # A patch is indexed from every modality's folder, so a partial download (any one file
+        # missing) is found, whichever file it lacks.
+        keys: set[tuple[str, str]] = set()
+        for mod in modalities.values():
+            pattern = re.compile(rf"^{season}_{mod}_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
+            for f in (root / f"{season}_{mod}").glob(f"{mod}_*/*.tif"):
+                if (m := pattern.match(f.name)) and f.parent.name == f"{mod}_{m['scene']}" and wanted(season, m["scene"]):
+                    keys.add((m["scene"], m["patch"]))
+        for scene, patch in sorted(keys, key=lambda k: (int(k[0]), int(k[1]))):
+            paths = {k: path(season, mod, scene, patch) for k, mod in modalities.items()}
+            missing = [(k, p) for k, p in paths.items() if not p.exists()]
+            if missing and incomplete == "skip":
+                skipped.append(f"{season}_{scene}_p{patch}")
                 continue
-            for s1 in sorted(scene_dir.glob("*.tif"), key=lambda p: int(m["patch"]) if (m := _PATCH.match(p.name)) else -1):
-                m = _PATCH.match(s1.name)
-                if not m:
-                    continue
-                patch = m["patch"]
-                paths = {
-                    "sar": s1,
-                    "clear": root / f"{season}_s2" / f"s2_{scene}" / f"{season}_s2_{scene}_p{patch}.tif",
-                    "optical": root / f"{season}_s2_cloudy" / f"s2_cloudy_{scene}" / f"{season}_s2_cloudy_{scene}_p{patch}.tif",
-                }
-                if with_labels == "dfc":
-                    paths["labels"] = root / f"{season}_lc" / f"lc_{scene}" / f"{season}_lc_{scene}_p{patch}.tif"
-                for k, p in paths.items():
-                    if not p.exists():
-                        raise DataError(f"{p}: missing ({k} of {s1.name}, split {split}); restore it from the data set archive")
-                samples.append(Sample(f"{season}_{scene}_p{patch}", paths))
+            if missing:
+                k, p = missing[0]
+                raise DataError(f"{p}: missing ({k} of patch {season}_{scene}_p{patch}, split {split}); restore it from the data set archive, "
+                                f"or add ?incomplete=skip to leave such patches out")
+            samples.append(Sample(f"{season}_{scene}_p{patch}", paths))
     if not samples:
         raise DataError(f"{root}: no SEN12MS-CR patches of split {split} found; check the root and the seasons present")
     lo, hi = SAR_CLIPS[sar]
     norm = Normalization(sar_min_db=lo, sar_max_db=hi)
     classes, colors = (list(DFC_CLASSES), list(DFC_COLORS)) if with_labels == "dfc" else _numbered(len(DFC_CLASSES))
-    return Dataset(f"SEN12MS-CR {split} ({len(samples)} patches)", samples, classes, colors, norm, _igbp_to_dfc if with_labels == "dfc" else None, {"labels": (1,)} if with_labels == "dfc" else {}, "igbp" if with_labels == "dfc" else "ids")
+    left_out = f", {len(skipped)} incomplete left out" if skipped else ""
+    return Dataset(f"SEN12MS-CR {split} ({len(samples)} patches{left_out})", samples, classes, colors, norm, _igbp_to_dfc if with_labels == "dfc" else None, {"labels": (1,)} if with_labels == "dfc" else {}, "igbp" if with_labels == "dfc" else "ids")
 
 
 # --- LuojiaSET-OSFCR ----------------------------------------------------------------------

@@ -1,14 +1,12 @@
-"""Training batches. A source maps a step number to a batch deterministically, so a
-resumed run sees exactly the data an uninterrupted one would have seen."""
+"""Where training samples come from: the synthetic world, generated from (seed, index), or a
+data set's training split. ``train.samples`` turns either into the run's sample stream."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 import numpy as np
-import torch
 
-from ..errors import DataError
 from .normalize import Normalization
 from .scenes import SceneArrays
 from .synthetic import CLASS_COLORS, CLASS_NAMES, make_scene
@@ -17,12 +15,7 @@ from .synthetic import CLASS_COLORS, CLASS_NAMES, make_scene
 class BatchSource(Protocol):
     classes: list[str]
     colors: list[tuple[int, int, int]]
-
-    def batch(self, step: int, batch_size: int, patch: int) -> dict[str, torch.Tensor]: ...
-
-
-def _stack(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+    norm: Normalization
 
 
 class SyntheticSource:
@@ -44,9 +37,6 @@ class SyntheticSource:
             "valid": np.ones(s.labels.shape, bool),
         }
 
-    def batch(self, step: int, batch_size: int, patch: int) -> dict[str, torch.Tensor]:
-        return _stack([self.sample(step * batch_size + i, patch) for i in range(batch_size)])
-
     def scenes(self, count: int, size: int) -> list[SceneArrays]:
         """The first ``count`` scenes as evaluation inputs; with stream 0 they equal what
         ``tdpcr-edge synth --seed SEED`` writes and reads back."""
@@ -58,42 +48,12 @@ class SyntheticSource:
 
 
 class DatasetSource:
-    """Random crops from a data set (scene folders, SEN12MS-CR, LuojiaSET-OSFCR, pairs). Samples
-    are read lazily; the most recent ones stay cached, so fixture-sized sets are read once."""
+    """A data set's training split; its samples are cropped and augmented by
+    ``train.samples.SampleStream`` and read lazily, in the DataLoader's workers."""
 
-    def __init__(self, dataset, seed: int = 0, cache: int = 32):
-        from functools import lru_cache
-
+    def __init__(self, dataset, seed: int = 0):
         self.dataset, self.seed = dataset, seed
         self.classes, self.colors, self.norm = list(dataset.classes), list(dataset.colors), dataset.norm
-        self._read = lru_cache(maxsize=cache)(dataset.read)
-
-    def batch(self, step: int, batch_size: int, patch: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
-        items = []
-        for _ in range(batch_size):
-            i = int(rng.integers(len(self.dataset)))
-            s = self._read(i)
-            if s.clear is None or s.labels is None:
-                missing = "clear target" if s.clear is None else "labels"
-                raise DataError(f"{self.dataset.samples[i].paths['optical']}: sample {s.name} has no {missing}; training needs both (SEN12MS-CR: add ?labels=dfc)")
-            h, w = s.labels.shape
-            if h < patch or w < patch:
-                raise DataError(f"{self.dataset.samples[i].paths['optical']}: scene is {w}x{h}, smaller than the training patch {patch}; pass a smaller --patch")
-            y, x = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
-            win = (slice(y, y + patch), slice(x, x + patch))
-            cloud = s.cloud if s.cloud is not None else np.zeros_like(s.labels, np.float32)
-            items.append(
-                {
-                    "optical": s.optical[(slice(None), *win)],
-                    "sar": s.sar[(slice(None), *win)],
-                    "clear": s.clear[(slice(None), *win)],
-                    "labels": np.where(s.valid, s.labels, 255)[win],
-                    "cloud": cloud[win],
-                    "valid": s.valid[win],
-                }
-            )
-        return _stack(items)
 
 
 def open_source(data: str, norm: Normalization = Normalization(), seed: int = 0, num_classes: int = 6) -> BatchSource:

@@ -23,6 +23,7 @@ import onnx
 from ..errors import CheckpointError, ConfigError, MissingDependency
 from .cpu_isa import cpu_isa
 from .runner import Runner, cpu_cores
+from .signal_stack import kept_signal_stack
 
 INFERENCE_PRECISIONS = ("f32", "bf16")
 INSTALL = "pip install 'openvino>=2026.4,<2027' (it is in tdpcr-edge's default install)"
@@ -113,6 +114,10 @@ class OpenVinoRunner(Runner):
         return proto.SerializeToString(), where
 
     def activate_impl(self) -> None:
+        with kept_signal_stack():  # see runtime.signal_stack: OpenVINO's CPU plugin replaces it
+            self._activate()
+
+    def _activate(self) -> None:
         import time
 
         ov = import_openvino()
@@ -153,8 +158,12 @@ class OpenVinoRunner(Runner):
         return {name: np.array(result[port], copy=True) for port, name in self.outputs}
 
     def deactivate_impl(self) -> None:
-        self.compiled = None
-        self._local = threading.local()
+        import gc
+
+        with kept_signal_stack():
+            self.compiled = None
+            self._local = threading.local()
+            gc.collect()  # the compiled model is destroyed here, inside the guard, not at a later collection
 
 
 def _reason(exc: Exception) -> str:

@@ -52,7 +52,7 @@ class _ConvFakeQuant:
     def __init__(self, conv: nn.Conv2d, momentum: float):
         self.conv = conv
         self.momentum = momentum
-        self.log_step = nn.Parameter(torch.zeros(()), requires_grad=False)
+        self.log_step = nn.Parameter(torch.zeros((), device=conv.weight.device), requires_grad=False)
         self.ready = False  # the range is set from the first batch it sees
         self.learning = False  # False: the range follows the batch maximum while the layer trains
         self.rounding = True  # False: clip at the range only, as FP32 inference of the model does
@@ -66,17 +66,26 @@ class _ConvFakeQuant:
     def range(self) -> float:
         return QMAX * math.exp(float(self.log_step.detach()))
 
+    @torch.no_grad()
+    def _follow(self, x: torch.Tensor) -> None:
+        """Move the range towards the batch maximum, on the tensor's device: no host
+        synchronisation per layer per step on a GPU. Float64, as ``set_range`` computes."""
+        top = x.detach().abs().amax().double()
+        value = top if not self.ready else (1 - self.momentum) * (QMAX * self.log_step.double().exp()) + self.momentum * top
+        self.log_step.copy_((value.clamp_min(1e-8) / QMAX).log())
+        self.ready = True
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
         # One update per training step: the FP32 forward of a step (rounding off) follows no range.
         if not self.ready or (conv.training and not self.learning and self.rounding):
-            top = float(x.detach().abs().amax())
-            self.set_range(top if not self.ready else (1 - self.momentum) * self.range + self.momentum * top)
+            self._follow(x)
         step = self.log_step.exp().reshape(1)
         if not self.rounding:
             r = step * QMAX
             return conv._conv_forward(torch.minimum(torch.maximum(x, -r), r), conv.weight, conv.bias)
-        xq = torch._fake_quantize_learnable_per_tensor_affine(x, step, torch.zeros(1), -QMAX, QMAX, 1.0)
+        # Rounding is simulated in FP32 (under autocast the input may arrive in BF16/FP16).
+        xq = torch._fake_quantize_learnable_per_tensor_affine(x.float(), step, torch.zeros(1, device=x.device), -QMAX, QMAX, 1.0)
         w = conv.weight
         wscale = (w.detach().abs().flatten(1).amax(1) / QMAX).clamp_min(1e-12).float()
         wq = torch.fake_quantize_per_channel_affine(w, wscale, torch.zeros_like(wscale, dtype=torch.int32), 0, -QMAX, QMAX)
@@ -120,6 +129,12 @@ def range_parameters(model: nn.Module, params: Iterable[nn.Parameter]) -> list[n
     """The learned steps of the convolutions whose weights are in ``params`` (a training
     phase's parameters), in module order, so an optimizer's state resumes positionally."""
     return [fq.log_step for fq in _selected(model, params)]
+
+
+def all_steps(model: nn.Module) -> list[nn.Parameter]:
+    """Every convolution's INT8 step (a logarithm), in module order: what the processes of a
+    distributed run average, so that all of them round alike."""
+    return [fq.log_step for _, _, fq in _quantisers(model)]
 
 
 def _selected(model: nn.Module, params: Iterable[nn.Parameter]) -> Iterable[_ConvFakeQuant]:

@@ -21,27 +21,40 @@ and noise flips the ambiguous pixels, each flip more often away from the right c
 Every ``save_every`` steps the run is checkpointed atomically; a run restarted with the
 same output folder continues where it stopped, on the same batches. When phase 1 ends its
 model is kept as ``phase1.pt``, the ``--init`` of phase-2 variants.
+
+Scale (docs/training.md): the step runs on ``--device`` with optional mixed precision; the
+samples come from a DataLoader (train.samples) whose batches depend on the seed and the step
+only; under torchrun the processes share each global batch (DDP, train.distributed), so the
+world size changes the speed, not the result, and a run resumes at any world size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data.normalize import Normalization
-from ..data.sources import BatchSource, SyntheticSource, open_source
+from ..data.sources import open_source
 from ..errors import CheckpointError, ConfigError
-from ..evaluate import evaluate_scenes
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
+from . import distributed as dist
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .device import StepDevice, step_device
 from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
-from .qat import enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, range_parameters, restart_ranges, set_rounding
+from .qat import (enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, all_steps, range_parameters, restart_ranges,
+                  set_rounding)
+from .samples import MicroBatches, SampleStream, checked, loader, micro_batch
+from .validation import Validation, better, check_every, plot_curves, summary
 
 
 @dataclass
@@ -52,17 +65,19 @@ class TrainOptions:
     data: str = "synthetic"
     phase: str = "both"  # "1", "2" or "both"
     steps: int = 1500  # per phase
-    batch: int = 8
+    batch: int = 8  # the global batch, whatever the world size and accumulation
     patch: int = 64
     lr: float = 2e-3
     seed: int = 0
     prompt_weight: float = 0.1
     # Gate supervision (BCE of each scale's reliance against thickness). Off: at an equal
-    # budget it cost 0.4 dB thick-cloud PSNR and 21 mIoU points (README, fusion ablation).
+    # budget it cost 0.4 dB thick-cloud PSNR and 21 mIoU points (docs/experiments.md).
     reliance_weight: float = 0.0
     save_every: int = 100
-    val_scenes: int = 8
+    val_scenes: int | None = None  # held-out samples: 8 synthetic scenes, or all of a data set's val split
     val_size: int = 128
+    val_every: int = 0  # 0: validate at the end of each phase only
+    val_data: str | None = None  # another held-out set than the training data's val split
     resume: bool = True
     init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
     qat: bool = False  # simulate the INT8 export's rounding while training (train.qat)
@@ -70,9 +85,21 @@ class TrainOptions:
     # at 1x they barely move in half a phase), and the weight of phase 2's consistency term.
     range_lr: float = 10.0
     consistency_weight: float = 1.0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: str = "off"  # off, bf16, fp16
+    compile: bool = False  # torch.compile the training step
+    workers: int = 0  # DataLoader worker processes per training process
+    prefetch: int = 4  # micro-batches each loader worker reads ahead
+    accumulate: int = 1  # micro-batches per optimiser step and process
+    sync_bn: bool = False  # SyncBatchNorm across the processes (CUDA)
+    deterministic: bool = False  # torch.use_deterministic_algorithms
 
 
 StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
+# Rank-local buffers during the step: torch 2.13 renamed broadcast_buffers.
+LOCAL_BUFFERS = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+                 else {"broadcast_buffers": False})
+LOG_EVERY = 10  # steps between loss readings (each one waits for the device)
 
 
 def _phases(phase: str) -> list[int]:
@@ -107,55 +134,91 @@ def _set_phase_mode(model: TDPCR, phase: int) -> None:
         p.requires_grad_(True)
 
 
-def validation_scenes(source: BatchSource, count: int, size: int) -> list:
-    """Held-out scenes: the validation stream of the synthetic world, never trained on."""
-    if not isinstance(source, SyntheticSource):
-        return []
-    return SyntheticSource(source.seed, source.num_classes, source.norm, stream=1).scenes(count, size)
-
-
 def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
-    """Run the requested phases; return the metrics also written to ``out/metrics.json``."""
+    """Run the requested phases; return the metrics also written to ``out/metrics.json``.
+    Under torchrun every process calls this; rank 0 writes the run folder."""
     phases = _phases(opts.phase)
-    out = Path(opts.out)
-    ckpt_path = out / "checkpoint.pt"
-    norm = Normalization()
-    torch.manual_seed(opts.seed)
-    config = get_config(opts.config, fusion=opts.fusion)
-    source = open_source(opts.data, norm, opts.seed, config.num_classes)
-    # A data set brings its own classes, bands and SAR clip; the checkpoint records them.
-    norm = getattr(source, "norm", norm)
-    shape = {"num_classes": len(source.classes), "optical_bands": len(norm.optical_bands), "sar_bands": len(norm.sar_bands)}
-    if any(getattr(config, k) != v for k, v in shape.items()):
-        config = get_config(opts.config, fusion=opts.fusion, **shape)
-    model = TDPCR(config)
+    check_every(opts.val_every)
+    world = dist.from_env()
+    dev = step_device(opts.device, opts.amp, world.local_rank if world.distributed else None)
+    micro_batch(opts.batch, world.size, opts.accumulate)
+    if opts.sync_bn and world.distributed and not dev.cuda:
+        raise ConfigError("--sync-bn: torch's SyncBatchNorm runs on CUDA only; leave it out for CPU processes")
+    if opts.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+        torch.use_deterministic_algorithms(True)
+    with dist.process_group(world, dev.device), dist.guarded(world, "during training"):
+        return _Run(opts, world, dev, on_step).run(phases)
 
-    state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
-    if opts.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.config != config:
-            raise CheckpointError(f"{ckpt_path}: holds a {state.config.name}/{state.config.fusion} run, not {config.name}/{config.fusion}; use another --out or --no-resume")
-        if state.qat != opts.qat:
-            kind = "a quantisation-aware" if state.qat else "a plain FP32"
-            raise CheckpointError(f"{ckpt_path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")
-        model.load_state_dict(state.state_dict)
-    elif 2 in phases and 1 not in phases:
-        init = load_checkpoint(opts.init) if opts.init else None
-        if init is None or init.phase < 1:
-            raise CheckpointError(f"{opts.init or ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
-        model.load_state_dict(init.state_dict)
-        state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}}, qat_ranges=init.qat_ranges)
-    history: dict = state.training.get("history", {})
-    if opts.qat:
-        enable_fake_quant(model)
-        load_fake_quant_ranges(model, state.qat_ranges)
-    val = validation_scenes(source, opts.val_scenes, opts.val_size)
 
-    for phase in phases:
-        if phase < state.phase:
-            continue  # finished before the restart
-        if phase > state.phase:
-            state.phase, state.step, state.training = phase, 0, {"history": history}
+class _Run:
+    def __init__(self, opts: TrainOptions, world: dist.World, dev: StepDevice, on_step: StepCallback | None):
+        self.opts, self.world, self.dev, self.on_step = opts, world, dev, on_step
+        self.out = Path(opts.out)
+        self.ckpt_path = self.out / "checkpoint.pt"
+
+    def setup(self, phases: list[int]) -> None:
+        opts = self.opts
+        norm = Normalization()
+        torch.manual_seed(opts.seed)
+        config = get_config(opts.config, fusion=opts.fusion)
+        source = open_source(opts.data, norm, opts.seed, config.num_classes)
+        # A data set brings its own classes, bands and SAR clip; the checkpoint records them.
+        norm = getattr(source, "norm", norm)
+        shape = {"num_classes": len(source.classes), "optical_bands": len(norm.optical_bands), "sar_bands": len(norm.sar_bands)}
+        if any(getattr(config, k) != v for k, v in shape.items()):
+            config = get_config(opts.config, fusion=opts.fusion, **shape)
+        model = TDPCR(config)
+        state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
+        if opts.resume and self.ckpt_path.exists():
+            state = load_checkpoint(self.ckpt_path)
+            if state.config != config:
+                theirs, ours = state.config.to_dict(), config.to_dict()
+                diff = ", ".join(f"{k} {theirs.get(k)} (this run: {ours.get(k)})" for k in ours if theirs.get(k) != ours.get(k))
+                raise CheckpointError(f"{self.ckpt_path}: holds another run ({diff}); use another --out or --no-resume")
+            if state.qat != opts.qat:
+                kind = "a quantisation-aware" if state.qat else "a plain FP32"
+                raise CheckpointError(f"{self.ckpt_path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")
+            model.load_state_dict(state.state_dict)
+        elif 2 in phases and 1 not in phases:
+            init = load_checkpoint(opts.init) if opts.init else None
+            if init is None or init.phase < 1:
+                raise CheckpointError(f"{opts.init or self.ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
+            model.load_state_dict(init.state_dict)
+            state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}}, qat_ranges=init.qat_ranges)
+        model.to(self.dev.device, memory_format=torch.channels_last if self.dev.channels_last else torch.preserve_format)
+        if opts.sync_bn and self.world.distributed:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if opts.qat:
+            enable_fake_quant(model)
+            load_fake_quant_ranges(model, state.qat_ranges)
+        self.model, self.state, self.source, self.config = model, state, source, config
+        self.history: dict = state.training.get("history", {})
+        self.val = Validation(source, opts.data, opts.val_data, opts.val_scenes, opts.val_size, norm)
+
+    def run(self, phases: list[int]) -> dict:
+        self.setup(phases)
+        state = self.state
+        for phase in phases:
+            if phase < state.phase:
+                continue  # finished before the restart
+            if phase > state.phase:
+                state.phase, state.step, state.training = phase, 0, {"history": self.history}
+            self.run_phase(phase)
+        opts = self.opts
+        metrics = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}, "config": self.config.to_dict(),
+                   "world_size": self.world.size, "device": str(self.dev.device), "amp": self.dev.amp,
+                   "data": self.source.dataset.description if hasattr(self.source, "dataset") else f"the synthetic world (seed {opts.seed})",
+                   "validation": self.val.description, "phases": self.history}
+        if self.world.main:
+            save_checkpoint(self.out / "model.pt", state, self.model, slim=True)
+            write_json(self.out / "metrics.json", metrics)
+            plot_curves(self.history, self.out / "curves.png")
+        dist.barrier(self.world)
+        return metrics
+
+    def run_phase(self, phase: int) -> None:
+        opts, model, state, world = self.opts, self.model, self.state, self.world
         params = model.phase_parameters(phase)
         groups = [{"params": params}]
         if opts.qat:
@@ -165,65 +228,119 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
             groups.append({"params": range_parameters(model, params), "weight_decay": 0.0, "lr": opts.lr * opts.range_lr})
         optimizer = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=1e-4)
         scheduler = _schedule(optimizer, opts.steps)
+        scaler = self.dev.scaler()
         if state.training.get("optimizer") and state.step > 0:
             try:
                 optimizer.load_state_dict(state.training["optimizer"])
             except ValueError as exc:
-                raise CheckpointError(f"{ckpt_path}: its optimizer state does not fit this version's training ({exc}); finish it with the version that started it, or use another --out") from exc
+                raise CheckpointError(f"{self.ckpt_path}: its optimizer state does not fit this version's training ({exc}); finish it with the version that started it, or use another --out") from exc
             scheduler.load_state_dict(state.training["scheduler"])
-        record = history.setdefault(
+            if state.training.get("scaler"):
+                scaler.load_state_dict(state.training["scaler"])
+        record = self.history.setdefault(
             str(phase),
             {"steps": opts.steps, "trainable_params": sum(p.numel() for p in params), "total_params": sum(p.numel() for p in model.parameters()), "seconds": 0.0, "loss": []},
         )
         _set_phase_mode(model, phase)
-        t0, step = time.perf_counter(), state.step
+        # Buffers stay per rank (batch-norm statistics follow each rank's micro-batches) and
+        # are averaged before each checkpoint and validation (distributed.average_batch_norm).
+        net = DistributedDataParallel(model, device_ids=[self.dev.device] if self.dev.cuda else None, **LOCAL_BUFFERS) if world.distributed else model
+        step_net = torch.compile(net) if opts.compile else net
+        stream = SampleStream(self.source, phase, opts.batch, opts.patch, opts.seed)
+        batches = iter(loader(stream, MicroBatches(state.step, opts.steps, opts.batch, world.rank, world.size, opts.accumulate),
+                              opts.workers, pin_memory=self.dev.cuda, prefetch=opts.prefetch))
+        t0, step, loss_value, waited = time.perf_counter(), state.step, float("nan"), 0.0
         while step < opts.steps:
             if opts.qat:  # ranges follow the batch maximum for half the phase, then learn
                 learn_ranges(model, params if step >= opts.steps // 2 else [])
-            b = source.batch(step if phase == 1 else step + 10_000_000, opts.batch, opts.patch)
-            outputs = model(b["optical"], b["sar"])
-            if phase == 2 and opts.qat:
-                set_rounding(model, False)
-                fp32 = model(b["optical"], b["sar"])["segmentation"]
-                set_rounding(model, True)
-                q = outputs["segmentation"]
-                loss = 0.5 * (segmentation_loss(q, b["labels"]) + segmentation_loss(fp32, b["labels"]))
-                loss = loss + opts.consistency_weight * consistency_loss(q, fp32)
-            elif phase == 1:
-                loss = reconstruction_loss(outputs["reconstruction"], b["clear"], b["valid"])
-                if outputs["prompt_logits"] and opts.prompt_weight > 0:
-                    loss = loss + opts.prompt_weight * prompt_loss(outputs["prompt_logits"], b["cloud"])
-                if outputs["reliance_maps"] and opts.reliance_weight > 0:
-                    loss = loss + opts.reliance_weight * reliance_loss(outputs["reliance_maps"], b["cloud"])
-            else:
-                loss = segmentation_loss(outputs["segmentation"], b["labels"])
+            total = torch.zeros((), device=self.dev.device)
+            for a in range(opts.accumulate):
+                tw = time.perf_counter()
+                b = self.dev.to(checked(next(batches)))
+                waited += time.perf_counter() - tw
+                # Gradients are averaged over the processes once per optimiser step.
+                sync = net.no_sync() if world.distributed and a < opts.accumulate - 1 else contextlib.nullcontext()
+                with sync:
+                    loss = self.loss(step_net, phase, b) / opts.accumulate
+                    scaler.scale(loss).backward()
+                total += loss.detach()
+            if opts.qat and world.distributed:  # the INT8 steps are not DDP parameters
+                dist.mean_([p.grad for p in range_parameters(model, params) if p.grad is not None], world)
+            scaler.step(optimizer)
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
             scheduler.step()
+            if opts.qat and world.distributed:
+                dist.mean_(all_steps(model), world)
             step += 1
-            loss_value = float(loss.detach())
-            if step % 10 == 0 or step == opts.steps:
+            if step % LOG_EVERY == 0 or step == opts.steps:
+                dist.mean_([total], world)
+                loss_value = float(total)
                 record["loss"].append([step, round(loss_value, 5)])
-            if on_step:
-                on_step(phase, step, opts.steps, loss_value)
+            if self.on_step:
+                self.on_step(phase, step, opts.steps, loss_value)
+            if opts.val_every and step % opts.val_every == 0 and step < opts.steps:
+                self.validate(phase, step, record)
             if step % opts.save_every == 0 or step == opts.steps:
+                # Time in the steps and, of it, time the step waited for its micro-batches.
                 record["seconds"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
+                record["data_wait_s"] = record.get("data_wait_s", 0.0) + waited
+                record["samples"] = record.get("samples", 0) + (step - state.step) * opts.batch
+                t0, waited = time.perf_counter(), 0.0
                 state.step = step
-                state.training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history}
-                state.qat_ranges = fake_quant_ranges(model)
-                save_checkpoint(ckpt_path, state, model)
-        if val and "val" not in record:
-            record["val"], _ = evaluate_scenes(model, val)
-            _set_phase_mode(model, phase)
-            save_checkpoint(ckpt_path, state, model)
+                state.training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": self.history}
+                self.save(self.ckpt_path)
+        if self.val and "val" not in record:
+            record["val"] = self.validate(phase, step, record)
+            self.save(self.ckpt_path)
         if phase == 1 and state.phase == 1:
             # Phase 2 freezes all of this, so phase-2 variants can start from the same phase 1
             # (`--phase 2 --init RUN/phase1.pt`) and end where `--phase both` would.
-            save_checkpoint(out / "phase1.pt", state, model, slim=True)
+            self.save(self.out / "phase1.pt", slim=True)
 
-    metrics = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}, "config": config.to_dict(), "phases": history}
-    save_checkpoint(out / "model.pt", state, model, slim=True)
-    write_json(out / "metrics.json", metrics)
-    return metrics
+    def loss(self, net, phase: int, b: dict) -> torch.Tensor:
+        opts, model = self.opts, self.model
+        with self.dev.autocast():
+            outputs = net(b["optical"], b["sar"])
+            fp32 = None
+            if phase == 2 and opts.qat:
+                # The FP32 forward runs on the module itself: its gradient joins the DDP one
+                # in the same backward.
+                set_rounding(model, False)
+                fp32 = model(b["optical"], b["sar"])["segmentation"].float()
+                set_rounding(model, True)
+        # Losses in FP32, whatever precision the forward ran in.
+        if fp32 is not None:
+            q = outputs["segmentation"].float()
+            loss = 0.5 * (segmentation_loss(q, b["labels"]) + segmentation_loss(fp32, b["labels"]))
+            return loss + opts.consistency_weight * consistency_loss(q, fp32)
+        if phase == 1:
+            loss = reconstruction_loss(outputs["reconstruction"].float(), b["clear"], b["valid"])
+            if outputs["prompt_logits"] and opts.prompt_weight > 0:
+                loss = loss + opts.prompt_weight * prompt_loss([p.float() for p in outputs["prompt_logits"]], b["cloud"])
+            if outputs["reliance_maps"] and opts.reliance_weight > 0:
+                loss = loss + opts.reliance_weight * reliance_loss([r.float() for r in outputs["reliance_maps"]], b["cloud"])
+            return loss
+        return segmentation_loss(outputs["segmentation"].float(), b["labels"])
+
+    def validate(self, phase: int, step: int, record: dict) -> dict | None:
+        """Score the held-out set (every rank its share); rank 0 keeps the best model."""
+        if not self.val:
+            return None
+        dist.average_batch_norm(self.model, self.world)
+        result = dist.broadcast(self.val.run(self.model, self.world), self.world)
+        _set_phase_mode(self.model, phase)
+        figures = {"step": step, **summary(result)}
+        record.setdefault("val_curve", []).append(figures)
+        if better(phase, figures, record.get("best")):
+            record["best"] = figures
+            self.save(self.out / f"best-phase{phase}.pt", slim=True, step=step)
+        return result
+
+    def save(self, path: Path, slim: bool = False, step: int | None = None) -> None:
+        """Rank 0 writes (atomically) what every rank holds after averaging."""
+        dist.average_batch_norm(self.model, self.world)
+        self.state.qat_ranges = fake_quant_ranges(self.model)
+        if self.world.main:
+            save_checkpoint(path, replace(self.state, step=step) if step is not None else self.state, self.model, slim=slim)
+        dist.barrier(self.world)

@@ -33,11 +33,12 @@ def _write(path: Path, data: np.ndarray, crs: str, origin=(500000.0, 5000000.0),
     return path
 
 
-def sen12mscr(root: Path, size: int = 32, with_lc: bool = True) -> dict[str, list[str]]:
+def sen12mscr(root: Path, size: int = 32, with_lc: bool = True, layout: dict | None = None) -> dict[str, list[str]]:
     """SEN12MS-CR (+ SEN12MS lc): per season ``<season>_s1|_s2|_s2_cloudy|_lc`` folders,
-    ``s1_<scene>`` sub-folders, ``<season>_s1_<scene>_p<patch>.tif``. Scenes: spring 106
-    (official test, 2 patches), winter 22 (official val, 1 patch), fall 3 (train, 2 patches)."""
-    layout = {"ROIs1158_spring": {"106": [30, 407]}, "ROIs2017_winter": {"22": [5]}, "ROIs1970_fall": {"3": [1, 2]}}
+    ``s1_<scene>`` sub-folders, ``<season>_s1_<scene>_p<patch>.tif``. Scenes by default: spring
+    106 (official test, 2 patches), winter 22 (official val, 1 patch), fall 3 (train, 2 patches);
+    ``layout`` ({season: {scene: [patches]}}) names others."""
+    layout = layout or {"ROIs1158_spring": {"106": [30, 407]}, "ROIs2017_winter": {"22": [5]}, "ROIs1970_fall": {"3": [1, 2]}}
     names: dict[str, list[str]] = {}
     i = 0
     for season, scenes in layout.items():
