@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO := demo-out
 
-.PHONY: demo test venv clean kernels
+.PHONY: demo test venv clean kernels gpu-check
 
 # The fused PGF kernels: host reference always, CUDA library with nvcc, TensorRT plugin
 # when TRT_INCLUDE is given (e.g. make kernels TRT_INCLUDE=/usr/include/aarch64-linux-gnu).
@@ -48,6 +48,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# On a GPU machine or a Jetson: kernels for its SM, the gpu-marked tests, the GPU benchmarks,
+# TensorRT when installed; one JSON under benchmarks/results/. It runs the interpreter that
+# holds the machine's CUDA build of torch (not .venv's CPU wheel): GPU_PYTHON=... to pick another.
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m benchmarks.gpu_check
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

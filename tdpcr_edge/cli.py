@@ -475,6 +475,25 @@ def build_engine_cmd(
 
 
 @app.command()
+def check(
+    artifact: Path = typer.Argument(..., help="Artifact folder written by `tdpcr-edge export` (or an .onnx file)."),
+    target: str = typer.Option(..., help="Deployment profile: can its runtime take this graph?"),
+    plugin_lib: Optional[Path] = typer.Option(None, help="A built libtdpcr_trt_plugin.so: check plugin nodes against its creators."),
+) -> None:
+    """Can the target's TensorRT take this graph? Operators, types, Q/DQ rules, plugin nodes,
+    input shapes; one line per problem naming the node, exit 2 when it cannot."""
+    from .export.trt_check import check_artifact
+
+    problems, table = check_artifact(artifact, target, plugin_lib)
+    for p in problems:
+        err_console.print(f"[bold red]error:[/] {escape(str(artifact))}: {escape(p.line())}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"{artifact}: {target} can take this graph (operators checked against the TensorRT ONNX parser's {table} table)"
+                  if table else f"{artifact}: {target} can take this graph", highlight=False)
+
+
+@app.command()
 def doctor() -> None:
     """What this machine has: torch, ONNX Runtime, TensorRT, CUDA, GPUs, kernels, profile."""
     from .doctor import diagnose

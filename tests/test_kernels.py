@@ -143,6 +143,10 @@ def test_trt_plugin_compiles_without_warnings(plugin_builds, version):
     get_creators.restype = ctypes.c_void_p
     count = ctypes.c_int32(0)
     assert get_creators(ctypes.byref(count)) and count.value == 1
+    # What `tdpcr-edge check --plugin-lib` reads: the creators, asked from the library itself.
+    from tdpcr_edge.export.trt_check import plugin_creators
+
+    assert plugin_creators(plugin) == {("TDP_PGF", "1")}
 
 
 def test_enable_fused_without_gpu_falls_back_with_reason():

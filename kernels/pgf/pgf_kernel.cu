@@ -8,6 +8,12 @@
 #include "pgf_capi.h"
 #include "pgf_math.h"
 
+// The launch, as a macro so that kernels/tests/cuda_emulation.h can run this very file on the
+// CPU (it defines TDPCR_LAUNCH before this point).
+#ifndef TDPCR_LAUNCH
+#define TDPCR_LAUNCH(kernel, grid, block, shared, stream, ...) kernel<<<grid, block, shared, stream>>>(__VA_ARGS__)
+#endif
+
 namespace
 {
 
@@ -175,7 +181,7 @@ tdpcr_pgf_status launch_k(const tdpcr_pgf_tensors& t, tdpcr_pgf_shape s, cudaStr
     }
     const long hw = (long) s.h * s.w;
     const dim3 grid((unsigned) ((hw / VEC + kThreads - 1) / kThreads), (unsigned) s.n);
-    kernel<<<grid, kThreads, smem, stream>>>(static_cast<const T*>(t.optical), static_cast<const T*>(t.sar_proj),
+    TDPCR_LAUNCH(kernel, grid, kThreads, smem, stream, static_cast<const T*>(t.optical), static_cast<const T*>(t.sar_proj),
         static_cast<const T*>(t.prompt), static_cast<const T*>(t.bank), static_cast<const T*>(t.context),
         static_cast<const T*>(t.bias_weight), static_cast<const T*>(t.bias_bias), static_cast<T*>(t.fused),
         static_cast<T*>(t.reliance), s.c, s.h, s.w);

@@ -2,6 +2,8 @@
 // (IPluginRegistry::loadLibrary, trtexec --dynamicPlugins, the ONNX parser's fallback).
 #include "tdp_pgf_plugin.h"
 
+#include <string>
+
 #define TDPCR_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace
@@ -20,4 +22,22 @@ TDPCR_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCr
     static nvinfer1::IPluginCreatorInterface* const creators[] = {&creator};
     nbCreators = 1;
     return creators;
+}
+
+// Not a TensorRT entry point: the creators this library registers, one "name/version/namespace"
+// a line, asked from the creators themselves, for `tdpcr-edge check --plugin-lib`.
+TDPCR_EXPORT char const* tdpcr_plugin_creators() noexcept
+{
+    static std::string const text = [] {
+        int32_t n = 0;
+        auto const* creators = getCreators(n);
+        std::string out;
+        for (int32_t i = 0; i < n; ++i)
+        {
+            auto const* c = static_cast<nvinfer1::IPluginCreatorV3One const*>(creators[i]);
+            out += std::string(c->getPluginName()) + "/" + c->getPluginVersion() + "/" + c->getPluginNamespace() + "\n";
+        }
+        return out;
+    }();
+    return text.c_str();
 }

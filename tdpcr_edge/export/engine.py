@@ -60,14 +60,23 @@ def graph_uses_plugin(manifest: dict) -> bool:
     return bool(manifest.get("plugin", {}).get("nodes"))
 
 
-def check_tensorrt_artifact(artifact: Path, manifest: dict) -> None:
+def check_tensorrt_artifact(artifact: Path, manifest: dict, target: str | None = None) -> None:
     """Refuse artifacts made for a CPU runtime: UINT8 activations (TensorRT takes symmetric
-    INT8 only) and bf16 (a runtime precision of OpenVINO, not a graph TensorRT can build)."""
+    INT8 only) and bf16 (a runtime precision of OpenVINO, not a graph TensorRT can build);
+    then the graph itself, node by node, against the target's TensorRT (export.trt_check)."""
     if (manifest.get("calibration") or {}).get("placement") == "cpu":
         raise ConfigError(f"{artifact}: exported for a CPU runtime (UINT8 activations), which TensorRT does not take; "
                           "export it again with a TensorRT --target or --int8-placement tensorrt")
     if manifest["precision"] == "bf16":
         raise ConfigError(f"{artifact}: a bf16 artifact is run in BF16 by OpenVINO on a CPU; export --precision fp16 for TensorRT")
+    import onnx
+
+    from .trt_check import check_graph, refuse
+
+    profile = load_profile(target) if target else None
+    if profile is not None and profile.is_cpu:
+        return  # resolve_options names the mistake
+    refuse(check_graph(onnx.load(str(Path(artifact) / "model.onnx")), profile), artifact, profile)
 
 
 def trtexec_command(onnx: Path, engine: Path, shapes: dict, opts: BuildOptions) -> str:
@@ -183,7 +192,7 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
 
     artifact, out = Path(artifact), Path(out)
     manifest = read_manifest(artifact)
-    check_tensorrt_artifact(artifact, manifest)
+    check_tensorrt_artifact(artifact, manifest, target)
     plugin = find_plugin_library(plugin_lib) if graph_uses_plugin(manifest) else None
     if graph_uses_plugin(manifest) and plugin is None:
         raise ConfigError(f"{artifact}: the graph has {OP_TYPE} nodes but no plugin library was found; pass --plugin-lib or run `make kernels TRT_INCLUDE=...`")
@@ -234,7 +243,7 @@ def plan_trtexec(artifact: str | Path, out: str | Path, target: str | None = Non
     """The trtexec line for an artifact, without building (works without TensorRT)."""
     artifact, out = Path(artifact), Path(out)
     manifest = read_manifest(artifact)
-    check_tensorrt_artifact(artifact, manifest)
+    check_tensorrt_artifact(artifact, manifest, target)
     if plugin_lib is None and graph_uses_plugin(manifest):
         plugin_lib = "libtdpcr_trt_plugin.so"
     opts = resolve_options(manifest, target, plugin_lib, timing_cache, workspace_mb, max_batch)

@@ -168,6 +168,10 @@ def mixed_fallback(
     return candidate, fallback, sensitivity
 
 
+def _short(drift: dict) -> dict:
+    return {k: drift[k] for k in ("psnr_delta", "miou_delta", "max_abs_error") if k in drift}
+
+
 def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = None) -> dict:
     """Export, measure, gate and write the artifact; return its manifest."""
     stage = on_stage or (lambda name: None)
@@ -214,12 +218,26 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
 
     measure = measurer(eval_tiles)
 
-    calibration, fallback, sensitivity = None, [], None
+    calibration, fallback, sensitivity, plugin_precision = None, [], None, None
+    if opts.plugin and precision != "fp16":
+        plugin_precision = {"precision": "fp32"}  # INT8 and mixed graphs keep PGF's inputs in FP32
     if precision in ("fp32", "bf16"):  # bf16: the FP32 graph, computed in BF16 by OpenVINO
         proto = proto32
     elif precision == "fp16":
         stage("convert to FP16")
         proto = to_fp16(proto32)
+        if opts.plugin:
+            # TDP_PGF in FP16 runs the kernel's half path; FP32 islands around it only where
+            # the drift requires them (both figures recorded).
+            fp16_drift = measure(proto)
+            plugin_precision = {"precision": "fp16", "fp16_drift": _short(fp16_drift)}
+            if over_budget(fp16_drift, budget):
+                islands = to_fp16(proto32, plugin_fp16=False)
+                island_drift = measure(islands)
+                if not over_budget(island_drift, budget):
+                    proto = islands
+                    plugin_precision = {"precision": "fp32", "fp16_drift": _short(fp16_drift), "fp32_drift": _short(island_drift),
+                                        "why": "FP16 plugin nodes broke the drift budget; FP32 islands meet it"}
     else:
         stage(f"calibrate INT8 ({opts.calib_method})")
         calib_tiles = tiles_from(opts.calib, opts.calib_tiles, tile, ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
@@ -248,6 +266,10 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         finally:
             quantizer.close()
 
+    if profile is not None:  # before the drift is measured: a graph the target cannot take is not worth it
+        from .trt_check import check_graph, refuse
+
+        refuse(check_graph(proto, profile), f"{opts.out}", profile)
     stage("measure drift")
     drift = measure(proto)
     broken = over_budget(drift, budget)
@@ -267,7 +289,7 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
         opset=OPSET,
         precision=precision,
         tile=tile,
-        plugin={"enabled": opts.plugin, "nodes": count_plugin_nodes(proto), "op": "TDP_PGF", "version": "1"},
+        plugin={"enabled": opts.plugin, "nodes": count_plugin_nodes(proto), "op": "TDP_PGF", "version": "1", **(plugin_precision or {})},
         inputs=inputs,
         outputs=outputs,
         normalization=ckpt.normalization.to_dict(),

@@ -2,8 +2,9 @@
 so precision lives in the graph: FP16 as explicit casts, INT8 as Q/DQ nodes.
 
 - fp16: everything FP16 except the precision-sensitive nodes (reductions, softmax,
-  normalisation statistics, the TDP_PGF node, and the residual add and clip that produce
-  the reconstruction), with FP32 graph inputs and outputs.
+  normalisation statistics, and the residual add and clip that produce the reconstruction),
+  with FP32 graph inputs and outputs. TDP_PGF nodes take FP16 (the plugin's half path);
+  export keeps them FP32 only where the measured drift requires it.
 - int8: Q/DQ on convolutions, per-channel symmetric INT8 weights, calibrated by percentile
   or entropy with ONNX Runtime's static quantiser. Activations: symmetric INT8 for TensorRT
   (the only kind it takes); for CPU targets (``placement="cpu"``) unsigned UINT8 with zero
@@ -30,7 +31,7 @@ from ..runtime.combos import PRECISIONS
 from .plugin_op import OP_TYPE
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-FP32_OPS = ("ReduceMean", "GlobalAveragePool", "Softmax", "Einsum", OP_TYPE)
+FP32_OPS = ("ReduceMean", "GlobalAveragePool", "Softmax", "Einsum")
 PERCENTILE = 99.99
 
 
@@ -94,13 +95,15 @@ def _own_clip_bounds(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
-def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """FP16 graph with explicit casts, precision-sensitive nodes kept FP32."""
+def to_fp16(proto: onnx.ModelProto, plugin_fp16: bool = True) -> onnx.ModelProto:
+    """FP16 graph with explicit casts, precision-sensitive nodes kept FP32. TDP_PGF nodes take
+    FP16 (the kernel's half path: FP16 storage, FP32 arithmetic) unless ``plugin_fp16`` is
+    False, which keeps them FP32 islands."""
     from onnxconverter_common import float16
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # the converter works in place
     proto = _own_clip_bounds(proto)
-    block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS)
+    block_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS) + ([] if plugin_fp16 else [OP_TYPE])
     # The converter warns for every weight below FP16's range that it rounds to 1e-7; the
     # drift measurement that follows accounts for that rounding, so the warnings add nothing.
     with warnings.catch_warnings():
