@@ -115,6 +115,8 @@ def mutable_tree(tmp_path_factory):
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_fault_in_the_plugin_fails_the_contract(fault, mutable_tree):
+    if not (TRT_HEADERS / "10.16" / "include").is_dir():
+        pytest.skip(f"TensorRT 10.16 headers not found under {TRT_HEADERS}")
     src, folder = mutable_tree
     plugin = src / "kernels" / "trt_plugin" / "tdp_pgf_plugin.cpp"
     before, after = FAULTS[fault]
