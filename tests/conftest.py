@@ -28,3 +28,17 @@ def random_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "random.pt"
     save_checkpoint(path, Checkpoint(model.config, {}, Normalization(), list(CLASS_NAMES), list(CLASS_COLORS)), model)
     return path
+
+
+@pytest.fixture(scope="session")
+def kernel_sources(tmp_path_factory) -> Path:
+    """A copy of CMakeLists.txt and kernels/ for tests that put faults into them (and take
+    them out again): each fault is then a rebuild of one file."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path_factory.mktemp("kernel-sources") / "src"
+    src.mkdir()
+    shutil.copy(root / "CMakeLists.txt", src)
+    shutil.copytree(root / "kernels", src / "kernels")
+    return src

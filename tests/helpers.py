@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
@@ -38,3 +39,16 @@ def run_main(args, capsys, monkeypatch) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@contextmanager
+def fault_in(path: Path, before: str, after: str):
+    """``path`` with its one ``before`` replaced by ``after`` for the block, then restored:
+    a fault a test must catch."""
+    text = path.read_text()
+    assert text.count(before) == 1, f"the fault's anchor is gone from {path.name}: {before!r}"
+    path.write_text(text.replace(before, after))
+    try:
+        yield
+    finally:
+        path.write_text(text)

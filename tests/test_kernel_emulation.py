@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import fault_in
 from tests.test_kernels import ROOT
 
 pytestmark = [
@@ -48,28 +49,10 @@ FAULTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def mutable_tree(tmp_path_factory):
-    """A copy of the sources and one build folder: each fault is a rebuild of one file."""
-    src = tmp_path_factory.mktemp("emulation-faults") / "src"
-    src.mkdir()
-    shutil.copy(ROOT / "CMakeLists.txt", src)
-    shutil.copytree(ROOT / "kernels", src / "kernels")
-    return src, src.parent / "build"
-
-
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_a_fault_in_the_kernel_fails(fault, mutable_tree):
-    src, folder = mutable_tree
-    kernel = src / "kernels" / "pgf" / "pgf_kernel.cu"
-    before, after = FAULTS[fault]
-    original = kernel.read_text()
-    assert original.count(before) == 1, f"the fault's anchor is gone from the kernel source: {before!r}"
-    kernel.write_text(original.replace(before, after))
-    try:
-        binary, proc = build(src, folder)
+def test_a_fault_in_the_kernel_fails(fault, kernel_sources):
+    with fault_in(kernel_sources / "kernels" / "pgf" / "pgf_kernel.cu", *FAULTS[fault]):
+        binary, proc = build(kernel_sources, kernel_sources.parent / "emulation-build")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
-    finally:
-        kernel.write_text(original)
     assert run.returncode != 0, f"{fault}: the emulation did not notice\n{run.stdout}"

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from tdpcr_edge.model.pgf import pgf_fuse
+from tests.helpers import fault_in
 from tests.test_kernels import ROOT, TRT_HEADERS, TRT_VERSIONS, random_inputs
 
 pytestmark = [
@@ -103,30 +104,12 @@ FAULTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def mutable_tree(tmp_path_factory):
-    """A copy of the sources and one build folder: each fault is a rebuild of one file."""
-    src = tmp_path_factory.mktemp("contract-faults") / "src"
-    src.mkdir()
-    shutil.copy(ROOT / "CMakeLists.txt", src)
-    shutil.copytree(ROOT / "kernels", src / "kernels")
-    return src, src.parent / "build"
-
-
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_a_fault_in_the_plugin_fails_the_contract(fault, mutable_tree):
+def test_a_fault_in_the_plugin_fails_the_contract(fault, kernel_sources):
     if not (TRT_HEADERS / "10.16" / "include").is_dir():
         pytest.skip(f"TensorRT 10.16 headers not found under {TRT_HEADERS}")
-    src, folder = mutable_tree
-    plugin = src / "kernels" / "trt_plugin" / "tdp_pgf_plugin.cpp"
-    before, after = FAULTS[fault]
-    original = plugin.read_text()
-    assert original.count(before) == 1, f"the fault's anchor is gone from the plugin source: {before!r}"
-    plugin.write_text(original.replace(before, after))
-    try:
-        binary, proc = build(src, folder, "10.16")
+    with fault_in(kernel_sources / "kernels" / "trt_plugin" / "tdp_pgf_plugin.cpp", *FAULTS[fault]):
+        binary, proc = build(kernel_sources, kernel_sources.parent / "contract-build", "10.16")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         run = subprocess.run([str(binary)], capture_output=True, text=True)
-    finally:
-        plugin.write_text(original)
     assert run.returncode == 1 and "FAIL" in run.stderr, f"{fault}: the contract did not notice\n{run.stdout}"
