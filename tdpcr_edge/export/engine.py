@@ -50,7 +50,7 @@ def profile_shapes(manifest: dict, tile: int, max_batch: int) -> dict[str, tuple
         raise ConfigError(f"tile {tile} is not a multiple of {multiple}, which the {m['name']} model needs")
     if max_batch < 1:
         raise ConfigError(f"max batch must be at least 1, got {max_batch}")
-    shapes = {}
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {}
     for name, bands in (("optical", m["optical_bands"]), ("sar", m["sar_bands"])):
         shapes[name] = ((1, bands, tile, tile), (1, bands, tile, tile), (max_batch, bands, tile, tile))
     return shapes
@@ -199,7 +199,9 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     opts = resolve_options(manifest, target, plugin, timing_cache, workspace_mb, max_batch)
     shapes = profile_shapes(manifest, opts.tile, opts.max_batch)
 
-    trt = import_tensorrt()
+    import_tensorrt()  # one line naming what to install when it is missing
+    import tensorrt as trt  # a plain import, so the calls below are type-checked against tensorrt-stubs
+
     gpus = detect_gpus()
     if not gpus:
         raise TdpcrError("no CUDA GPU found; build the engine on the device that will run it")
@@ -216,7 +218,8 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     set_workspace(config, trt, opts.workspace_mb)
     opt_profile = builder.create_optimization_profile()
     for name, (lo, mid, hi) in shapes.items():
-        opt_profile.set_shape(name, lo, mid, hi)
+        # TensorRT's bindings convert any int sequence to Dims; the stubs name Dims only.
+        opt_profile.set_shape(name, lo, mid, hi)  # type: ignore[arg-type]
     config.add_optimization_profile(opt_profile)
     if plugin is not None:
         config.plugins_to_serialize = [str(plugin)]

@@ -67,7 +67,9 @@ class TrtRunner(Runner):
         from ..train.checkpoint import file_sha256
         from .trt_compat import CudaApi, detect_gpus, import_tensorrt
 
-        trt = import_tensorrt()
+        import_tensorrt()  # one line naming what to install when it is missing
+        import tensorrt as trt  # type-checked against tensorrt-stubs
+
         gpus = detect_gpus()
         if not gpus:
             raise DataError(f"{self.engine_dir}: no CUDA GPU found to run the engine on")
@@ -92,7 +94,7 @@ class TrtRunner(Runner):
             self.context.set_tensor_address(b.name, self.cuda.ptr(self.device[b.name]))
         self.start, self.end = self.cuda.event(), self.cuda.event()
         self.graph = None
-        self.graph_batch = None
+        self.graph_batch: int | None = None
 
     def _execute(self, batch: int) -> None:
         if self.cuda_graph and self.graph is not None and self.graph_batch == batch:
@@ -116,7 +118,7 @@ class TrtRunner(Runner):
             )
         t0 = time.perf_counter()
         compute = 0.0
-        outputs = {b.name: [] for b in self.buffers if not b.is_input}
+        outputs: dict[str, list[np.ndarray]] = {b.name: [] for b in self.buffers if not b.is_input}
         for sl in batches(optical.shape[0], self.max_batch):
             n = sl.stop - sl.start
             host_in = {"optical": np.ascontiguousarray(optical[sl]), "sar": np.ascontiguousarray(sar[sl])}
@@ -142,4 +144,5 @@ class TrtRunner(Runner):
         for buf in getattr(self, "device", {}).values():
             self.cuda.free(buf)
         self.device = {}
-        self.context = self.engine = self.runtime = None
+        for name in ("context", "engine", "runtime"):  # released in this order, the context first
+            self.__dict__.pop(name, None)
