@@ -103,8 +103,8 @@ def step_stream(limit: float) -> dict:
     from tdpcr_edge.data.scenes import FILES, write_scene
     from tdpcr_edge.data.synthetic import make_scene
     from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+    from tdpcr_edge.runtime.stream.options import runner_meta
     from tdpcr_edge.runtime.torch_runner import TorchRunner
-    from tdpcr_edge.train.checkpoint import file_sha256
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,9 +112,7 @@ def step_stream(limit: float) -> dict:
         rows = {}
         for half in (False, True):
             runner = TorchRunner(device="cuda", half=half)
-            ck = runner.checkpoint
-            meta = {"normalization": ck.normalization.to_dict(), "classes": ck.classes, "colors": [list(c) for c in ck.colors],
-                    "model": ck.config.to_dict(), "checkpoint_sha256": file_sha256(ck.path)}
+            meta = runner_meta(runner, "torch", None)
             opts = StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=Path(tmp) / f"out-{half}", batch=8, quicklook=False)
             with runner:
                 runner.activate()

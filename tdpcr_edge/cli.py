@@ -464,14 +464,14 @@ def build_engine_cmd(
     max_batch: Optional[int] = typer.Option(None, help="Largest batch of the optimisation profile."),
 ) -> None:
     """Build a TensorRT engine from an artifact, on the device that will run it."""
-    from .export.engine import build_engine, plan_trtexec
+    from .export.engine import build_engine
 
     kwargs = dict(target=target, plugin_lib=plugin_lib, timing_cache=timing_cache, workspace_mb=workspace, max_batch=max_batch)
-    command = plan_trtexec(artifact, out, **kwargs)  # checks the artifact and options first
+    # build_engine checks the artifact, its graph and the options before TensorRT is needed.
     with err_console.status("building the TensorRT engine (minutes on a Jetson)"):
         record = build_engine(artifact, out, **kwargs)
     console.print(f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), {record['precision']}")
-    console.print(f"equivalent trtexec command:\n  {record.get('trtexec', command)}", highlight=False)
+    console.print(f"equivalent trtexec command:\n  {record['trtexec']}", highlight=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@
 //   tdpcr_plugin_contract                 run every contract check; exit 1 on any failure
 //   tdpcr_plugin_contract enqueue DIR     run the plugin on DIR's inputs (see runEnqueueDir)
 #include "pgf_capi.h"
+#include "pgf_math.h"
 #include "tdp_pgf_plugin.h"
 
 #include <NvInferRuntime.h>
@@ -260,28 +261,6 @@ Plugin create(int32_t reliance, TensorRTPhase phase)
 
 // --- host data and the reference through the C ABI -------------------------------------
 
-uint16_t toHalf(float f)
-{
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000U, mant = x & 0x7FFFFFU;
-    int32_t exp = static_cast<int32_t>((x >> 23) & 0xFFU) - 127 + 15;
-    if (exp <= 0)
-    {
-        return static_cast<uint16_t>(sign); // flush tiny values: the test data stay clear of them
-    }
-    if (exp >= 31)
-    {
-        return static_cast<uint16_t>(sign | 0x7C00U);
-    }
-    uint32_t half = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-    if ((mant & 0x1FFFU) > 0x1000U || ((mant & 0x1FFFU) == 0x1000U && (half & 1U)))
-    {
-        ++half; // round to nearest even
-    }
-    return static_cast<uint16_t>(half);
-}
-
 struct Tensors
 {
     std::vector<std::vector<float>> in;    // 7 inputs, FP32 values
@@ -324,7 +303,7 @@ Tensors randomTensors(Shape s, DataType type, uint32_t seed)
             raw.resize(v.size() * 2);
             for (size_t j = 0; j < v.size(); ++j)
             {
-                uint16_t h = toHalf(v[j]);
+                uint16_t h = tdpcr::float_to_half_bits(v[j]);
                 std::memcpy(raw.data() + 2 * j, &h, 2);
             }
         }

@@ -70,7 +70,7 @@ def check_graph(proto: onnx.ModelProto, profile: Profile | None, creators: set[t
                         "export without --plugin") for n in plugin_nodes]
     table = parser_table()
     creators = creators if creators is not None else {(OP_TYPE, PLUGIN_VERSION)}
-    types, consts = _types(proto), _constants(proto)
+    types, consts = tensor_types(proto), _constants(proto)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in proto.graph.node:
         for i in n.input:
@@ -194,7 +194,7 @@ def _same_type(n: onnx.NodeProto, name: str, types: dict) -> list[Problem]:
     return []
 
 
-def _types(proto: onnx.ModelProto) -> dict[str, int]:
+def tensor_types(proto: onnx.ModelProto) -> dict[str, int]:
     """Element type of every tensor the shape inference can tell (the TDP_PGF schema included)."""
     register_schema()
     try:

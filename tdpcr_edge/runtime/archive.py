@@ -42,26 +42,30 @@ class ArchiveOptions:
     max_retries: int = 3  # runs of a scene after its worker died
 
 
-def job_key(job: dict, stream: dict) -> str:
+def model_identity(stream: dict) -> str:
+    """The digest of the model every scene runs: its checkpoint file's, or its artifact's or
+    engine's record (computed once per archive, not once per scene)."""
+    from ..train.checkpoint import default_checkpoint_path, file_sha256
+
+    model = stream.get("model")
+    if model is None:
+        return file_sha256(default_checkpoint_path())
+    if Path(model).is_file():
+        return file_sha256(model)
+    marker = next((Path(model) / f for f in ("engine.json", "manifest.json") if (Path(model) / f).exists()), None)
+    return file_sha256(marker) if marker else str(model)
+
+
+def job_key(job: dict, stream: dict, model_id: str) -> str:
     """What makes a scene's outputs what they are: its inputs (path, size, mtime), the model
-    (its file's or manifest's digest) and the stream options. Execution settings (Ray or
-    not, workers) are left out: they do not change the result."""
+    (``model_identity``) and the stream options. Execution settings (Ray or not, workers) are
+    left out: they do not change the result."""
     def stat(p):
         if p is None:
             return None
         s = Path(p).stat()
         return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
 
-    model = stream.get("model")
-    if model is None:
-        from ..train.checkpoint import default_checkpoint_path, file_sha256
-
-        model_id = file_sha256(default_checkpoint_path())
-    elif Path(model).is_file():
-        model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest()
-    else:
-        marker = next((Path(model) / f for f in ("engine.json", "manifest.json") if (Path(model) / f).exists()), None)
-        model_id = hashlib.sha256(marker.read_bytes()).hexdigest() if marker else str(model)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(stream.items()) if k not in ("model", "workers", "resume")}
     payload = {k: stat(job.get(k)) for k in ("optical", "sar", "reference", "labels", "cloud")}
     return hashlib.sha256(json.dumps([payload, model_id, options], sort_keys=True).encode()).hexdigest()
@@ -127,7 +131,8 @@ def run_archive(jobs: list[dict], opts: ArchiveOptions, on_scene: Callable[[dict
         raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    keys = {j["name"]: job_key(j, opts.stream) for j in jobs}
+    model_id = model_identity(opts.stream)
+    keys = {j["name"]: job_key(j, opts.stream, model_id) for j in jobs}
     rows, todo = {}, []
     for j in jobs:
         if is_complete(j, opts, keys[j["name"]]):

@@ -57,16 +57,10 @@ def _register() -> None:
 
 def _fp16_nodes(proto: onnx.ModelProto) -> set[str]:
     """Names of the TDP_PGF nodes whose inputs are FP16 (by ONNX type inference)."""
-    from ..export.plugin_op import register_schema
+    from ..export.trt_check import tensor_types
 
-    register_schema()
-    try:
-        g = onnx.shape_inference.infer_shapes(proto).graph
-    except Exception:  # noqa: BLE001  (no inference: take the nodes as FP32)
-        return set()
-    types = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.value_info, *g.output)}
-    types.update({i.name: i.data_type for i in g.initializer})
-    return {n.name for n in g.node if n.op_type == OP_TYPE and n.domain == DOMAIN and types.get(n.input[0]) == onnx.TensorProto.FLOAT16}
+    types = tensor_types(proto)
+    return {n.name for n in proto.graph.node if n.op_type == OP_TYPE and n.domain == DOMAIN and types.get(n.input[0]) == onnx.TensorProto.FLOAT16}
 
 
 def has_plugin_nodes(proto: onnx.ModelProto) -> bool:

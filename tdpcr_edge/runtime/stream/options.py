@@ -63,6 +63,15 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
         backend = best_backend
     backend = resolve_backend(path, backend)
     runner = load_runner(path, backend=backend)
+    meta = runner_meta(runner, backend, path)
+    if picked is not None:
+        meta["picked_from_report"] = {"report": str(report), "row": f"{picked['backend']} {picked['precision']}", "latency_ms_p50": picked["latency_ms_p50"]}
+    return runner, meta
+
+
+def runner_meta(runner: Runner, backend: str, path: Path | None) -> dict:
+    """What a stream records of the model a runner holds: normalisation, classes, colours,
+    config, checkpoint digest, backend and source."""
     if backend == "torch":
         from ...train.checkpoint import file_sha256
 
@@ -75,9 +84,7 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
         meta["checkpoint_sha256"] = (rec.get("checkpoint") or {}).get("sha256")
     meta["backend"] = backend
     meta["source"] = str(path) if path else "shipped checkpoint"
-    if picked is not None:
-        meta["picked_from_report"] = {"report": str(report), "row": f"{picked['backend']} {picked['precision']}", "latency_ms_p50": picked["latency_ms_p50"]}
-    return runner, meta
+    return meta
 
 
 def scene_jobs(spec: str | Path) -> list[dict]:

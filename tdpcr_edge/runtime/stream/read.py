@@ -52,18 +52,8 @@ class SceneReader:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         valid = np.ones((int(window.height), int(window.width)), bool)
-        try:
-            o = self.opt.read(window=window)
-            if self._masked[0]:
-                valid &= (self.opt.read_masks(window=window) != 0).all(0)
-        except RasterioError as exc:
-            raise DataError(f"{self.optical_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
-        try:
-            s = self.sar_src.read(window=window)
-            if self._masked[1]:
-                valid &= (self.sar_src.read_masks(window=window) != 0).all(0)
-        except RasterioError as exc:
-            raise DataError(f"{self.sar_path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        o = self._layer(self.opt, self.optical_path, self._masked[0], window, valid)
+        s = self._layer(self.sar_src, self.sar_path, self._masked[1], window, valid)
         if np.issubdtype(o.dtype, np.floating):
             valid &= np.isfinite(o).all(0)
             o = np.nan_to_num(o)
@@ -77,6 +67,17 @@ class SceneReader:
             optical[:, ~valid] = 0.0
             sar[:, ~valid] = 0.0
         return optical, sar, valid
+
+    @staticmethod
+    def _layer(src, path, masked: bool, window: Window, valid: np.ndarray) -> np.ndarray:
+        """One layer's pixels in ``window``; its mask, where it has one, narrows ``valid``."""
+        try:
+            data = src.read(window=window)
+            if masked:
+                valid &= (src.read_masks(window=window) != 0).all(0)
+        except RasterioError as exc:
+            raise DataError(f"{path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
+        return data
 
     def close(self) -> None:
         self.sar_src.close()
