@@ -29,7 +29,8 @@ import torch
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
 from tdpcr_edge.model import build_model
-from tdpcr_edge.runtime.combos import Combo, unavailable
+from tdpcr_edge import precisions
+from tdpcr_edge.runtime.combos import select, unavailable
 from tdpcr_edge.train.checkpoint import Checkpoint, default_checkpoint_path, save_checkpoint
 
 from .conftest import RESULTS, record
@@ -37,19 +38,25 @@ from .conftest import RESULTS, record
 TILE = 256
 SUITE = "bench_backends"
 GOALS = {"fastest_over_torch": 4.0, "fastest_over_peers": 1.0, "ov_int8_over_ov_f32": 1.8, "ort_int8_over_ort_fp32": 1.3}
-# (row, artifact, backend, options); artifacts: fp32, int8 (CPU placement), int8-trt (TensorRT's).
-ROWS = {
-    "torch-fp32": ("fp32", "torch", {}),
-    "torch-fp32-compile": ("fp32", "torch", {"compile": True}),
-    "ort-fp32": ("fp32", "ort", {}),
-    "ort-int8": ("int8", "ort", {}),
-    "ort-int8-tensorrt": ("int8-trt", "ort", {}),
-    "openvino-fp32-default": ("fp32", "openvino", {"inference_precision": None, "cache": ""}),
-    "openvino-fp32": ("fp32", "openvino", {}),
-    "openvino-bf16": ("fp32", "openvino", {"inference_precision": "bf16"}),
-    "openvino-int8": ("int8", "openvino", {}),
-    "openvino-int8-tensorrt": ("int8-trt", "openvino", {}),
-}
+
+
+def _rows() -> dict:
+    """The registry's CPU rows at the precisions this suite exports (fp32, int8; bf16 runs the
+    FP32 artifact computed in BF16), plus, for INT8 artifact rows, TensorRT's placement
+    (symmetric INT8) on the same runtime: {name: (combo, artifact, runner options)}."""
+    rows = {}
+    for c in select(None, "fp32,bf16,int8"):
+        if c.device != "cpu":
+            continue
+        name = c.name.removesuffix("-cpu").replace("-eager", "")
+        options = {"inference_precision": precisions.get("bf16").inference_precision(c.backend)} if c.precision == "bf16" else {}
+        rows[name] = (c, "fp32" if c.precision == "bf16" else c.precision, options)
+        if c.precision == "int8" and c.needs_artifact:
+            rows[name + "-tensorrt"] = (c, "int8-trt", {})
+    return rows
+
+
+ROWS = _rows()
 PEERS = ("torch-fp32-compile", "ort-fp32", "openvino-fp32-default")
 
 
@@ -123,28 +130,18 @@ def drift_tiles():
     return {"tiles": tiles, "reference": TorchRunner(ck.path), "cache": None, "classes": ck.config.num_classes}
 
 
-def _skip_reason(name: str) -> str | None:
-    if name.startswith("openvino"):
-        return unavailable(Combo("openvino", "bf16" if name == "openvino-bf16" else "fp32", "default" if name.endswith("default") else ""))
-    if name.startswith("ort"):
-        return unavailable(Combo("ort", "fp32"))
-    if name == "torch-fp32-compile":
-        return unavailable(Combo("torch", "fp32", "compile", "cpu"))
-    return None
-
-
 @pytest.mark.parametrize("row", list(ROWS))
 @pytest.mark.parametrize("config", ["tiny", "base"])
 def test_backend_latency(benchmark, artifacts, drift_tiles, config, row):
     from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
     from tdpcr_edge.runtime import load_runner
 
-    reason = _skip_reason(row)
+    combo, name, options = ROWS[row]
+    reason = unavailable(combo)
     if reason:
         pytest.skip(reason)
-    name, backend, options = ROWS[row]
     torch.set_num_threads(os.cpu_count())
-    runner = load_runner(artifacts[(config, name)], backend=backend, **options)
+    runner = load_runner(artifacts[(config, name)], backend=combo.backend, variant=combo.variant, device=combo.device, **options)
     rng = np.random.default_rng(0)
     optical = rng.random((1, 13, TILE, TILE), dtype=np.float32)
     sar = rng.random((1, 2, TILE, TILE), dtype=np.float32)

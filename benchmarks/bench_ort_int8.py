@@ -57,7 +57,7 @@ def graphs(tmp_path_factory):
 
     from tdpcr_edge.export import ExportOptions, run_export
     from tdpcr_edge.export.pipeline import CALIB_SEED, tiles_from
-    from tdpcr_edge.export.precision import TileReader
+    from tdpcr_edge.export.calibration import TileReader
     from tdpcr_edge.train.checkpoint import load_checkpoint
 
     root = tmp_path_factory.mktemp("ort-int8")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tdpcr_edge.bench import BenchOptions, accuracy_fields, device_info, ensure_artifacts, ensure_engine, make_runner, method_text
+from tdpcr_edge.probe import device_info
+from tdpcr_edge.bench import BenchOptions, accuracy_fields, ensure_artifacts, ensure_engine, make_runner, method_text
 from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
 from tdpcr_edge.runtime.combos import COMBOS, unavailable

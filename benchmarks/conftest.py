@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tdpcr_edge.bench import device_info
+from tdpcr_edge.probe import device_info
 
 RESULTS: dict[str, dict] = {}
 RESULTS_DIR = Path(__file__).parent / "results"

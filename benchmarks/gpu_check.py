@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if not info:
         print("error: no CUDA GPU is visible to torch here; run the device check on a GPU machine or a Jetson", file=sys.stderr)
         return 2
-    from tdpcr_edge.bench import device_info
+    from tdpcr_edge.probe import device_info
 
     start = time.perf_counter()
     steps: dict[str, dict] = {}

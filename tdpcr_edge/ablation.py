@@ -17,7 +17,7 @@ from statistics import mean
 from typing import Callable
 
 from .data.sources import SyntheticSource
-from .evaluate import evaluate_scenes
+from .scoring import evaluate_scenes
 from .io_utils import atomic_path, write_json
 from .train import TrainOptions, load_checkpoint, train
 from .train.qat import enable_fake_quant, load_fake_quant_ranges

@@ -10,14 +10,8 @@ timed on the same tiles. Rows that cannot run are listed with the reason.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import json
 import os
-import platform
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -30,7 +24,10 @@ import torch
 from .data.scenes import SceneArrays
 from .errors import ConfigError
 from .export.drift import measure_drift
-from .runtime.combos import COMBOS, PRECISIONS, Combo, select, unavailable
+from . import precisions
+from .memory_probe import peak_memory_mb
+from .probe import cuda_available, device_info, device_label
+from .runtime.combos import Combo, combos as all_combos, make_runner, select, unavailable  # noqa: F401 (make_runner re-exported)
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
 from .runtime.torch_runner import TorchRunner
@@ -46,8 +43,8 @@ ROW_FIELDS = (
 class BenchOptions:
     report: Path
     checkpoint: Path | None = None
-    backends: str = "torch,ort,openvino,trt"
-    precisions: str = "fp32,fp16,bf16,int8,mixed"
+    backends: str | None = None  # comma-separated; None: every registered backend
+    precisions: str | None = None  # comma-separated; None: every registered precision
     data: str = "synthetic"
     tiles: int = 16
     tile: int = 256
@@ -63,40 +60,6 @@ class BenchOptions:
     skip: str = ""  # registry rows to leave out, by name (e.g. torch-fp32-compile-cpu: 35 s of compilation)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_info() -> dict:
-    """What the figures were measured on: CPU and its ISA, cores, GPU, Jetson model when present."""
-    from .runtime.cpu_isa import cpu_isa
-
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(), "isa": cpu_isa().features}
-    capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if capped:
-        info["isa_cap"] = f"ONEDNN_MAX_CPU_ISA={capped} (oneDNN in torch and OpenVINO; ONNX Runtime's MLAS ignores it)"
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    jetson = Path("/proc/device-tree/model")
-    if jetson.exists():
-        info["board"] = jetson.read_text(errors="replace").strip("\x00\n ")
-    return info
-
-
-def device_label(info: dict) -> str:
-    if info.get("board") or info.get("gpu"):
-        return info.get("board") or info.get("gpu")
-    isa = [k for k, v in (info.get("isa") or {}).items() if v]
-    cap = f", capped: {info['isa_cap'].split(' ')[0]}" if info.get("isa_cap") else ""
-    return f"{info['cpu']}, {info['cores']} cores" + (f" ({', '.join(isa)}{cap})" if isa else "")
-
-
 def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
     memory = (
         "Memory: CPU rows, the peak resident memory the runner adds in a fresh process of its own (VmHWM after 3 calls minus "
@@ -108,7 +71,10 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         f"{tiles} held-out {opts.tile}x{opts.tile} tiles (data {opts.data}), batch 1. Accuracy: every tile against its ground truth; "
         "deltas against torch FP32 on the CPU on the same tiles (PSNR in dB, mIoU in points). Latency: "
         f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
-        "wall time per call including host-device copies, padding and numpy conversion; p50 and p95 over the timed calls; "
+        + ("every row timed interleaved, round-robin call by call with the order rotated each round, so a burst of load hits all rows alike; "
+           if timer == "tdpcr-edge bench" else "") +
+        "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls; "
+        "rows whose p25-p75 ranges overlap, or that run the same graph on the same backend, are tied, and a tie is broken by drift, then size; "
         "tiles/s = timed calls / their total time. "
         f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
         "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
@@ -119,7 +85,7 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
 
 
 def _artifact_matches(path: Path, precision: str, sha: str, tile: int, target: str | None) -> bool:
-    from .export.manifest import read_manifest
+    from .contract import read_manifest
 
     if not (path / "manifest.json").exists():
         return False
@@ -161,81 +127,29 @@ def ensure_engine(artifact: Path, engines: Path, precision: str) -> Path:
     return out
 
 
-def make_runner(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None) -> Runner:
-    from .runtime import load_runner
-
-    if combo.backend == "torch":
-        return TorchRunner(checkpoint, device=combo.device, half=combo.precision == "fp16", compile=combo.variant == "compile", fused=combo.variant == "fused")
-    if combo.backend == "ort":
-        return load_runner(artifact, backend="ort")
-    if combo.backend == "openvino":
-        # The default row is the FP32 graph as OpenVINO runs it untouched; no model cache, as a first-time user has none.
-        return load_runner(artifact, backend="openvino", **({"inference_precision": None, "cache": ""} if combo.variant == "default" else {}))
-    return load_runner(engine, backend="trt")
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
-
-
-def _probe_memory(spec_path: str) -> None:
-    """The child of ``peak_memory_mb``: the resident memory (MB) one runner adds at its peak,
-    from before it is created to after its calls, printed as JSON. Both libraries are
-    imported first, so neither row is charged for the other's code."""
-    import onnxruntime  # noqa: F401
-
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        pass
-    spec = json.loads(Path(spec_path).read_text())
-    with np.load(spec["tile"]) as z:
-        optical, sar = z["optical"], z["sar"]
-    path = lambda k: Path(spec[k]) if spec[k] else None  # noqa: E731
-    before = _status_kb("VmRSS")
-    runner = make_runner(Combo(**spec["combo"]), path("checkpoint"), path("artifact"), path("engine")).activate()
-    for _ in range(spec["calls"]):
-        runner(optical, sar)
-    print(json.dumps({"peak_mem_mb": max(0, _status_kb("VmHWM") - before) / 1024}))
-
-
-def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3) -> float | None:
-    """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
-    memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
-    so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing, and
-    for torch.compile, whose compiler's own memory would be all the figure said."""
-    if not Path("/proc/self/status").exists() or combo.variant == "compile":
-        return None
-    with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:
-        np.savez(Path(tmp) / "tile.npz", optical=tile.optical[None], sar=tile.sar[None])
-        spec = {"combo": dataclasses.asdict(combo), "checkpoint": str(checkpoint or ""), "artifact": str(artifact or ""), "engine": str(engine or ""),
-                "tile": str(Path(tmp) / "tile.npz"), "calls": calls}
-        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-        code = f"from tdpcr_edge.bench import _probe_memory; _probe_memory({str(Path(tmp) / 'spec.json')!r})"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"memory probe of {combo.name} failed: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mem_mb"]
-
-
 def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
     """Milliseconds per infer() call, batch 1, cycling through ``tiles``."""
-    cuda = torch.cuda.is_available()
-    for i in range(warmup):
-        t = tiles[i % len(tiles)]
-        runner(t.optical[None], t.sar[None])
-    times = []
+    return time_interleaved([runner], tiles, warmup, iterations)[0]
+
+
+def time_interleaved(runners: list[Runner], tiles: list[SceneArrays], warmup: int, iterations: int) -> list[list[float]]:
+    """Milliseconds per infer() call of each runner, batch 1, timed round-robin: call i of
+    every runner on tile i, the order rotated each round, so a burst of load on a noisy
+    machine hits every row alike instead of whichever row was being timed."""
+    cuda = cuda_available()
+    for runner in runners:
+        for i in range(warmup):
+            t = tiles[i % len(tiles)]
+            runner(t.optical[None], t.sar[None])
+    times: list[list[float]] = [[] for _ in runners]
     for i in range(iterations):
         t = tiles[i % len(tiles)]
-        start = time.perf_counter()
-        runner(t.optical[None], t.sar[None])
-        if cuda:
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
+        for k in [(i + j) % len(runners) for j in range(len(runners))]:
+            start = time.perf_counter()
+            runners[k](t.optical[None], t.sar[None])
+            if cuda:
+                torch.cuda.synchronize()
+            times[k].append((time.perf_counter() - start) * 1e3)
     return times
 
 
@@ -251,17 +165,23 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
         "max_abs_error": drift["max_abs_error"], "class_agreement": drift["class_agreement"],
     }
     if artifact is not None:
-        from .export.manifest import read_manifest
+        from .contract import read_manifest
 
-        gate = read_manifest(artifact)["drift"]
+        manifest = read_manifest(artifact)
+        gate = manifest["drift"]
         row["export_gate"] = {"backend": gate.get("backend", "ort"), "within_budget": gate["within_budget"]}
+        row["graph_sha256"] = manifest.get("onnx_sha256")  # identical graphs on one backend are tied
     return row
 
 
 def latency_fields(times_ms: list[float]) -> dict[str, float]:
+    """Median and spread (interquartile range) of the timed calls; rows whose ranges overlap
+    are tied (``report.bench_report.tied``)."""
     a = np.asarray(times_ms)
     return {
         "latency_ms_p50": float(np.percentile(a, 50)),
+        "latency_ms_p25": float(np.percentile(a, 25)),
+        "latency_ms_p75": float(np.percentile(a, 75)),
         "latency_ms_p95": float(np.percentile(a, 95)),
         "tiles_per_s": float(len(a) / (a.sum() / 1e3)),
     }
@@ -276,8 +196,9 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
     combos = select(opts.backends, opts.precisions)
     names = {k.name for k in combos}
     skip = {n.strip() for n in opts.skip.split(",") if n.strip()}
-    if skip - {k.name for k in COMBOS}:
-        raise ConfigError(f"--skip {', '.join(sorted(skip - {k.name for k in COMBOS}))}: no such row; rows are named like {', '.join(sorted(names)[:3])}")
+    every = {k.name for k in all_combos()}
+    if skip - every:
+        raise ConfigError(f"--skip {', '.join(sorted(skip - every))}: no such row; rows are named like {', '.join(sorted(names)[:3])}")
     combos = [k for k in combos if k.name not in skip]
     budget = parse_budget(opts.drift_budget)
     if opts.warmup < 0 or opts.iterations < 1:
@@ -292,18 +213,18 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
 
     stage("load held-out tiles")
     tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
-    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=PRECISIONS.index), stage)
+    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=precisions.names().index), stage)
     engines_root = Path(opts.engines or Path(opts.report) / "engines")
 
     stage("torch FP32 reference")
     torch.set_num_threads(os.cpu_count())
     reference = TorchRunner(ckpt.path)
     reference_cache = None
-    rows = []
+    measured = []
     for combo in runnable:
         stage(combo.name)
         artifact = artifacts.get(combo.precision) if combo.needs_artifact else None
-        engine = ensure_engine(artifact, engines_root, combo.precision) if combo.backend == "trt" else None
+        engine = ensure_engine(artifact, engines_root, combo.precision) if combo.reads == "engine" else None
         gc.collect()
         cuda = combo.device == "cuda"
         if cuda:
@@ -313,14 +234,23 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         runner(tiles[0].optical[None], tiles[0].sar[None])
         start_s = time.perf_counter() - start
         drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
-        with TegraStats() as power:
-            times = time_runner(runner, tiles, opts.warmup, opts.iterations)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        measured.append((combo, runner, artifact, engine, drift, start_s, peak))
+    # Every row's runner stays active, so the rows are timed interleaved, call by call.
+    stage(f"time {len(measured)} rows interleaved")
+    times = time_interleaved([m[1] for m in measured], tiles, opts.warmup, opts.iterations)
+    rows = []
+    for (combo, runner, artifact, engine, drift, start_s, peak), row_times in zip(measured, times):
+        power = TegraStats()
+        if power.available:  # power needs the row alone: its own pass, after the timing
+            with power:
+                time_runner(runner, tiles, 0, opts.iterations)
         runner.deactivate()
-        lat = latency_fields(times)
+        lat = latency_fields(row_times)
         row = {
             **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
             **lat,
-            "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
+            "peak_mem_mb": peak if combo.device == "cuda" else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
             "start_s": start_s,
             "within_budget": not over_budget(drift, budget),
             "over_budget": over_budget(drift, budget),

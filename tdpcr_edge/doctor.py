@@ -32,6 +32,7 @@ def diagnose() -> list[Row]:
     from .runtime.trt_compat import cuda_binding, detect_gpus
 
     rows = [Row("python", "info", f"{platform.python_version()} on {platform.machine()}")]
+    rows += backend_rows()
     rows += cpu_rows()
     try:
         import torch
@@ -89,6 +90,19 @@ def diagnose() -> list[Row]:
     return rows
 
 
+def backend_rows() -> list[Row]:
+    """One row per registered backend (runtime.backends): installed or the pip line, what it
+    runs, on which devices, and how the scene stream calls it."""
+    from .runtime import backends
+
+    rows = []
+    for b in backends.REGISTRY.values():
+        why = b.missing()
+        detail = f"runs {'an' if b.reads[0] in 'aeiou' else 'a'} {b.reads} on {', '.join(b.devices)}; {b.description}"
+        rows.append(Row(f"backend {b.name}", "missing" if why else "ok", f"{why}; {detail}" if why else detail))
+    return rows
+
+
 def fast_cpu_rows(isa) -> list[str]:
     """Which CPU rows gain on this ISA and which do not, and why, from what bench measured
     (docs/benchmarks.md): one line each."""
@@ -109,7 +123,7 @@ def fast_cpu_rows(isa) -> list[str]:
 
 def cpu_rows() -> list[Row]:
     from .export.profiles import list_profiles, load_profile
-    from .runtime.cpu_isa import cpu_isa
+    from .probe import cpu_isa
 
     isa = cpu_isa()
     rows = [Row("CPU", "info", f"{isa.model}, {os.cpu_count()} cores"),

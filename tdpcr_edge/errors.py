@@ -1,26 +1,61 @@
-"""Exception types. Every user-facing failure is one of these, so the CLI can print a
-single line and exit non-zero instead of a traceback."""
+"""Every error a user can meet, under one root. As in rasterio's ``errors.py``, each class
+also inherits the matching built-in, so library callers catch them by the standard type
+(``except ValueError``) and the CLI prints one line and exits with the class's code.
+
+Exit codes (documented in docs/cli.md):
+    2  bad input or usage: a file, an option value, a missing library (one line, the fix)
+    3  the drift gate refused an export: the artifact was measured and is over budget
+"""
 
 from __future__ import annotations
+
+EXIT_USAGE = 2
+EXIT_DRIFT = 3
 
 
 class TdpcrError(Exception):
     """Base class: the message is one line that names the file and the fix."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
-class DataError(TdpcrError):
+class ConfigError(TdpcrError, ValueError):
+    """Unknown config names, bad option values, options that do not fit together."""
+
+
+class UnknownName(ConfigError, KeyError):
+    """A name a table does not hold (an ISA feature, a registry row): a ConfigError that
+    lookups may also catch as KeyError."""
+
+    __str__ = Exception.__str__  # KeyError would quote the message
+
+
+class DataError(TdpcrError, ValueError):
     """Input rasters or data-set layouts that cannot be used as they are."""
 
 
-class CheckpointError(TdpcrError):
-    """A checkpoint that is missing, unreadable or not ours."""
+class CheckpointError(TdpcrError, OSError):
+    """A checkpoint, artifact or engine record that is missing, unreadable or not ours."""
 
 
-class ConfigError(TdpcrError):
-    """Unknown config names, bad option values."""
+class EngineMismatch(TdpcrError, ValueError):
+    """A TensorRT engine built for another TensorRT release, GPU or plugin: rebuild it."""
 
 
-class MissingDependency(TdpcrError):
+class MissingDependency(TdpcrError, ImportError):
     """An optional library a command needs is not installed; the message says what to install."""
+
+
+class PeerLost(TdpcrError, RuntimeError):
+    """Another process of a torchrun job died; the checkpoint is intact, rerun to resume."""
+
+
+class RunFailed(TdpcrError, RuntimeError):
+    """A step that ran and failed: a kernel launch, a CUDA call, a child process, an export
+    that did not produce the graph it should; the message says what to report or retry."""
+
+
+class DriftBudgetError(TdpcrError, ArithmeticError):
+    """An export whose measured drift is over the budget; nothing was written."""
+
+    exit_code = EXIT_DRIFT

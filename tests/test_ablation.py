@@ -5,6 +5,8 @@ import pytest
 
 from tdpcr_edge.ablation import FUSIONS, pgf_ahead, run_ablation
 
+pytestmark = pytest.mark.slow  # end to end: training, exporting, streaming or compiling
+
 
 def test_pgf_ahead_needs_the_mean_and_most_seeds():
     assert pgf_ahead([0.4, 0.1, -0.2])

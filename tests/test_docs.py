@@ -63,6 +63,7 @@ def test_every_shown_command_parses(page, cmd):
         pytest.fail(f"{page}: `{cmd}` does not parse: {exc.format_message()}")
 
 
+@pytest.mark.slow
 def test_readme_quick_start_runs_as_written(tmp_path, capsys, monkeypatch):
     """The README's first shell block after 'Quick start', run in a fresh folder."""
     readme = (ROOT / "README.md").read_text()

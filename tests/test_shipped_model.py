@@ -9,6 +9,8 @@ from tdpcr_edge.evaluate import evaluate_scenes
 from tdpcr_edge.export import ExportOptions, run_export
 from tdpcr_edge.train.checkpoint import default_checkpoint_path, load_checkpoint
 
+pytestmark = pytest.mark.slow  # end to end: training, exporting, streaming or compiling
+
 HELD_OUT_SEED = 7  # training used seed 0
 
 

@@ -85,7 +85,9 @@ def make_scene(seed: int, index: int, size: int | tuple[int, int] = 128, num_cla
     """Scene ``index`` of the world ``seed``. ``stream`` separates independent sample
     streams (training, validation) of the same seed."""
     if num_classes < 2 or num_classes > len(CLASS_NAMES):
-        raise ValueError(f"num_classes must be in 2..{len(CLASS_NAMES)}")
+        from ..errors import ConfigError
+
+        raise ConfigError(f"num_classes must be in 2..{len(CLASS_NAMES)}")
     h, w = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, stream]))
 

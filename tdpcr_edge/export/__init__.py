@@ -1,15 +1,13 @@
-"""Export: ONNX graphs (plain or with TDP_PGF plugin nodes), precision passes, drift, manifests.
+"""Export: ONNX graphs (plain or with TDP_PGF plugin nodes), precision passes, drift, the gate.
 
-The re-exports are lazy: the runtime imports ``export.plugin_op`` while ``export.compare``
-imports the runtime, and eager imports here would make that a cycle."""
+The re-exports are lazy, so importing a leaf module (``export.profiles``) stays cheap."""
 
 from importlib import import_module
 
 _EXPORTS = {
-    "ExportOptions": ".pipeline",
+    "ExportOptions": ".artifact",
     "run_export": ".pipeline",
     "compare_artifacts": ".compare",
-    "PRECISIONS": ".precision",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,8 +7,8 @@ from pathlib import Path
 from ..data.normalize import Normalization
 from ..runtime.torch_runner import TorchRunner
 from .drift import measure_drift, over_budget
-from .manifest import read_manifest
-from .pipeline import DRIFT_SEED, tiles_from
+from ..contract import read_manifest
+from .tiles import DRIFT_SEED, tiles_from
 
 
 def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16, backend: str = "auto") -> list[dict]:

@@ -11,16 +11,12 @@ import numpy as np
 import torch
 
 from ..data.scenes import SceneArrays
-from ..errors import ConfigError, TdpcrError
+from ..errors import ConfigError, DriftBudgetError  # noqa: F401 (re-exported)
 from ..metrics import ReconstructionScores, SegmentationScores
 from ..runtime.runner import Runner
 
 BUDGET_KEYS = ("psnr", "ssim", "sam", "miou", "max_abs")
 DEFAULT_BUDGET = {"psnr": 0.3, "miou": 1.0}
-
-
-class DriftBudgetError(TdpcrError):
-    """The measured drift is over the budget."""
 
 
 def parse_budget(text: str | None) -> dict[str, float]:

@@ -17,19 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import CheckpointError, ConfigError, TdpcrError
+from ..errors import CheckpointError, ConfigError, EngineMismatch, TdpcrError
 from ..io_utils import atomic_dir, atomic_path, write_json
-from ..train.checkpoint import file_sha256
-from .manifest import read_manifest, read_record
-from .plugin_op import OP_TYPE
+from ..runtime.trt_compat import check_engine_compat, find_plugin_library  # noqa: F401 (re-exported)
+from ..contract import ENGINE_SCHEMA, PLUGIN_OP, file_sha256, read_engine_record, read_manifest, read_record  # noqa: F401 (read_engine_record re-exported)
 from .profiles import Profile, list_profiles, load_profile
-
-ENGINE_SCHEMA = 1
-
-
-class EngineMismatch(TdpcrError):
-    """An engine built elsewhere: another TensorRT, GPU or plugin."""
-
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -116,34 +108,6 @@ def engine_record(manifest: dict, onnx_sha256: str, trt_version: str, gpu_name: 
     }
 
 
-def read_engine_record(engine_dir: str | Path) -> dict:
-    path = Path(engine_dir) / "engine.json"
-    record = read_record(path, f"{engine_dir} is not a folder written by `tdpcr-edge build-engine`", "rebuild the engine")
-    if not (Path(engine_dir) / "model.engine").is_file():
-        raise CheckpointError(f"{Path(engine_dir) / 'model.engine'}: missing; rebuild the engine")
-    return record
-
-
-def check_engine_compat(record: dict, trt_version: str, gpu_name: str, gpu_sm: str,
-                        plugin_sha256: str | None = None, where: str = "engine") -> None:
-    """Refuse, before deserialising, an engine this device cannot run: one line naming both
-    sides and the fix. TensorRT engines are tied to the TensorRT release and the GPU."""
-    from ..runtime.trt_compat import same_release
-
-    built = f"TensorRT {record['tensorrt']} on {record['gpu']['name']} (SM {record['gpu']['sm']})"
-    here = f"TensorRT {trt_version} on {gpu_name} (SM {gpu_sm})"
-    fix = "rebuild it on this device with `tdpcr-edge build-engine`"
-    if not same_release(record["tensorrt"], trt_version):
-        raise EngineMismatch(f"{where}: built with {built}, but this is {here}; {fix}")
-    if str(record["gpu"]["sm"]) != str(gpu_sm):
-        raise EngineMismatch(f"{where}: built for {built}, but this GPU is {here}; {fix}")
-    if record["plugin"]["used"]:
-        if plugin_sha256 is None:
-            raise EngineMismatch(f"{where}: needs the TDP_PGF plugin library, which was not found; pass --plugin-lib or build it with `make kernels`")
-        if plugin_sha256 != record["plugin"]["sha256"]:
-            raise EngineMismatch(f"{where}: built with another TDP_PGF plugin library (sha256 {record['plugin']['sha256'][:12]}, found {plugin_sha256[:12]}); {fix}")
-
-
 def match_profile(gpu_sm: str, trt_version: str | None, names: list[str]) -> Profile | None:
     """The first target profile whose SM matches and whose TensorRT range holds ``trt_version``."""
     from ..runtime.trt_compat import in_range
@@ -154,17 +118,6 @@ def match_profile(gpu_sm: str, trt_version: str | None, names: list[str]) -> Pro
         if not p.is_cpu and p.gpu_sm == sm and (trt_version is None or in_range(trt_version, p.tensorrt_min, p.tensorrt_max)):
             return p
     return None
-
-
-def find_plugin_library(explicit: str | Path | None) -> Path | None:
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{path}: plugin library not found; build it with `make kernels TRT_INCLUDE=...`")
-        return path
-    from ..model.fused import find_library
-
-    return find_library("plugin")
 
 
 def resolve_options(manifest: dict, target: str | None, plugin_lib: str | Path | None, timing_cache: str | None,
@@ -195,7 +148,7 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     check_tensorrt_artifact(artifact, manifest, target)
     plugin = find_plugin_library(plugin_lib) if graph_uses_plugin(manifest) else None
     if graph_uses_plugin(manifest) and plugin is None:
-        raise ConfigError(f"{artifact}: the graph has {OP_TYPE} nodes but no plugin library was found; pass --plugin-lib or run `make kernels TRT_INCLUDE=...`")
+        raise ConfigError(f"{artifact}: the graph has {PLUGIN_OP} nodes but no plugin library was found; pass --plugin-lib or run `make kernels TRT_INCLUDE=...`")
     opts = resolve_options(manifest, target, plugin, timing_cache, workspace_mb, max_batch)
     shapes = profile_shapes(manifest, opts.tile, opts.max_batch)
 

@@ -15,7 +15,7 @@ import onnx
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFailed
 from ..model import TDPCR
 from ..model.pgf import PromptGuidedFusion
 from .plugin_op import count_plugin_nodes, register_schema, translation_table
@@ -115,7 +115,7 @@ def _export(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> onnx.Model
         register_schema()
         n = count_plugin_nodes(proto)
         if n != len(c.widths):
-            raise RuntimeError(f"expected {len(c.widths)} TDP_PGF nodes after export, found {n}")
+            raise RunFailed(f"expected {len(c.widths)} TDP_PGF nodes after export, found {n}; export without --plugin and report this")
     check(proto)
     return proto
 

@@ -10,34 +10,13 @@ holding the node and gives onnxscript its two outputs.
 
 from __future__ import annotations
 
-import onnx
-from onnx.defs import OpSchema
 
-DOMAIN = "tdpcr"
-OP_TYPE = "TDP_PGF"
-PLUGIN_VERSION = "1"
-INPUTS = ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias")
-OUTPUTS = ("fused", "reliance")
-
-
-def register_schema() -> None:
-    if onnx.defs.has(OP_TYPE, DOMAIN):
-        return
-    param = OpSchema.FormalParameter
-    schema = OpSchema(
-        OP_TYPE,
-        DOMAIN,
-        1,
-        doc="Prompt-Guided Fusion, per-pixel part: b = conv3x3(P), A = sigmoid(g * (P . E) + b), F = O + A (phi(S) - O).",
-        inputs=[param(n, "T") for n in INPUTS],
-        outputs=[param(n, "T") for n in OUTPUTS],
-        type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "FP32 or FP16, all inputs alike")],
-        attributes=[
-            OpSchema.Attribute("plugin_version", OpSchema.AttrType.STRING, "TensorRT plugin version"),
-            OpSchema.Attribute("plugin_namespace", OpSchema.AttrType.STRING, "TensorRT plugin namespace"),
-        ],
-    )
-    onnx.defs.register_schema(schema)
+from ..contract import PLUGIN_DOMAIN as DOMAIN
+from ..contract import PLUGIN_INPUTS as INPUTS  # noqa: F401 (re-exported)
+from ..contract import PLUGIN_OP as OP_TYPE
+from ..contract import PLUGIN_OUTPUTS as OUTPUTS  # noqa: F401 (re-exported)
+from ..contract import PLUGIN_VERSION
+from ..runtime.graph import count_plugin_nodes, register_schema  # noqa: F401 (re-exported)
 
 
 def translation_table() -> dict:
@@ -55,7 +34,3 @@ def translation_table() -> dict:
         return op(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias, plugin_version=PLUGIN_VERSION, plugin_namespace="")
 
     return {torch.ops.tdpcr.pgf_fuse.default: tdp_pgf}
-
-
-def count_plugin_nodes(model: onnx.ModelProto) -> int:
-    return sum(1 for n in model.graph.node if n.op_type == OP_TYPE and n.domain == DOMAIN)

@@ -50,13 +50,26 @@ class Profile:
         TensorRT profiles have one precision whatever the host."""
         if not self.is_cpu:
             return self.precision, "the profile's precision"
-        from ..runtime.cpu_isa import cpu_isa
+        from ..probe import cpu_isa
 
         isa = isa or cpu_isa()
         for feature, precision in self.precision_by_isa:
             if not feature or isa.has(feature):
                 return precision, f"this CPU has {feature}" if feature else "no faster path on this CPU"
         return self.precision, "the profile's fallback precision"
+
+
+def _check_rows(rows: tuple[tuple[str, str], ...]) -> None:
+    """Every ISA feature and precision of a CPU profile's table is one we know."""
+    from .. import precisions
+    from ..probe import ARM_FEATURES, X86_FEATURES
+
+    features = {label for label, _ in X86_FEATURES + ARM_FEATURES}
+    for isa, precision in rows:
+        if isa and isa not in features:
+            raise ValueError(f"precision_by_isa: unknown isa {isa!r} (one of {', '.join(sorted(features))})")
+        if precision not in precisions.names():
+            raise ValueError(f"precision_by_isa: unknown precision {precision!r} (one of {', '.join(precisions.names())})")
 
 
 def profiles_dir() -> Path:
@@ -88,8 +101,10 @@ def load_profile(name: str) -> Profile:
             rows = tuple((str(r.get("isa", "")), str(r["precision"])) for r in d.pop("precision_by_isa"))
             if not rows or rows[-1][0]:
                 raise ValueError("precision_by_isa must end with a row without isa (the precision for any CPU)")
+            _check_rows(rows)
             return Profile(**common, precision=rows[-1][1], backend=d.pop("backend"), precision_by_isa=rows, extra=d)
         trt = d.pop("tensorrt")
+        _check_rows((("", str(d.get("precision"))),))
         return Profile(
             **common,
             precision=d.pop("precision"),

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..runtime.graph import tensor_types  # noqa: F401 (re-exported)
 from .plugin_op import DOMAIN, INPUTS, OP_TYPE, PLUGIN_VERSION, register_schema
 from .profiles import Profile
 
@@ -192,24 +193,6 @@ def _same_type(n: onnx.NodeProto, name: str, types: dict) -> list[Problem]:
     if len(seen) > 1:
         return [Problem(name, n.op_type, f"mixes {' and '.join(sorted(seen))} inputs; a strongly typed network needs a Cast between them")]
     return []
-
-
-def tensor_types(proto: onnx.ModelProto) -> dict[str, int]:
-    """Element type of every tensor the shape inference can tell (the TDP_PGF schema included)."""
-    register_schema()
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto)
-    except Exception:  # noqa: BLE001  (an unreadable graph: check what the file itself states)
-        inferred = proto
-    g = inferred.graph
-    out = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.output, *g.value_info) if v.type.tensor_type.elem_type}
-    out.update({i.name: i.data_type for i in g.initializer})
-    for node in g.node:
-        if node.op_type == "Constant":
-            value = next((a.t for a in node.attribute if a.name == "value"), None)
-            if value is not None:
-                out[node.output[0]] = value.data_type
-    return out
 
 
 def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:

@@ -63,13 +63,17 @@ class PgfLibrary:
     def launch(self, ptrs: dict[str, int | None], shape: tuple[int, int, int, int, int], dtype: int, stream: int = 0) -> None:
         status = self.lib.tdpcr_pgf_launch(ctypes.byref(_Tensors(**ptrs)), _Shape(*shape), dtype, ctypes.c_void_p(stream))
         if status != 0:
-            raise RuntimeError(f"{self.path.name}: tdpcr_pgf_launch failed: {STATUS.get(status, status)}")
+            from ..errors import RunFailed
+
+            raise RunFailed(f"{self.path.name}: tdpcr_pgf_launch failed: {STATUS.get(status, status)}")
 
     def run_numpy(self, optical, sar_proj, prompt, bank, context, bias_weight, bias_bias, reliance: bool = True):
         """Host reference on numpy arrays (float32 or float16, all alike)."""
         dtype = optical.dtype
         if dtype not in (np.float32, np.float16):
-            raise TypeError(f"dtype {dtype} is not float32 or float16")
+            from ..errors import DataError
+
+            raise DataError(f"dtype {dtype} is not float32 or float16")
         arrays = [np.ascontiguousarray(a, dtype) for a in (optical, sar_proj, prompt, bank, context, bias_weight, bias_bias)]
         n, c, h, w = arrays[0].shape
         fused = np.empty_like(arrays[0])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from ..errors import ConfigError
 from torch.utils.flop_counter import FlopCounterMode
 
 from .tdpcr import TDPCR
@@ -23,6 +25,8 @@ def module_costs(model: TDPCR, tile: int = 256) -> list[ModuleCost]:
     Element-wise work is not counted: MACs are those of convolutions, linears and matmuls."""
     model = model.eval()
     c = model.config
+    if tile % c.multiple:
+        raise ConfigError(f"--tile {tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
     optical = torch.zeros(1, c.optical_bands, tile, tile)
     sar = torch.zeros(1, c.sar_bands, tile, tile)
     counter = FlopCounterMode(display=False, depth=4)

@@ -46,11 +46,14 @@ CONFIGS: dict[str, ModelConfig] = {
 }
 
 
+FUSIONS = ("pgf", "concat")  # concat: plain concatenation, the ablation's baseline
+
+
 def get_config(name: str, **overrides) -> ModelConfig:
     if name not in CONFIGS:
         raise ConfigError(f"unknown model config {name!r}: choose one of {', '.join(CONFIGS)}")
-    if overrides.get("fusion", "pgf") not in ("pgf", "concat"):
-        raise ConfigError(f"unknown fusion {overrides['fusion']!r}: choose pgf or concat")
+    if overrides.get("fusion", "pgf") not in FUSIONS:
+        raise ConfigError(f"unknown fusion {overrides['fusion']!r}: choose {' or '.join(FUSIONS)}")
     return replace(CONFIGS[name], **overrides)
 
 
@@ -184,6 +187,21 @@ class TDPCR(nn.Module):
         if phase == 2:
             return [p for p in self.parameters() if id(p) in phase2]
         raise ConfigError(f"unknown training phase {phase}: choose 1 or 2")
+
+    def set_phase(self, phase: int) -> None:
+        """Train mode and gradients only where ``phase`` trains weights, so frozen batch
+        norms keep their statistics."""
+        if phase == 1:
+            self.train()
+            self.segmentation_head.eval()
+        else:
+            self.eval()
+            self.segmentation_head.train()
+            self.adapters.train()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in self.phase_parameters(phase):
+            p.requires_grad_(True)
 
     def prune_silent_adapters(self) -> int:
         """Disable adapters whose up-projection is all zero (never trained): they add

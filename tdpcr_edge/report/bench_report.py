@@ -20,12 +20,43 @@ from ..io_utils import atomic_path, write_json
 DEPLOYABLE_VARIANTS = ("", "eager")
 
 
-def fastest_within_budget(report: dict, device: str | None = None) -> dict | None:
-    """The lowest-latency row whose own drift is within the budget, among rows the stream
-    runs as measured (eager torch, or an artifact on its backend); ``device`` narrows it."""
-    rows = [r for r in report["rows"] if r.get("within_budget") and r.get("variant", "") in DEPLOYABLE_VARIANTS
+def tied(a: dict, b: dict) -> bool:
+    """Two rows whose latencies a noisy machine cannot tell apart: their p25-p75 ranges
+    overlap, or they run the same graph on the same backend (INT8 and a mixed search that
+    ended on pure INT8). Rows of reports without ranges are tied only with themselves."""
+    if a is b:
+        return True
+    if a.get("graph_sha256") and a.get("graph_sha256") == b.get("graph_sha256") and a.get("backend") == b.get("backend") \
+            and a.get("variant", "") == b.get("variant", ""):
+        return True
+    if None in (a.get("latency_ms_p25"), a.get("latency_ms_p75"), b.get("latency_ms_p25"), b.get("latency_ms_p75")):
+        return False
+    return a["latency_ms_p25"] <= b["latency_ms_p75"] and b["latency_ms_p25"] <= a["latency_ms_p75"]
+
+
+def _deployable(report: dict, device: str | None = None) -> list[dict]:
+    return [r for r in report["rows"] if r.get("within_budget") and r.get("variant", "") in DEPLOYABLE_VARIANTS
             and r.get("latency_ms_p50") is not None and (device is None or r.get("device", "cpu") == device)]
-    return min(rows, key=lambda r: r["latency_ms_p50"], default=None)
+
+
+def fastest_tie(report: dict, device: str | None = None) -> list[dict]:
+    """The rows tied with the lowest-latency deployable row within the budget (itself first)."""
+    rows = _deployable(report, device)
+    if not rows:
+        return []
+    best = min(rows, key=lambda r: r["latency_ms_p50"])
+    return [best] + [r for r in rows if r is not best and tied(r, best)]
+
+
+def fastest_within_budget(report: dict, device: str | None = None) -> dict | None:
+    """The row a scene stream should run: among rows the stream runs as measured (eager torch,
+    or an artifact on its backend) whose own drift is within the budget, the fastest, or of
+    the rows tied with it, the one with the least drift (PSNR, then mIoU), then the smallest
+    model. ``device`` narrows it."""
+    tie = fastest_tie(report, device)
+    if not tie:
+        return None
+    return min(tie, key=lambda r: (abs(r.get("psnr_delta") or 0.0), abs(r.get("miou_delta") or 0.0), r.get("model_mb") or 0.0, r["latency_ms_p50"]))
 
 
 def row_label(row: dict) -> str:
@@ -61,25 +92,46 @@ def budget_mark(row: dict) -> str:
     return "-" if verdict is None else "ok" if verdict else "OVER"
 
 
-def markdown(report: dict) -> str:
+# One column spec renders both the terminal table (`tdpcr-edge bench`) and report.md:
+# (header, row field, format, alignment).
+COLUMNS = (
+    ("backend / precision", None, "", "left"), ("MB", "model_mb", ".2f", "right"), ("PSNR dB", "psnr", ".2f", "right"),
+    ("SSIM", "ssim", ".3f", "right"), ("SAM deg", "sam", ".2f", "right"), ("mIoU %", "miou", ".1f", "right"),
+    ("dPSNR dB", "psnr_delta", "+.3f", "right"), ("dmIoU pt", "miou_delta", "+.2f", "right"), ("budget", None, "", "center"),
+    ("p50 ms", "latency_ms_p50", ".1f", "right"), ("p25-p75 ms", None, "", "right"), ("p95 ms", "latency_ms_p95", ".1f", "right"), ("tiles/s", "tiles_per_s", ".2f", "right"),
+    ("peak MB", "peak_mem_mb", ".0f", "right"), ("start s", "start_s", ".1f", "right"), ("Pareto", None, "", "center"),
+)
+
+
+def table(report: dict) -> list[list[str]]:
+    """The report's rows as cells of ``COLUMNS``."""
     front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
+    tie = fastest_tie(report)
+    special = {"backend / precision": lambda r, i: row_label(r) + (" (tied)" if len(tie) > 1 and any(r is x for x in tie) else ""),
+               "budget": lambda r, i: budget_mark(r), "Pareto": lambda r, i: "*" if i in front else "",
+               "p25-p75 ms": lambda r, i: "-" if r.get("latency_ms_p25") is None else f"{r['latency_ms_p25']:.1f}-{r['latency_ms_p75']:.1f}"}
+    return [[special[h](r, i) if key is None else _f(r.get(key), fmt) for h, key, fmt, _ in COLUMNS] for i, r in enumerate(report["rows"])]
+
+
+def tie_note(report: dict, best: dict) -> str:
+    """", tied with X and Y (latencies within each other's spread; least drift, then size, wins)" or ""."""
+    others = [row_label(r) for r in fastest_tie(report) if r is not best]
+    return f", tied with {' and '.join(others)} (p25-p75 ranges overlap or the same graph; least drift, then size, decides)" if others else ""
+
+
+def markdown(report: dict) -> str:
+    align = {"left": "---", "right": "---:", "center": ":-:"}
     lines = [
         f"# Accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}",
         "",
-        "| backend / precision | MB | PSNR dB | SSIM | SAM deg | mIoU % | dPSNR dB | dmIoU pt | budget | p50 ms | p95 ms | tiles/s | peak MB | start s | Pareto |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|:-:|",
+        "| " + " | ".join(h for h, *_ in COLUMNS) + " |",
+        "|" + "|".join(align[a] for *_, a in COLUMNS) + "|",
     ]
-    for i, r in enumerate(report["rows"]):
-        lines.append(
-            f"| {row_label(r)} | {_f(r.get('model_mb'), '.2f')} | {_f(r.get('psnr'), '.2f')} | {_f(r.get('ssim'), '.3f')} | "
-            f"{_f(r.get('sam'), '.2f')} | {_f(r.get('miou'), '.1f')} | {_f(r.get('psnr_delta'), '+.3f')} | {_f(r.get('miou_delta'), '+.2f')} | "
-            f"{budget_mark(r)} | {_f(r.get('latency_ms_p50'), '.1f')} | {_f(r.get('latency_ms_p95'), '.1f')} | {_f(r.get('tiles_per_s'), '.2f')} | "
-            f"{_f(r.get('peak_mem_mb'), '.0f')} | {_f(r.get('start_s'), '.1f')} | {'*' if i in front else ''} |"
-        )
+    lines += ["| " + " | ".join(cells) + " |" for cells in table(report)]
     best = fastest_within_budget(report)
     if best is not None:
         lines += ["", f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
-                      f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32)."]
+                      f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(report, best)}."]
     if any("energy_mj_per_tile" in r for r in report["rows"]):
         lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]
         lines += [f"| {row_label(r)} | {r['power_w']:.2f} | {r['energy_mj_per_tile']:.0f} |" for r in report["rows"] if "energy_mj_per_tile" in r]
@@ -194,7 +246,7 @@ def from_benchmark_json(path: str | Path) -> dict:
     first = next((b.get("extra_info", {}) for b in benches if b.get("extra_info", {}).get("method")), {})
     machine = data.get("machine_info", {})
     device = first.get("device_info") or {"cpu": machine.get("cpu", {}).get("brand_raw"), "machine": machine.get("machine")}
-    from ..bench import device_label
+    from ..probe import device_label
 
     return {
         "rows": rows,

@@ -1,6 +1,15 @@
-"""Runtime backends behind one Runner interface."""
+"""Runtime backends behind one Runner interface; ``runtime.backends`` is their registry."""
 
 from .factory import load_runner, resolve_backend
-from .runner import BACKENDS, Runner
+from .runner import Runner
 
 __all__ = ["BACKENDS", "Runner", "load_runner", "resolve_backend"]
+
+
+def __getattr__(name: str):
+    # The registry as it is now (a backend registered at run time included).
+    if name == "BACKENDS":
+        from .backends import names
+
+        return names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

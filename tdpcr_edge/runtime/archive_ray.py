@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError
-from .archive import STATE, ArchiveOptions, process_scene
-from .runner import cpu_cores
+from .archive_job import STATE, ArchiveOptions, process_scene
+from ..probe import cpu_cores
 
 NAMESPACE = "tdpcr-edge"
 

@@ -1,15 +1,18 @@
-"""``load_runner``: the one place that knows which backend runs which kind of model folder.
-
-Backends are imported here only when asked for, so ``import tdpcr_edge`` pulls in neither
-ONNX Runtime, OpenVINO nor TensorRT."""
+"""``load_runner``: a runner for whatever a user points at (a checkpoint, an artifact folder,
+an engine folder), on the backend the registry (``runtime.backends``) says runs it. Backends
+are imported only when asked for, so ``import tdpcr_edge`` pulls in neither ONNX Runtime,
+OpenVINO nor TensorRT."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..errors import ConfigError
-from .runner import BACKENDS, Runner
+from .. import precisions
+from ..contract import is_artifact, is_engine, read_manifest
+from ..errors import ConfigError, DataError
+from . import backends
+from .runner import Runner
 
 
 def artifact_backend(manifest: dict) -> str:
@@ -19,15 +22,13 @@ def artifact_backend(manifest: dict) -> str:
 
 
 def inference_precision(manifest: dict) -> str:
-    """What OpenVINO computes an artifact in: BF16 for a bf16 artifact (the FP32 graph run in
-    BF16), else the graph's own types (f32 between its casts and Q/DQ nodes)."""
-    return "bf16" if manifest["precision"] == "bf16" else "f32"
+    """What OpenVINO computes an artifact in (the precision registry's word for it)."""
+    return precisions.get(manifest["precision"]).inference_precision("openvino")
 
 
 def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
     """(model path, backend, row) of a ``tdpcr-edge bench`` report's fastest row within the
     drift budget that a scene stream runs as measured: a CPU row or a TensorRT engine."""
-    from ..errors import DataError
     from ..report.bench_report import fastest_within_budget
 
     report_path = Path(report_path)
@@ -47,54 +48,63 @@ def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
 
 
 def resolve_backend(path: str | Path | None, backend: str = "auto") -> str:
-    """``auto``: trt for an engine folder, the artifact's own backend for an artifact folder,
-    torch for a checkpoint file (or the shipped checkpoint)."""
+    """``auto``: the engine backend for an engine folder, the artifact's own backend for an
+    artifact folder, the checkpoint backend (torch) for a checkpoint file or the shipped one."""
     if backend != "auto":
-        return backend
+        return backends.get(backend).name
     path = Path(path) if path is not None else None
-    if path is not None and (path / "engine.json").exists():
-        return "trt"
-    if path is not None and (path / "manifest.json").exists():
+    if is_engine(path):
+        return backends.first_reading("engine").name
+    if is_artifact(path):
         return artifact_backend(json.loads((path / "manifest.json").read_text()))
-    return "torch"
+    return backends.first_reading("checkpoint").name
 
 
-def load_runner(path: str | Path | None = None, backend: str = "torch", **kwargs) -> Runner:
-    """A runner for a checkpoint file (torch), an artifact folder written by
-    ``tdpcr-edge export`` (torch loads its checkpoint, ort and openvino its model.onnx), or
-    an engine folder written by ``tdpcr-edge build-engine`` (trt). ``None`` is the shipped
-    checkpoint; ``backend="auto"`` picks as ``resolve_backend`` says."""
-    backend = resolve_backend(path, backend)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
+def load_runner(path: str | Path | None = None, backend: str = "torch", *, variant: str = "", device: str | None = None,
+                precision: str | None = None, **kwargs) -> Runner:
+    """A runner for a checkpoint file, an artifact folder written by ``tdpcr-edge export`` (a
+    checkpoint backend loads its checkpoint.pt) or an engine folder written by
+    ``tdpcr-edge build-engine``. ``None`` is the shipped checkpoint; ``backend="auto"`` picks
+    as ``resolve_backend`` says. ``variant``, ``device`` and ``precision`` select a bench row's
+    way of running (torch.compile, CUDA, FP16 on torch; OpenVINO's defaults)."""
+    row = backends.get(resolve_backend(path, backend))
     path = Path(path) if path is not None else None
-    if backend == "trt":
-        if path is None or not (path / "engine.json").exists():
-            raise ConfigError(f"{path}: the trt backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge build-engine ART --out DIR`")
-        from .trt_runner import TrtRunner
-
-        return TrtRunner(path, **kwargs)
-    artifact = path is not None and path.is_dir()
-    if artifact and not (path / "manifest.json").exists():
+    manifest = None
+    if row.reads == "engine":
+        if not is_engine(path):
+            raise ConfigError(f"{path}: the {row.name} backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge build-engine ART --out DIR`")
+    elif path is not None and path.is_dir() and not is_artifact(path):
         raise ConfigError(f"{path}: no manifest.json; pass a checkpoint file or a folder written by `tdpcr-edge export`")
-    if backend == "torch":
-        from .torch_runner import TorchRunner
+    elif row.reads == "checkpoint":
+        path = path / "checkpoint.pt" if is_artifact(path) else path
+    else:
+        if not is_artifact(path):
+            raise ConfigError(f"{path}: the {row.name} backend runs an exported artifact folder; run `tdpcr-edge export` first")
+        manifest = read_manifest(path)
+        precisions.get(manifest["precision"]).refuse_backend(row.name, str(path))
+    return row.runner_module().load(path, manifest, variant=variant, device=device, precision=precision, **kwargs)
 
-        return TorchRunner(path / "checkpoint.pt" if artifact else path, **kwargs)
-    if not artifact:
-        raise ConfigError(f"{path}: the {backend} backend runs an exported artifact folder; run `tdpcr-edge export` first")
-    from ..export.manifest import read_manifest
 
-    manifest = read_manifest(path)
-    if backend == "ort":
-        if manifest["precision"] == "bf16":
-            raise ConfigError(f"{path}: a bf16 artifact is the FP32 graph run in BF16 by OpenVINO, as its drift was measured; pass --backend openvino")
-        from .ort_runner import OrtRunner
+def graph_runner(proto, config: dict, backend: str, precision: str) -> Runner:
+    """A runner for an in-memory graph on a backend that gates drift, computing as the
+    artifact will run (export measures candidate graphs this way before writing one)."""
+    row = backends.get(backend)
+    if not row.gates_drift:
+        raise ConfigError(f"--backend {backend}: the drift is measured on {' or '.join(backends.drift_backends())}")
+    return row.runner_module().load_graph(proto, config, precision)
 
-        return OrtRunner(path / "model.onnx", manifest["model"], **kwargs)
-    if backend == "openvino":
-        from .openvino_runner import OpenVinoRunner
 
-        kwargs.setdefault("inference_precision", inference_precision(manifest))
-        return OpenVinoRunner(path / "model.onnx", manifest["model"], **kwargs)
-    raise AssertionError(backend)
+def model_metadata(runner: Runner, backend: str, path: Path | None) -> dict:
+    """What a stream records of the model a runner holds: normalisation, classes, colours,
+    config and checkpoint digest, read where the backend's row says its metadata lives."""
+    row = backends.get(backend)
+    if row.metadata == "checkpoint":
+        from ..contract import file_sha256
+
+        ck = runner.checkpoint
+        return {"normalization": ck.normalization.to_dict(), "classes": ck.classes, "colors": [list(c) for c in ck.colors],
+                "model": ck.config.to_dict(), "checkpoint_sha256": file_sha256(ck.path)}
+    rec = json.loads((path / row.metadata).read_text())
+    meta = {k: rec[k] for k in ("normalization", "classes", "colors", "model")}
+    meta["checkpoint_sha256"] = (rec.get("checkpoint") or {}).get("sha256")
+    return meta

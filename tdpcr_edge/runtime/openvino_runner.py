@@ -21,8 +21,9 @@ import numpy as np
 import onnx
 
 from ..errors import CheckpointError, ConfigError, MissingDependency
-from .cpu_isa import cpu_isa
-from .runner import Runner, cpu_cores
+from ..probe import cpu_isa
+from ..probe import cpu_cores
+from .runner import Runner
 from .signal_stack import kept_signal_stack
 
 INFERENCE_PRECISIONS = ("f32", "bf16")
@@ -174,3 +175,31 @@ def _reason(exc: Exception) -> str:
             if ln.startswith(marker) or marker in ln and "src/" not in ln:
                 return ln[:200]
     return (lines[-1] if lines else type(exc).__name__)[:200]
+
+
+def load(path: Path, manifest: dict, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> OpenVinoRunner:
+    """The registry's entry point: an artifact folder, computed as its precision says. The
+    ``default`` variant is the FP32 graph as OpenVINO runs it untouched, with no model cache,
+    as a first-time user has none."""
+    from .. import precisions
+
+    if variant == "default":
+        kwargs.update(inference_precision=None, cache="")
+    kwargs.setdefault("inference_precision", precisions.get(manifest["precision"]).inference_precision("openvino"))
+    return OpenVinoRunner(Path(path) / "model.onnx", manifest["model"], **kwargs)
+
+
+def load_graph(proto: onnx.ModelProto, config: dict, precision: str) -> OpenVinoRunner:
+    """An in-memory graph computed as the artifact will be. No model cache: the mixed search
+    compiles many graphs that are never run again."""
+    from .. import precisions
+
+    return OpenVinoRunner(proto, config, inference_precision=precisions.get(precision).inference_precision("openvino"), cache="")
+
+
+def unavailable(combo) -> str | None:
+    from ..probe import isa_cap
+
+    if combo.variant == "default" and isa_cap():
+        return f"OpenVINO's defaults follow the CPU's own flags, not ONEDNN_MAX_CPU_ISA={isa_cap()}"
+    return None

@@ -10,7 +10,8 @@ import contextlib
 import numpy as np
 import onnx
 
-from ..export.plugin_op import DOMAIN, OP_TYPE
+from ..contract import PLUGIN_DOMAIN as DOMAIN
+from ..contract import PLUGIN_OP as OP_TYPE
 
 _REGISTERED = False
 
@@ -57,7 +58,7 @@ def _register() -> None:
 
 def _fp16_nodes(proto: onnx.ModelProto) -> set[str]:
     """Names of the TDP_PGF nodes whose inputs are FP16 (by ONNX type inference)."""
-    from ..export.trt_check import tensor_types
+    from .graph import tensor_types
 
     types = tensor_types(proto)
     return {n.name for n in proto.graph.node if n.op_type == OP_TYPE and n.domain == DOMAIN and types.get(n.input[0]) == onnx.TensorProto.FLOAT16}

@@ -9,7 +9,8 @@ import onnx
 
 from ..errors import CheckpointError
 from .ort_ops import has_plugin_nodes, session_options, to_ort_domain
-from .runner import Runner, cpu_cores
+from ..probe import cpu_cores
+from .runner import Runner
 
 
 class OrtRunner(Runner):
@@ -55,3 +56,20 @@ class OrtRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.session = None
+
+
+def load(path: Path, manifest: dict, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> OrtRunner:
+    """The registry's entry point: an artifact folder."""
+    return OrtRunner(Path(path) / "model.onnx", manifest["model"], **kwargs)
+
+
+def load_graph(proto: onnx.ModelProto, config: dict, precision: str) -> OrtRunner:
+    return OrtRunner(proto, config)
+
+
+def unavailable(combo) -> str | None:
+    from ..probe import isa_cap
+
+    if isa_cap():
+        return f"ONNX Runtime's kernels ignore ONEDNN_MAX_CPU_ISA={isa_cap()}: its figures would be this CPU's full ISA's"
+    return None

@@ -10,14 +10,13 @@ backends agree on arbitrary tiles.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..contract import OUTPUTS
 from ..errors import DataError
 
-OUTPUTS = ("reconstruction", "segmentation", "reliance")
 
 
 class Runner(ABC):
@@ -89,18 +88,3 @@ class Runner(ABC):
 
     def deactivate_impl(self) -> None:
         pass
-
-
-# Names only: the factory (runtime.factory) imports the backends, this module none of them.
-BACKENDS = ("torch", "ort", "openvino", "trt")
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on: its affinity mask (which containers and taskset narrow),
-    capped by OMP_NUM_THREADS when set (Ray sets it to an actor's CPU share)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores

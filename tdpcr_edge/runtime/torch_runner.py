@@ -10,7 +10,8 @@ import torch
 
 from ..errors import ConfigError
 from ..train.checkpoint import load_checkpoint
-from .runner import Runner, cpu_cores
+from ..probe import cpu_cores
+from .runner import Runner
 
 
 class TorchRunner(Runner):
@@ -69,3 +70,32 @@ class TorchRunner(Runner):
         if self._saved_threads is not None:
             torch.set_num_threads(self._saved_threads)
             self._saved_threads = None
+
+
+def load(path: Path | None, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> TorchRunner:
+    """The registry's entry point: a checkpoint file (None: the shipped one)."""
+    return TorchRunner(path, device=device or kwargs.pop("device", "cpu"), half=precision == "fp16", compile=variant == "compile",
+                       fused=variant == "fused", **kwargs)
+
+
+def unavailable(combo) -> str | None:
+    import os
+    import shutil
+
+    from ..probe import cuda_available
+
+    if combo.device == "cuda" and not cuda_available():
+        return "no CUDA GPU on this machine"
+    if combo.variant == "fused":
+        from ..model.fused import LIB_NAMES, find_library
+
+        if find_library("cuda") is None:
+            return f"{LIB_NAMES['cuda']} not built (make kernels)"
+    if combo.variant == "compile" and combo.device == "cuda":
+        from .backends import has_module
+
+        if not has_module("triton"):
+            return "torch.compile on CUDA needs triton, which is not installed"
+    if combo.variant == "compile" and combo.device == "cpu" and not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+        return "torch.compile on the CPU needs a C++ compiler (g++), which is not on PATH"
+    return None

@@ -14,7 +14,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..errors import MissingDependency  # noqa: F401  (raised here; imported from here by callers)
+from pathlib import Path
+
+from ..errors import ConfigError, EngineMismatch, MissingDependency, RunFailed  # noqa: F401  (raised here; imported from here by callers)
 
 TRT_INSTALL_HINT = (
     "install TensorRT's Python bindings: on x86 `pip install tensorrt-cu12` (or tensorrt-cu13); "
@@ -130,7 +132,7 @@ class CudaApi:
     def _check(self, result):
         err, *rest = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
-            raise RuntimeError(f"CUDA error {err}")
+            raise RunFailed(f"CUDA error {err}; check the device with `tdpcr-edge doctor` and nvidia-smi")
         return rest[0] if len(rest) == 1 else rest
 
     def stream(self):
@@ -195,3 +197,32 @@ class CudaApi:
 
     def launch_graph(self, graph_exec, stream) -> None:
         self._check(self.rt.cudaGraphLaunch(graph_exec, stream))
+
+
+def check_engine_compat(record: dict, trt_version: str, gpu_name: str, gpu_sm: str,
+                        plugin_sha256: str | None = None, where: str = "engine") -> None:
+    """Refuse, before deserialising, an engine this device cannot run: one line naming both
+    sides and the fix. TensorRT engines are tied to the TensorRT release and the GPU."""
+    built = f"TensorRT {record['tensorrt']} on {record['gpu']['name']} (SM {record['gpu']['sm']})"
+    here = f"TensorRT {trt_version} on {gpu_name} (SM {gpu_sm})"
+    fix = "rebuild it on this device with `tdpcr-edge build-engine`"
+    if not same_release(record["tensorrt"], trt_version):
+        raise EngineMismatch(f"{where}: built with {built}, but this is {here}; {fix}")
+    if str(record["gpu"]["sm"]) != str(gpu_sm):
+        raise EngineMismatch(f"{where}: built for {built}, but this GPU is {here}; {fix}")
+    if record["plugin"]["used"]:
+        if plugin_sha256 is None:
+            raise EngineMismatch(f"{where}: needs the TDP_PGF plugin library, which was not found; pass --plugin-lib or build it with `make kernels`")
+        if plugin_sha256 != record["plugin"]["sha256"]:
+            raise EngineMismatch(f"{where}: built with another TDP_PGF plugin library (sha256 {record['plugin']['sha256'][:12]}, found {plugin_sha256[:12]}); {fix}")
+
+
+def find_plugin_library(explicit: str | Path | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: plugin library not found; build it with `make kernels TRT_INCLUDE=...`")
+        return path
+    from ..model.fused import find_library
+
+    return find_library("plugin")

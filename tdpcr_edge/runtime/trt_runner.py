@@ -49,7 +49,7 @@ class TrtRunner(Runner):
     name = "trt"
 
     def __init__(self, engine_dir: str | Path, plugin_lib: str | Path | None = None, cuda_graph: bool = False):
-        from ..export.engine import read_engine_record
+        from ..contract import read_engine_record
 
         self.engine_dir = Path(engine_dir)
         self.record = read_engine_record(self.engine_dir)
@@ -63,9 +63,8 @@ class TrtRunner(Runner):
         self.last_timing: dict[str, float] = {}
 
     def activate_impl(self) -> None:
-        from ..export.engine import check_engine_compat, find_plugin_library
-        from ..train.checkpoint import file_sha256
-        from .trt_compat import CudaApi, detect_gpus, import_tensorrt
+        from ..contract import file_sha256
+        from .trt_compat import CudaApi, check_engine_compat, detect_gpus, find_plugin_library, import_tensorrt
 
         import_tensorrt()  # one line naming what to install when it is missing
         import tensorrt as trt  # type-checked against tensorrt-stubs
@@ -146,3 +145,16 @@ class TrtRunner(Runner):
         self.device = {}
         for name in ("context", "engine", "runtime"):  # released in this order, the context first
             self.__dict__.pop(name, None)
+
+
+def load(path: Path, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> TrtRunner:
+    """The registry's entry point: an engine folder."""
+    return TrtRunner(path, **kwargs)
+
+
+def unavailable(combo) -> str | None:
+    from .backends import has_module
+
+    if not (has_module("cuda") or has_module("pycuda")):
+        return "neither cuda-python nor pycuda is installed for TensorRT's buffers"
+    return None

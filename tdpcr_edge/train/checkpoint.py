@@ -4,7 +4,6 @@ the model is ever assumed."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..data.normalize import Normalization
+from ..contract import file_sha256  # noqa: F401 (re-exported)
 from ..errors import CheckpointError
 from ..io_utils import atomic_path
 from ..model import TDPCR, ModelConfig
@@ -126,11 +126,3 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint is missing or has malformed field {exc}; re-train it") from exc
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

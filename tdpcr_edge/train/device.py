@@ -67,7 +67,7 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
-    from ..runtime.cpu_isa import cpu_isa
+    from ..probe import cpu_isa
 
     return cpu_isa().native_bf16
 

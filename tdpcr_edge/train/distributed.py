@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import ConfigError, TdpcrError
+from ..errors import ConfigError, PeerLost, TdpcrError
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,6 @@ def from_env() -> World:
     except ValueError as exc:
         raise ConfigError(f"torchrun's environment is malformed ({exc}); launch with torchrun --nproc_per_node=N --no-python tdpcr-edge train ...") from None
     return World(rank, size, local)
-
-
-class PeerLost(TdpcrError):
-    pass
 
 
 @contextlib.contextmanager

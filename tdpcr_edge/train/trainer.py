@@ -35,7 +35,7 @@ import inspect
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,49 +50,13 @@ from ..model import TDPCR, get_config
 from . import distributed as dist
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .device import StepDevice, step_device
+from .options import TrainOptions, check_options
+from .options import phases as _phases
 from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
 from .qat import (enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, all_steps, range_parameters, restart_ranges,
                   set_rounding)
 from .samples import MicroBatches, SampleStream, checked, loader, micro_batch
-from .validation import Validation, better, check_every, plot_curves, summary
-
-
-@dataclass
-class TrainOptions:
-    out: Path
-    config: str = "tiny"
-    fusion: str = "pgf"
-    data: str = "synthetic"
-    phase: str = "both"  # "1", "2" or "both"
-    steps: int = 1500  # per phase
-    batch: int = 8  # the global batch, whatever the world size and accumulation
-    patch: int = 64
-    lr: float = 2e-3
-    seed: int = 0
-    prompt_weight: float = 0.1
-    # Gate supervision (BCE of each scale's reliance against thickness). Off: at an equal
-    # budget it cost 0.4 dB thick-cloud PSNR and 21 mIoU points (docs/experiments.md).
-    reliance_weight: float = 0.0
-    save_every: int = 100
-    val_scenes: int | None = None  # held-out samples: 8 synthetic scenes, or all of a data set's val split
-    val_size: int = 128
-    val_every: int = 0  # 0: validate at the end of each phase only
-    val_data: str | None = None  # another held-out set than the training data's val split
-    resume: bool = True
-    init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
-    qat: bool = False  # simulate the INT8 export's rounding while training (train.qat)
-    # With qat: the learned INT8 ranges' learning rate, relative to --lr (they are logarithms;
-    # at 1x they barely move in half a phase), and the weight of phase 2's consistency term.
-    range_lr: float = 10.0
-    consistency_weight: float = 1.0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "off"  # off, bf16, fp16
-    compile: bool = False  # torch.compile the training step
-    workers: int = 0  # DataLoader worker processes per training process
-    prefetch: int = 4  # micro-batches each loader worker reads ahead
-    accumulate: int = 1  # micro-batches per optimiser step and process
-    sync_bn: bool = False  # SyncBatchNorm across the processes (CUDA)
-    deterministic: bool = False  # torch.use_deterministic_algorithms
+from .validation import Validation, better, plot_curves, summary
 
 
 StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
@@ -100,13 +64,6 @@ StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, los
 LOCAL_BUFFERS = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
                  else {"broadcast_buffers": False})
 LOG_EVERY = 10  # steps between loss readings (each one waits for the device)
-
-
-def _phases(phase: str) -> list[int]:
-    try:
-        return {"1": [1], "2": [2], "both": [1, 2]}[str(phase)]
-    except KeyError:
-        raise ConfigError(f"unknown --phase {phase!r}: choose 1, 2 or both") from None
 
 
 def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50) -> torch.optim.lr_scheduler.LambdaLR:
@@ -119,26 +76,11 @@ def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50) ->
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _set_phase_mode(model: TDPCR, phase: int) -> None:
-    """Train mode only where weights train, so frozen batch norms keep their statistics."""
-    if phase == 1:
-        model.train()
-        model.segmentation_head.eval()
-    else:
-        model.eval()
-        model.segmentation_head.train()
-        model.adapters.train()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in model.phase_parameters(phase):
-        p.requires_grad_(True)
-
-
 def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
     """Run the requested phases; return the metrics also written to ``out/metrics.json``.
     Under torchrun every process calls this; rank 0 writes the run folder."""
+    check_options(opts)
     phases = _phases(opts.phase)
-    check_every(opts.val_every)
     world = dist.from_env()
     dev = step_device(opts.device, opts.amp, world.local_rank if world.distributed else None)
     micro_batch(opts.batch, world.size, opts.accumulate)
@@ -241,7 +183,7 @@ class _Run:
             str(phase),
             {"steps": opts.steps, "trainable_params": sum(p.numel() for p in params), "total_params": sum(p.numel() for p in model.parameters()), "seconds": 0.0, "loss": []},
         )
-        _set_phase_mode(model, phase)
+        model.set_phase(phase)
         # Buffers stay per rank (batch-norm statistics follow each rank's micro-batches) and
         # are averaged before each checkpoint and validation (distributed.average_batch_norm).
         net = DistributedDataParallel(model, device_ids=[self.dev.device] if self.dev.cuda else None, **LOCAL_BUFFERS) if world.distributed else model
@@ -329,7 +271,7 @@ class _Run:
             return None
         dist.average_batch_norm(self.model, self.world)
         result = dist.broadcast(self.val.run(self.model, self.world), self.world)
-        _set_phase_mode(self.model, phase)
+        self.model.set_phase(phase)
         figures = {"step": step, **summary(result)}
         record.setdefault("val_curve", []).append(figures)
         if better(phase, figures, record.get("best")):

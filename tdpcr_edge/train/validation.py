@@ -17,7 +17,7 @@ from ..data.datasets import open_dataset, parse_spec
 from ..data.normalize import Normalization
 from ..data.sources import SyntheticSource
 from ..errors import ConfigError, DataError
-from ..evaluate import accumulate_scenes
+from ..scoring import accumulate_scenes
 from .distributed import World, gather
 
 SYNTHETIC_VAL = 8  # held-out scenes of the synthetic world when --val-scenes is not given

@@ -3,13 +3,13 @@ which runner runs the model, and the scene lists of ``--pairs``."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...data.datasets import read_pairs  # noqa: F401  (re-exported: the CLI and tests import it from the stream)
 from ...errors import ConfigError
-from ..runner import Runner, cpu_cores
+from ...probe import cpu_cores
+from ..runner import Runner
 
 def default_workers() -> int:
     """Two concurrent inference calls wherever there are two cores to split. On the CPU, two
@@ -71,17 +71,10 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
 
 def runner_meta(runner: Runner, backend: str, path: Path | None) -> dict:
     """What a stream records of the model a runner holds: normalisation, classes, colours,
-    config, checkpoint digest, backend and source."""
-    if backend == "torch":
-        from ...train.checkpoint import file_sha256
+    config, checkpoint digest (read where the backend registry says), backend and source."""
+    from ..factory import model_metadata
 
-        ck = runner.checkpoint
-        meta = {"normalization": ck.normalization.to_dict(), "classes": ck.classes, "colors": [list(c) for c in ck.colors], "model": ck.config.to_dict(),
-                "checkpoint_sha256": file_sha256(ck.path)}
-    else:
-        rec = json.loads((path / ("engine.json" if backend == "trt" else "manifest.json")).read_text())
-        meta = {k: rec[k] for k in ("normalization", "classes", "colors", "model")}
-        meta["checkpoint_sha256"] = (rec.get("checkpoint") or {}).get("sha256")
+    meta = model_metadata(runner, backend, path)
     meta["backend"] = backend
     meta["source"] = str(path) if path else "shipped checkpoint"
     return meta

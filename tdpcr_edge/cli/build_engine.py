@@ -1,0 +1,33 @@
+"""`tdpcr-edge build-engine`: a TensorRT engine from an artifact, on the device."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .console import console, err_console
+from .options import choices, value
+
+
+def register(app: typer.Typer) -> None:
+    c = choices()
+
+    @app.command("build-engine")
+    def build_engine_cmd(
+        artifact: Annotated[Path, typer.Argument(help="Artifact folder written by `tdpcr-edge export`.")],
+        out: Annotated[Path, typer.Option("--out", help="Engine folder: model.engine and engine.json.")],
+        target: Annotated[Optional[c.target], typer.Option(help="Deployment profile (max batch and workspace defaults).")] = None,
+        plugin_lib: Annotated[Optional[Path], typer.Option(help="libtdpcr_trt_plugin.so, for graphs with TDP_PGF nodes.")] = None,
+        timing_cache: Annotated[Optional[Path], typer.Option(help="Timing cache to reuse and update.")] = None,
+        workspace: Annotated[Optional[int], typer.Option(min=1, help="Builder workspace in MiB.")] = None,
+        max_batch: Annotated[Optional[int], typer.Option(min=1, help="Largest batch of the optimisation profile.")] = None,
+    ) -> None:
+        """Build a TensorRT engine from an artifact, on the device that will run it."""
+        from ..export.engine import build_engine
+
+        # build_engine checks the artifact, its graph and the options before TensorRT is needed.
+        with err_console.status("building the TensorRT engine (minutes on a Jetson)"):
+            record = build_engine(artifact, out, target=value(target), plugin_lib=plugin_lib, timing_cache=timing_cache, workspace_mb=workspace,
+                                  max_batch=max_batch)
+        console.print(f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), {record['precision']}")
+        console.print(f"equivalent trtexec command:\n  {record['trtexec']}", highlight=False)

@@ -1,0 +1,41 @@
+"""`tdpcr-edge compare`: the drift of several artifacts side by side."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .console import console, err_console
+from .options import choices, value
+
+
+def register(app: typer.Typer) -> None:
+    c = choices()
+
+    @app.command()
+    def compare(
+        artifacts: Annotated[list[Path], typer.Argument(help="Artifact folders written by `tdpcr-edge export`.")],
+        data: Annotated[str, typer.Option(help="'synthetic' (held-out seed) or a scene folder.")] = "synthetic",
+        tiles: Annotated[int, typer.Option(min=1, help="Tiles to measure on (16 synthetic held-out tiles: the export gate's own).")] = 16,
+        backend: Annotated[c.compare_backend, typer.Option(help="auto: the backend each artifact's gate used.")] = "auto",
+    ) -> None:
+        """The drift table of several artifacts side by side."""
+        from ..export import compare_artifacts
+
+        with err_console.status("compare"):
+            rows = compare_artifacts(artifacts, data, tiles, value(backend))
+        print_compare(rows)
+
+
+def print_compare(rows: list[dict]) -> None:
+    table = Table(title="drift against torch FP32, same held-out tiles")
+    for col in ("artifact", "precision", "backend", "plugin", "MB", "PSNR dB", "dPSNR dB", "dSSIM", "dSAM deg", "mIoU %", "dmIoU pt", "max |err|", "class agree %", "budget"):
+        table.add_column(col, justify="left" if col in ("artifact", "precision", "backend") else "right")
+    for r in rows:
+        table.add_row(
+            Path(r["artifact"]).name, r["precision"], r["backend"], "yes" if r["plugin"] else "no", f"{r['model_mb']:.2f}", f"{r['psnr']:.2f}",
+            f"{r['psnr_delta']:+.3f}", f"{r['ssim_delta']:+.4f}", f"{r['sam_delta']:+.3f}", f"{r['miou']:.1f}", f"{r['miou_delta']:+.2f}",
+            f"{r['max_abs_error']:.2e}", f"{r['class_agreement']:.2f}", "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
+        )
+    console.print(table)

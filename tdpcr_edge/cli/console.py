@@ -1,0 +1,49 @@
+"""What every command prints with: the two consoles, the progress bar, number formatting,
+one-line errors and warnings."""
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+# Piped or logged output (CI, `| tee`) gets a wide fixed width instead of rich's 80
+# columns, which would crush the tables.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable]:
+    """A bar that vanishes when done; a failure then leaves only its one error line.
+    ``total`` may be None until known: ``advance(0, total=n)`` sets it."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    start = time.perf_counter()
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda advance=1, **kw: progress.update(task, advance=advance, **kw)
+        done, total = int(progress.tasks[0].completed), progress.tasks[0].total
+    err_console.print(f"{description}: {done}/{total:.0f} in {time.perf_counter() - start:.1f} s", highlight=False)
+
+
+def fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def print_error(text: str) -> None:
+    # escape: messages name things like [splits] that rich would take for markup and drop.
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def print_warnings(record: dict) -> None:
+    for text in record.get("warnings", []):
+        err_console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def print_wrote(*paths) -> None:
+    for path in paths:
+        if path:
+            console.print(f"wrote {path}", highlight=False)

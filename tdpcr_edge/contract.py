@@ -1,0 +1,98 @@
+"""The artifact contract: what ``export`` and ``build-engine`` write and what the runtime
+reads, in one place that both sides import and that imports neither.
+
+    ART/manifest.json   DESIGN section 4's fields (``build_manifest`` / ``read_manifest``)
+    ENGINE/engine.json  TensorRT version, GPU, plugin digest, build options (``read_engine_record``)
+
+It also names what a graph must be called by: model inputs and outputs, the TDP_PGF plugin
+node's domain, type, version and tensors, and the digests that tie an artifact to its
+checkpoint. Only the standard library is imported: a runtime install reads these records
+without torch or onnx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from .errors import CheckpointError
+
+SCHEMA_VERSION = 1  # manifest.json
+ENGINE_SCHEMA = 1  # engine.json
+
+# Model boundary (DESIGN section 4): every backend takes these inputs and returns these outputs.
+INPUTS = ("optical", "sar")
+OUTPUTS = ("reconstruction", "segmentation", "reliance")
+
+# The TDP_PGF plugin node: a plain ONNX node that TensorRT's parser maps to our creator.
+PLUGIN_DOMAIN = "tdpcr"
+PLUGIN_OP = "TDP_PGF"
+PLUGIN_VERSION = "1"
+PLUGIN_INPUTS = ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias")
+PLUGIN_OUTPUTS = ("fused", "reliance")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in ("torch", "onnx", "onnxruntime", "onnxsim", "onnxconverter-common", "onnxruntime-extensions", "openvino", "tensorrt"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def build_manifest(**fields) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+        "versions": library_versions(),
+    }
+
+
+def read_record(path: Path, missing: str, fix: str) -> dict:
+    """A JSON record of an artifact or engine folder, or a CheckpointError naming the file."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing; {missing}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+
+
+def read_manifest(artifact: str | Path) -> dict:
+    path = Path(artifact) / "manifest.json"
+    manifest = read_record(path, f"{artifact} is not an artifact written by `tdpcr-edge export`", "export the artifact again")
+    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: manifest schema {manifest['schema_version']} is newer than this tdpcr-edge reads; upgrade tdpcr-edge")
+    return manifest
+
+
+def read_engine_record(engine_dir: str | Path) -> dict:
+    path = Path(engine_dir) / "engine.json"
+    record = read_record(path, f"{engine_dir} is not a folder written by `tdpcr-edge build-engine`", "rebuild the engine")
+    if not (Path(engine_dir) / "model.engine").is_file():
+        raise CheckpointError(f"{Path(engine_dir) / 'model.engine'}: missing; rebuild the engine")
+    return record
+
+
+def is_artifact(path: Path | None) -> bool:
+    return path is not None and (path / "manifest.json").exists()
+
+
+def is_engine(path: Path | None) -> bool:
+    return path is not None and (path / "engine.json").exists()

@@ -1,0 +1,50 @@
+"""The backend registry is the one extension point: a toy backend registered in one place
+(tests/runtime/toy_backend.py's row) is found by the runner factory, bench, the scene stream, doctor
+and every command's --help and choices."""
+
+import json
+
+import pytest
+
+from tdpcr_edge.bench import BenchOptions, run_bench
+from tdpcr_edge.doctor import diagnose
+from tdpcr_edge.errors import ConfigError
+from tdpcr_edge.runtime import backends, load_runner
+from tdpcr_edge.runtime.combos import select
+from tests.helpers import run_main
+from tests.runtime.toy_backend import ROW, ToyRunner
+
+
+@pytest.fixture
+def toy():
+    backends.register(ROW)
+    yield ROW
+    backends.unregister(ROW.name)
+
+
+def test_a_toy_backend_is_one_row(toy, random_checkpoint, scene_dir, tmp_path, capsys, monkeypatch):
+    assert isinstance(load_runner(random_checkpoint, backend="toy"), ToyRunner)
+    assert [c.name for c in select("toy", "fp32")] == ["toy-fp32-cpu"]
+    assert any(r.item == "backend toy" and r.status == "ok" for r in diagnose())
+    for command in ("infer", "bench"):
+        code, out, _ = run_main([command, "--help"], capsys, monkeypatch)
+        assert code == 0 and "toy" in out, command
+
+    report = run_bench(BenchOptions(report=tmp_path / "rep", checkpoint=random_checkpoint, backends="toy", precisions="fp32",
+                                    data=str(scene_dir), tiles=2, tile=64, warmup=0, iterations=2))
+    (row,) = report["rows"]
+    assert row["backend"] == "toy" and row["psnr_delta"] == 0.0 and row["peak_mem_mb"] is not None
+
+    scene = sorted(scene_dir.glob("scene_*"))[0]
+    code, _, err = run_main(["infer", "--optical", scene / "optical_cloudy.tif", "--sar", scene / "sar.tif", "--out", tmp_path / "out",
+                             "--model", random_checkpoint, "--backend", "toy", "--tile", "64", "--overlap", "16"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["model"]["backend"] == "toy"
+
+
+def test_an_unregistered_backend_is_a_usage_error(random_checkpoint, capsys, monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="unknown backend 'toy'"):
+        load_runner(random_checkpoint, backend="toy")
+    code, _, err = run_main(["infer", "--optical", "a.tif", "--sar", "b.tif", "--out", tmp_path / "o", "--backend", "toy"], capsys, monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "'toy' is not one of" in lines[0]
