@@ -12,6 +12,7 @@ Run: pytest benchmarks/bench_stream.py --benchmark-only
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +34,8 @@ SUITE = "bench_stream"
 TILE, OVERLAP, BATCH = 256, 32, 4
 ROUNDS = {1024: 5, 2048: 3}
 RSS_RUNS = 3
-GOALS = {"stream_over_backend": 0.9, "rss_growth_for_4x_area": 0.2}
+GOALS = {"stream_over_backend": 0.9, "rss_growth_for_4x_area": 0.2, "replay_over_fastest_direct": 4.0, "replay_2_over_1_core": 1.7}
+REPLAY_ROUNDS = 3
 
 
 MODELS = ("torch", "openvino")
@@ -43,12 +45,40 @@ def _summarise(rows: dict) -> dict:
     out, lines = {}, []
     for model in MODELS:
         _summarise_model(rows, model, out, lines)
+    _summarise_replay(rows, out, lines)
     if "rss_1024" in rows and "rss_2048" in rows:
         g = rows["rss_2048"]["peak_rss_mb"] / rows["rss_1024"]["peak_rss_mb"] - 1
         out["rss_growth_for_4x_area"] = g
         lines.append(f"peak RSS {rows['rss_1024']['peak_rss_mb']:.0f} MB at 1024^2, {rows['rss_2048']['peak_rss_mb']:.0f} MB at 2048^2: "
                      f"+{100 * g:.1f}% (goal < {100 * GOALS['rss_growth_for_4x_area']:.0f}%: {'met' if g < GOALS['rss_growth_for_4x_area'] else 'MISSED'})")
     return {"ratios": out, "goals": GOALS, "lines": lines}
+
+
+def _summarise_replay(rows: dict, out: dict, lines: list) -> None:
+    """The pipeline's ceiling (the replay backend: zero inference time) against the fastest
+    CPU row called directly, and from one core to two; the CPU time per tile by stage beside
+    what decoding and encoding cost at their floor."""
+    one, two = rows.get("replay/1core_2048"), rows.get("replay/2core_2048")
+    if one and two:
+        r = two["tiles_per_s"] / one["tiles_per_s"]
+        out["replay_2_over_1_core"] = r
+        lines.append(f"replay (pipeline alone), 2048^2: {one['tiles_per_s']:.1f} tiles/s on 1 core, {two['tiles_per_s']:.1f} on 2: {r:.2f}x "
+                     f"(goal >= {GOALS['replay_2_over_1_core']}: {'met' if r >= GOALS['replay_2_over_1_core'] else 'MISSED'})")
+        for cores, row in (("1 core", one), ("2 cores", two)):
+            lines.append(f"replay on {cores}, CPU ms per tile: " + ", ".join(f"{k} {v:.1f}" for k, v in row["cpu_ms_per_tile"].items()))
+        fastest = rows.get("openvino/backend_2048")
+        if fastest:
+            r = two["tiles_per_s"] / fastest["tiles_per_s"]
+            out["replay_over_fastest_direct"] = r
+            lines.append(f"replay on 2 cores against the fastest CPU row called directly ({fastest['tiles_per_s']:.1f} tiles/s): {r:.2f}x "
+                         f"(goal >= {GOALS['replay_over_fastest_direct']}: {'met' if r >= GOALS['replay_over_fastest_direct'] else 'MISSED'})")
+    for w in (1, 2):
+        row = rows.get(f"openvino/stream_workers{w}_2048")
+        if row:
+            lines.append(f"{row['row']} streamed with {w} inference worker(s), 2048^2: {row['tiles_per_s']:.1f} tiles/s (median of {len(row['rounds'])})")
+    floor = rows.get("floor_2048")
+    if floor:
+        lines.append("floor, single-threaded CPU ms per 256^2 tile: " + ", ".join(f"{k} {v:.1f}" for k, v in floor["ms_per_tile"].items()))
 
 
 def _summarise_model(rows: dict, model: str, out: dict, lines: list) -> None:
@@ -195,3 +225,98 @@ def test_peak_rss(benchmark, scenes, tmp_path, size):
     benchmark.pedantic(one, rounds=RSS_RUNS, iterations=1)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     record(SUITE, f"rss_{size}", {"peak_rss_mb": float(np.median(peaks)), "runs": peaks, "tiles": run["tiles"]["processed"]})
+
+
+def _replay(folder, out, cores: int) -> dict:
+    """One stream of the scene through the replay backend in a fresh process pinned to
+    ``cores`` cores (its threads and GDAL's alike)."""
+    code = (f"import os, json; os.sched_setaffinity(0, set(range({cores})))\n"
+            "from tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
+            f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
+            f"backend='replay', tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
+            "print(json.dumps({k: r[k] for k in ('tiles_per_s', 'wall_s', 'cpu_ms_per_tile', 'latency_ms_per_tile', 'peak_rss_mb', 'workers')}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_pipeline_ceiling(benchmark, scenes, tmp_path):
+    """The scene pipeline alone (replay backend), 2048^2, on 1 and 2 cores, alternated round
+    by round; medians."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores")
+    runs = {1: [], 2: []}
+
+    def one_round():
+        for cores in (1, 2):
+            runs[cores].append(_replay(scenes[2048], tmp_path / f"r{cores}-{len(runs[cores])}", cores))
+
+    benchmark.pedantic(one_round, rounds=REPLAY_ROUNDS, warmup_rounds=0, iterations=1)
+    for cores, rs in runs.items():
+        best = sorted(rs, key=lambda r: r["tiles_per_s"])[len(rs) // 2]
+        record(SUITE, f"replay/{cores}core_2048", {"tiles_per_s": float(np.median([r["tiles_per_s"] for r in rs])), "rounds": [r["tiles_per_s"] for r in rs],
+                                                    "cpu_ms_per_tile": best["cpu_ms_per_tile"], "peak_rss_mb": best["peak_rss_mb"], "workers": best["workers"]})
+
+
+def test_decode_and_encode_floor(benchmark, scenes, tmp_path):
+    """What decoding and encoding cost at their floor, single-threaded CPU time per 256^2 tile
+    (time.process_time around rasterio): the optical decoded block by block once, as 256-row
+    strips at the tile stride, and tile window by tile window; the reconstruction written once
+    per compression."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from tdpcr_edge.runtime.stream.assemble import COMPRESSION
+
+    path = scenes[2048] / FILES["optical"]
+    figures = {}
+
+    def probe():
+        with rasterio.open(path) as src:
+            tiles = len(TileGrid(src.height, src.width, TILE, OVERLAP))
+            t = time.process_time()
+            for _, w in src.block_windows(1):
+                src.read(window=w)
+            figures["decode each block once"] = time.process_time() - t
+            t = time.process_time()
+            for y in TileGrid(src.height, src.width, TILE, OVERLAP).ys:
+                src.read(window=Window(0, y, src.width, TILE))
+            figures["decode 256-row strips at the stride"] = time.process_time() - t
+            t = time.process_time()
+            grid = TileGrid(src.height, src.width, TILE, OVERLAP)
+            for r in range(len(grid.ys)):
+                for tile in grid.row(r):
+                    src.read(window=tile.window)
+            figures["decode window by window"] = time.process_time() - t
+            data, profile = src.read(), src.profile
+        for name, opts in COMPRESSION.items():
+            t = time.process_time()
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **{**profile, "driver": "GTiff", "tiled": True, "blockxsize": 512, "blockysize": 512, **opts}) as dst:
+                dst.write(data)
+            figures[f"encode {name}"] = time.process_time() - t
+        figures["tiles"] = tiles
+
+    benchmark.pedantic(probe, rounds=1, iterations=1)
+    n = figures.pop("tiles")
+    record(SUITE, "floor_2048", {"ms_per_tile": {k: 1e3 * v / n for k, v in figures.items()}, "tiles": n})
+
+
+def test_openvino_stream_workers(benchmark, scenes, models, tmp_path):
+    """The fastest CPU row streamed with one inference worker (one OpenVINO stream on every
+    core, LATENCY hint) against two (two streams of one core each, THROUGHPUT hint),
+    alternated round by round on the 2048^2 scene; medians. The stream's default follows
+    what this measures (runtime.openvino_runner.share_cpu)."""
+    if "openvino" not in models:
+        pytest.skip("openvino is not installed")
+    model, backend_name, label = models["openvino"]
+    folder = scenes[2048]
+    runs = {1: [], 2: []}
+
+    def one_round():
+        for workers in (1, 2):
+            run = run_stream(StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=tmp_path / f"w{workers}-{len(runs[workers])}",
+                                           model=model, backend=backend_name, tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False, workers=workers))
+            runs[workers].append(run["tiles_per_s"])
+
+    benchmark.pedantic(one_round, rounds=3, warmup_rounds=0, iterations=1)
+    for workers, rounds in runs.items():
+        record(SUITE, f"openvino/stream_workers{workers}_2048", {"tiles_per_s": float(np.median(rounds)), "rounds": rounds, "row": label})

@@ -97,6 +97,8 @@ def backend_rows() -> list[Row]:
 
     rows = []
     for b in backends.REGISTRY.values():
+        if not b.user_facing:
+            continue
         why = b.missing()
         detail = f"runs {'an' if b.reads[0] in 'aeiou' else 'a'} {b.reads} on {', '.join(b.devices)}; {b.description}"
         rows.append(Row(f"backend {b.name}", "missing" if why else "ok", f"{why}; {detail}" if why else detail))

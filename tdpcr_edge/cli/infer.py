@@ -93,6 +93,8 @@ def print_run(folder: Path, r: dict) -> None:
         f"in {r['wall_s']:.1f} s = {r['tiles_per_s']:.2f} tiles/s, {r['model']['backend']} backend, peak RSS {r['peak_rss_mb']:.0f} MB"
     )
     console.print("  ms per tile: " + ", ".join(f"{k} {v:.1f}" for k, v in lat.items()))
+    if r.get("cpu_ms_per_tile"):
+        console.print("  CPU ms per tile: " + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_ms_per_tile"].items()), highlight=False)
     if "accuracy" in r:
         m, i = r["accuracy"]["model"], r["accuracy"]["input"]
         parts = []

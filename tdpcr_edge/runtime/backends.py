@@ -43,6 +43,7 @@ class Backend:
     # registry lets it run, on its first device. ``extra_rows`` come first in either case.
     rows: tuple[tuple[str, str, str], ...] | None = None
     extra_rows: tuple[tuple[str, str, str], ...] = ()
+    user_facing: bool = True  # offered by the CLI (replay is for benchmarks and tests only)
 
     def missing(self) -> str | None:
         """Why this backend cannot be imported here, in one line, or None."""
@@ -83,18 +84,22 @@ REGISTRY: dict[str, Backend] = {b.name: b for b in (
             extra_rows=(("fp32", "default", "cpu"),)),
     Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", "JetPack's python3-libnvinfer, or pip install -e '.[trt]'",
             ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)"),
+    # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).
+    Backend("replay", "tdpcr_edge.runtime.replay_runner", "checkpoint", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "checkpoint",
+            "replays a stored model output at once: measures the scene pipeline alone", rows=(), user_facing=False),
 )}
 
 
-def names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+def names(user_facing: bool = True) -> tuple[str, ...]:
+    """Registered backends (those the CLI offers, unless ``user_facing`` is False)."""
+    return tuple(n for n, b in REGISTRY.items() if b.user_facing or not user_facing)
 
 
 def get(name: str) -> Backend:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown backend {name!r}: choose one of auto, {', '.join(REGISTRY)}") from None
+        raise ConfigError(f"unknown backend {name!r}: choose one of auto, {', '.join(names())}") from None
 
 
 def drift_backends() -> tuple[str, ...]:
@@ -102,8 +107,8 @@ def drift_backends() -> tuple[str, ...]:
 
 
 def first_reading(kind: str) -> Backend:
-    """The first registered backend that runs ``kind`` (what ``--backend auto`` picks for it)."""
-    return next(b for b in REGISTRY.values() if b.reads == kind)
+    """The first registered user backend that runs ``kind`` (what ``--backend auto`` picks for it)."""
+    return next(b for b in REGISTRY.values() if b.reads == kind and b.user_facing)
 
 
 def register(backend: Backend) -> None:

@@ -48,3 +48,27 @@ def test_an_unregistered_backend_is_a_usage_error(random_checkpoint, capsys, mon
     code, _, err = run_main(["infer", "--optical", "a.tif", "--sar", "b.tif", "--out", tmp_path / "o", "--backend", "toy"], capsys, monkeypatch)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "'toy' is not one of" in lines[0]
+
+
+def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, random_checkpoint, tmp_path, capsys, monkeypatch):
+    import numpy as np
+    import rasterio
+
+    from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+
+    code, out, _ = run_main(["infer", "--help"], capsys, monkeypatch)
+    assert code == 0 and "replay" not in out and "replay" not in backends.names()
+    assert not any(r.item == "backend replay" for r in diagnose())
+    with pytest.raises(ConfigError, match="unknown backend replay"):
+        select("replay")  # no bench rows either
+    scene = sorted(scene_dir.glob("scene_*"))[0]
+    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "r", model=str(random_checkpoint),
+                                   backend="replay", tile=64, overlap=16, quicklook=False))
+    assert rec["model"]["backend"] == "replay" and rec["tiles"]["processed"] == rec["tiles"]["total"]
+    # The stored output is the input: what the stream wrote is the input, through its own normalisation and rounding.
+    with rasterio.open(tmp_path / "r" / "reconstruction.tif") as a, rasterio.open(scene / "optical_cloudy.tif") as b:
+        got, given = a.read().astype(np.int64), b.read().astype(np.int64)
+    inside = given <= 10000  # DNs the normalisation clips are not the model's to reproduce
+    assert np.abs(got - given)[inside].max() <= 1
+    cpu = rec["cpu_ms_per_tile"]
+    assert set(cpu) == {"decode", "normalise", "infer", "blend", "encode", "other", "total"} and cpu["decode"] > 0 and cpu["encode"] > 0

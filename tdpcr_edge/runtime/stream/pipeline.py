@@ -31,7 +31,7 @@ from .assemble import COMPRESSION, assemble
 from .blend import Blender, Journal, journal_fingerprint
 from .options import StreamOptions, default_workers, open_runner, worker_slices
 from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
-from .record import PeakMemory, Stages, run_record
+from .record import CpuTime, PeakMemory, Stages, run_record
 
 PARTIAL = ".partial"
 GDAL_CACHE_MB = 64
@@ -112,6 +112,7 @@ class ScenePipeline:
             self.resumed_from = None
         self.rows = list(range(self.grid.first_row_touching(self.journal.flushed), len(self.grid.ys)))
         self.stages = Stages()
+        self.cpu = CpuTime()
         self.counts = {"tiles": 0, "skipped": 0}
         self.q_in: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
         self.q_out: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
@@ -163,13 +164,14 @@ class ScenePipeline:
                 optical_g, sar_g, valid_g = self.reader.read(Window(c0, first.row_off, int(last.col_off + last.width) - c0, first.height))
                 stages.read += time.perf_counter() - t0
                 for t in group:
-                    t1 = time.perf_counter()
+                    t1, c1 = time.perf_counter(), time.thread_time()
                     cols = slice(int(t.window.col_off) - c0, int(t.window.col_off + t.window.width) - c0)
                     # Copies, so a queued tile does not keep its whole group alive.
                     optical, sar, valid = (np.ascontiguousarray(a[..., cols]) for a in (optical_g, sar_g, valid_g))
                     skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid) < opts.clear_fraction
                     item = ("tile", t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
                     stages.preprocess += time.perf_counter() - t1
+                    self.cpu.add("normalise", time.thread_time() - c1)
                     self.put(self.q_in, item)
             self.put(self.q_in, ("row", r))
         self.put(self.q_in, None)
@@ -181,27 +183,31 @@ class ScenePipeline:
             item = self.get(self.q_out)
             if item is None:
                 return
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             if item[0] == "row":
                 upto = self.grid.final_rows(item[1])
                 if upto > blender.base:
                     y0 = blender.base
                     arrays = blender.take(upto, self.norm)
-                    t1 = time.perf_counter()
+                    t1, c1 = time.perf_counter(), time.thread_time()
                     stages.postprocess += t1 - t0
+                    self.cpu.add("blend", c1 - c0)
                     self.journal.add(y0, upto, arrays)
                     stages.write += time.perf_counter() - t1
+                    self.cpu.add("encode", time.thread_time() - c1)
                 continue
             _, t, recon, logits, rel, valid = item
             weight = feather(opts.tile, opts.tile, opts.overlap, t.taper)
             blender.add(t.window, weight, recon, logits, rel, valid)
             stages.postprocess += time.perf_counter() - t0
+            self.cpu.add("blend", time.thread_time() - c0)
             if self.on_tile:
                 self.on_tile()
 
     def _infer_batch(self, run: list) -> tuple[dict, float]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         res = self.runner(np.stack([p[2] for p in run]), np.stack([p[3] for p in run]))
+        self.cpu.add("infer", time.thread_time() - c0)
         return res, time.perf_counter() - t0
 
     def _emit_front(self, inflight: deque) -> None:
@@ -282,7 +288,11 @@ class ScenePipeline:
             reader_thread.join()
         if self.errors:
             raise self.errors[0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         written = assemble(self.out, self.journal, self.reader, self.meta, self.norm, self.opts.compress)
         self.stages.write += time.perf_counter() - t0
+        self.cpu.add("encode", time.thread_time() - c0)
+        for stage, seconds in self.reader.cpu.items():
+            self.cpu.add(stage, seconds)
+        self.cpu.stop()
         return run_record(self, wall0, written)

@@ -53,6 +53,37 @@ class Stages:
     write: float = 0.0
 
 
+# What each CPU second of a stream went to (time.thread_time in each stage's thread; "other"
+# is the rest of the process's CPU time: runtime-owned threads such as OpenMP or OpenVINO
+# pools and GDAL's, the main thread, the interpreter).
+CPU_STAGES = ("decode", "normalise", "infer", "blend", "encode")
+
+
+class CpuTime:
+    """CPU seconds per stage, added from several threads."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(CPU_STAGES, 0.0)
+        self._lock = threading.Lock()
+        self._start = time.process_time()
+        self.total: float | None = None
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def stop(self) -> None:
+        self.total = time.process_time() - self._start
+
+    def per_tile_ms(self, tiles: int) -> dict[str, float]:
+        n = max(tiles, 1)
+        out = {k: round(1e3 * v / n, 3) for k, v in self.seconds.items()}
+        if self.total is not None:
+            out["other"] = round(1e3 * max(0.0, self.total - sum(self.seconds.values())) / n, 3)
+            out["total"] = round(1e3 * self.total / n, 3)
+        return out
+
+
 def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     """run.json's content: inputs, model, options, tiles, per-stage time, throughput, outputs,
     and the scene's scores and quick look when asked for."""
@@ -66,6 +97,7 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
         "tiles": {"total": len(pipeline.grid), "processed": counts["tiles"], "skipped_clear": counts["skipped"], "resumed_from_row": pipeline.resumed_from},
         "latency_s": {k: round(v, 4) for k, v in asdict(pipeline.stages).items()},
         "latency_ms_per_tile": {k: round(1e3 * v / max(counts["tiles"], 1), 3) for k, v in asdict(pipeline.stages).items()},
+        "cpu_ms_per_tile": pipeline.cpu.per_tile_ms(counts["tiles"]),
         "wall_s": round(time.perf_counter() - wall0, 3),
         "outputs": written,
     }
