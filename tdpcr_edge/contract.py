@@ -24,8 +24,7 @@ from .errors import CheckpointError
 SCHEMA_VERSION = 1  # manifest.json
 ENGINE_SCHEMA = 1  # engine.json
 
-# Model boundary (DESIGN section 4): every backend takes these inputs and returns these outputs.
-INPUTS = ("optical", "sar")
+# Model boundary (DESIGN section 4): every backend returns these outputs.
 OUTPUTS = ("reconstruction", "segmentation", "reliance")
 
 # The TDP_PGF plugin node: a plain ONNX node that TensorRT's parser maps to our creator.

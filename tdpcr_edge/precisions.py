@@ -71,21 +71,8 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def graph_names() -> tuple[str, ...]:
-    """Precisions that are a graph of their own (what ONNX Runtime and TensorRT run)."""
-    return tuple(n for n, p in REGISTRY.items() if "ort" in p.runtime)
-
-
 def get(name: str) -> Precision:
     try:
         return REGISTRY[name]
     except KeyError:
         raise ConfigError(f"unknown precision {name!r}: choose one of {', '.join(REGISTRY)}") from None
-
-
-def register(precision: Precision) -> None:
-    REGISTRY[precision.name] = precision
-
-
-def unregister(name: str) -> None:
-    REGISTRY.pop(name, None)

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ablation(
         out: Annotated[Path, typer.Option("--out", help="Folder for the runs (OUT/seed-S/pgf, OUT/seed-S/concat), ablation.json and ablation.md.")],
-        config: Annotated[c.config, typer.Option(help="Model config.")] = "tiny",
+        config: c.Config = "tiny",
         steps: Annotated[int, typer.Option(min=1, help="Steps per phase, the same for both variants.")] = 1500,
         seeds: Annotated[str, typer.Option(help="Training seeds, comma-separated (e.g. 0,1,2); each trains both variants.")] = "0",
         qat: Annotated[bool, typer.Option("--qat", help="Train both variants quantisation-aware and also score them in INT8 (simulated).")] = False,

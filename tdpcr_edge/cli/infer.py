@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from .console import console, fmt, print_error, print_warnings, progress_bar
-from .options import choices, positive, value
+from .options import Tile, choices, positive, value
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         pairs: Annotated[Optional[str], typer.Option(help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, pairs:CSV).")] = None,
         model: Annotated[Optional[str], typer.Option(help="Checkpoint, artifact folder, engine folder, or a bench report.json (its fastest row within the drift budget); default: the shipped checkpoint.")] = None,
         backend: Annotated[c.backend, typer.Option(help="auto: an engine's, an artifact's own (the one its drift was gated on), or the checkpoint backend.")] = "auto",
-        tile: Annotated[int, typer.Option(min=8, help="Tile size in pixels (a multiple of the model's stride).")] = 256,
+        tile: Tile = 256,
         overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in pixels (less than half the tile).")] = 32,
         batch: Annotated[Optional[int], typer.Option(min=1, help="Tiles per inference batch (default 4, split among the workers; with --ray, 2 per CPU of a worker).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its journal.")] = False,

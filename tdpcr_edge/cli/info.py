@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def info(
-        config: Annotated[c.config, typer.Option(help="Model config.")] = "tiny",
-        fusion: Annotated[c.fusion, typer.Option(help="Fusion: pgf, or concat for the ablation.")] = "pgf",
+        config: c.Config = "tiny",
+        fusion: c.Fusion = "pgf",
         tile: Annotated[int, typer.Option(min=8, help="Tile size (pixels) the MACs are counted at; a multiple of the model's stride.")] = 256,
     ) -> None:
         """Parameters and multiply-accumulates per module."""

@@ -27,13 +27,14 @@ def choices() -> SimpleNamespace:
     from ..runtime.stream.assemble import COMPRESSION
     from ..train.device import AMP
 
+    config, fusion = _enum("Config", CONFIGS), _enum("Fusion", FUSIONS)
     return SimpleNamespace(
+        Config=Annotated[config, typer.Option(help="Model config.")],
+        Fusion=Annotated[fusion, typer.Option(help="Fusion: pgf, or concat for the ablation.")],
         backend=_enum("Backend", ("auto", *backends.names())),
         drift_backend=_enum("DriftBackend", backends.drift_backends()),
         compare_backend=_enum("CompareBackend", ("auto", *backends.drift_backends())),
         precision=_enum("Precision", precisions.names()),
-        config=_enum("Config", CONFIGS),
-        fusion=_enum("Fusion", FUSIONS),
         phase=_enum("Phase", ("1", "2", "both")),
         amp=_enum("Amp", AMP),
         compress=_enum("Compress", COMPRESSION),
@@ -57,8 +58,6 @@ Calib = Annotated[str, typer.Option(help="Calibration data for int8/mixed: 'synt
 CalibTiles = Annotated[int, typer.Option(min=1, help="Calibration tiles.")]
 EvalTiles = Annotated[int, typer.Option(min=1, help="Held-out tiles of the drift gate.")]
 Tile = Annotated[int, typer.Option(min=8, help="Tile size in pixels (a multiple of the model's stride).")]
-Seed = Annotated[int, typer.Option(min=0, help="Seed.")]
-Out = Annotated[Path, typer.Option("--out", help="Output folder.")]
 
 
 def positive(x: float | None) -> float | None:

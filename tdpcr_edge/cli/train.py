@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt, model.pt, best-phaseN.pt, metrics.json, curves.png.")],
-        config: Annotated[c.config, typer.Option(help="Model config.")] = "tiny",
-        fusion: Annotated[c.fusion, typer.Option(help="Fusion: pgf, or concat for the ablation.")] = "pgf",
+        config: c.Config = "tiny",
+        fusion: c.Fusion = "pgf",
         data: Annotated[str, typer.Option(help="'synthetic', a folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (train split).")] = "synthetic",
         steps: Annotated[int, typer.Option(min=1, help="Optimisation steps per phase.")] = 1500,
         phase: Annotated[c.phase, typer.Option(help="1 (reconstruction), 2 (semantics) or both.")] = "both",
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         """Two-phase training: reconstruction first, then parameter-efficient semantics. Under
         torchrun (torchrun --nproc_per_node=N --no-python tdpcr-edge train ...) the processes
         share each global batch."""
-        from ..train import TrainOptions, check_options
+        from ..train import TrainOptions
         from ..train import train as run_train
         from ..train.distributed import from_env
 
@@ -52,7 +52,6 @@ def register(app: typer.Typer) -> None:
                             lr=lr, seed=seed, save_every=save_every, resume=resume, init=init, qat=qat, device=device, amp=value(amp),
                             compile=compile_step, workers=workers, accumulate=accumulate, val_every=val_every, val_data=val_data,
                             val_scenes=val_samples, sync_bn=sync_bn, deterministic=deterministic)
-        check_options(opts)
         main = from_env().main
         # Under torchrun only rank 0 draws the bar and prints the table; every rank reports its errors.
         bar = progress_bar("train", opts.total_steps) if main else contextlib.nullcontext(lambda *a, **k: None)

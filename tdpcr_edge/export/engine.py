@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import CheckpointError, ConfigError, EngineMismatch, TdpcrError
+from ..errors import ConfigError, EngineMismatch, TdpcrError  # noqa: F401 (EngineMismatch re-exported)
 from ..io_utils import atomic_dir, atomic_path, write_json
 from ..runtime.trt_compat import check_engine_compat, find_plugin_library  # noqa: F401 (re-exported)
 from ..contract import ENGINE_SCHEMA, PLUGIN_OP, file_sha256, read_engine_record, read_manifest, read_record  # noqa: F401 (read_engine_record re-exported)

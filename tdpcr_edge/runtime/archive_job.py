@@ -122,8 +122,8 @@ def archive_options(out: Path, stream: dict, ray: str | None = None, cpus_per_wo
     stream = dict(stream)
     if stream.get("batch") is None:
         stream["batch"] = default_batch(ray, cpus_per_worker)
-    workers = stream.pop("workers", None) if ray else None
+    workers = None
     if ray:
-        stream["workers"] = None
+        workers, stream["workers"] = stream.get("workers"), None
     return ArchiveOptions(out=out, stream=stream, ray=ray, workers=workers, cpus_per_worker=cpus_per_worker,
                           gpus_per_worker=gpus_per_worker, max_retries=max_retries)

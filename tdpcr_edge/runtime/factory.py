@@ -21,11 +21,6 @@ def artifact_backend(manifest: dict) -> str:
     return (manifest.get("runtime") or {}).get("backend", "ort")
 
 
-def inference_precision(manifest: dict) -> str:
-    """What OpenVINO computes an artifact in (the precision registry's word for it)."""
-    return precisions.get(manifest["precision"]).inference_precision("openvino")
-
-
 def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
     """(model path, backend, row) of a ``tdpcr-edge bench`` report's fastest row within the
     drift budget that a scene stream runs as measured: a CPU row or a TensorRT engine."""

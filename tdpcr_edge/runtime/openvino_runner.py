@@ -21,8 +21,7 @@ import numpy as np
 import onnx
 
 from ..errors import CheckpointError, ConfigError, MissingDependency
-from ..probe import cpu_isa
-from ..probe import cpu_cores
+from ..probe import cpu_cores, cpu_isa
 from .runner import Runner
 from .signal_stack import kept_signal_stack
 

@@ -74,7 +74,7 @@ class TorchRunner(Runner):
 
 def load(path: Path | None, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> TorchRunner:
     """The registry's entry point: a checkpoint file (None: the shipped one)."""
-    return TorchRunner(path, device=device or kwargs.pop("device", "cpu"), half=precision == "fp16", compile=variant == "compile",
+    return TorchRunner(path, device=device or "cpu", half=precision == "fp16", compile=variant == "compile",
                        fused=variant == "fused", **kwargs)
 
 
