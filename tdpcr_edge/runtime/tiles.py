@@ -109,3 +109,13 @@ def feather(h: int, w: int, overlap: int, taper: tuple[bool, bool, bool, bool]) 
     wy = _ramp(h, overlap, taper[0], taper[1])
     wx = _ramp(w, overlap, taper[2], taper[3])
     return np.outer(wy, wx)
+
+
+def weight_core(wt: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows r0:r1 and columns c0:c1 of the rectangle where a (separable) tile weight is
+    exactly 1; an empty rectangle when it is nowhere 1."""
+    ones = wt == 1.0
+    rows, cols = np.flatnonzero(ones.any(axis=1)), np.flatnonzero(ones.any(axis=0))
+    if not rows.size:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

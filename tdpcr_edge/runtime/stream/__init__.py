@@ -7,14 +7,15 @@ One concern per module, in the order a tile meets them:
 - ``read``: the scene's optical and SAR, checked against each other, read by window.
 - ``pipeline``: reader, inference workers and writer in threads joined by bounded queues,
   then the run record (``run_stream``).
-- ``blend``: tiles blended into a strip of rows; finished rows saved and journaled.
-- ``assemble``: the journal's strips into cloud-optimised GeoTIFFs.
+- ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
+- ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.
+- ``assemble``: the complete scratch rasters into cloud-optimised GeoTIFFs.
 
 Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
-the writer saves them as one part file (atomically) and records it in a journal. A run
+the writer writes them into the scratch rasters and records them in a journal. A run
 killed at any point resumes (``resume=True``) from the first tile row that touches an
 unfinished row, with the same per-row batches, so the result is identical to an
-uninterrupted run. At the end the strips are assembled into tiled GeoTIFFs, converted to
+uninterrupted run. At the end the scratch rasters get their overviews, are converted to
 COGs and renamed into place: outputs appear complete or not at all.
 """
 

@@ -1,6 +1,6 @@
 """Blending and the journal: tiles are added into a strip of rows with feathered weights;
-rows no later tile reaches are finished, saved as one part file and recorded in the journal
-that ``--resume`` trusts."""
+rows no later tile reaches are finished, written into the scratch rasters and recorded in
+the journal that ``--resume`` trusts."""
 
 from __future__ import annotations
 
@@ -13,17 +13,24 @@ from rasterio.windows import Window
 
 from ...data.normalize import Normalization
 from ...errors import DataError
-from ...io_utils import atomic_path, write_json
+from ...io_utils import write_json
+from ..tiles import weight_core
+from .scratch import ScratchRasters
 
 class Journal:
-    """The record of finished strips: what resume trusts."""
+    """The record of finished strips, written into the scratch rasters: what resume trusts."""
 
-    def __init__(self, folder: Path, fingerprint: dict):
+    def __init__(self, folder: Path, fingerprint: dict, scratch: ScratchRasters):
         self.folder = folder
         self.path = folder / "journal.json"
         self.fingerprint = fingerprint
+        self.scratch = scratch
         self.flushed = 0
         self.strips: list[dict] = []
+
+    def start(self) -> None:
+        """A new run: the scratch rasters created, nothing flushed."""
+        self.scratch.create()
 
     def load(self, strict: bool = True) -> bool:
         """Read the journal; False when there is none, or (``strict=False``) when it belongs
@@ -35,18 +42,13 @@ class Journal:
             return False
         if d["fingerprint"] != self.fingerprint:
             raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
+        self.scratch.check()
         self.flushed, self.strips = d["flushed"], d["strips"]
-        missing = [s["file"] for s in self.strips if not (self.folder / s["file"]).exists()]
-        if missing:
-            raise DataError(f"{self.folder / missing[0]}: listed in the journal but missing; delete {self.folder} and run again")
         return True
 
     def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
-        name = f"strip_{y0:07d}_{y1:07d}.npz"
-        with atomic_path(self.folder / name) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-        self.strips.append({"file": name, "y0": y0, "y1": y1})
+        self.scratch.write(y0, y1, arrays)
+        self.strips.append({"y0": y0, "y1": y1})
         self.flushed = y1
         write_json(self.path, {"fingerprint": self.fingerprint, "flushed": self.flushed, "strips": self.strips})
 
@@ -64,10 +66,20 @@ class Blender:
         self.valid = np.zeros((tile, width), bool)
         self._tmp = np.empty((max(bands, classes, 1), tile, tile), np.float32)  # weighted tile, reused
 
-    def _accumulate(self, dst: np.ndarray, src: np.ndarray, wt: np.ndarray) -> None:
-        tmp = self._tmp[: src.shape[0], : src.shape[1], : src.shape[2]]
-        np.multiply(src, wt, out=tmp)
-        dst += tmp
+    def _accumulate(self, dst: np.ndarray, src: np.ndarray, wt: np.ndarray, core: tuple[int, int, int, int]) -> None:
+        """dst += src * wt. Where the weight is exactly 1 (a tile's core, most of its area)
+        src is added as it is: src * 1.0 is src, bit for bit, so the sums are unchanged and
+        one pass over the core is saved."""
+        r0, r1, c0, c1 = core
+        h, w = wt.shape
+        dst[..., r0:r1, c0:c1] += src[..., r0:r1, c0:c1]
+        for rows, cols in ((slice(0, r0), slice(0, w)), (slice(r1, h), slice(0, w)), (slice(r0, r1), slice(0, c0)), (slice(r0, r1), slice(c1, w))):
+            part = src[..., rows, cols]
+            if part.size:
+                tmp = self._tmp[: src.shape[0]] if src.ndim == 3 else self._tmp[0]
+                tmp = tmp[..., : part.shape[-2], : part.shape[-1]]
+                np.multiply(part, wt[rows, cols], out=tmp)
+                dst[..., rows, cols] += tmp
 
     def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid) -> None:
         y0, x0 = int(window.row_off), int(window.col_off)
@@ -77,11 +89,12 @@ class Blender:
             return
         sl = (slice(y0 + skip - self.base, y0 + h - self.base), slice(x0, x0 + w))
         wt = weight[skip:h, :w]
-        self._accumulate(self.recon[(slice(None), *sl)], recon[:, skip:h, :w], wt)
-        self.rel[sl] += rel[skip:h, :w] * wt
+        core = weight_core(wt)
+        self._accumulate(self.recon[(slice(None), *sl)], recon[:, skip:h, :w], wt, core)
+        self._accumulate(self.rel[sl], rel[skip:h, :w], wt, core)
         self.w[sl] += wt
         if logits is not None:
-            self._accumulate(self.logits[(slice(None), *sl)], logits[:, skip:h, :w], wt)
+            self._accumulate(self.logits[(slice(None), *sl)], logits[:, skip:h, :w], wt, core)
             self.wcls[sl] += wt
         self.valid[sl] |= valid[skip:h, :w]
 

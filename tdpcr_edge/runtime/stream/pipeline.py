@@ -29,6 +29,7 @@ from ..runner import Runner
 from ..tiles import TileGrid, check_tiling, feather
 from .assemble import COMPRESSION, assemble
 from .blend import Blender, Journal, journal_fingerprint
+from .scratch import ScratchRasters, scratch_specs
 from .options import StreamOptions, default_workers, open_runner, worker_slices
 from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
 from .record import CpuTime, PeakMemory, Stages, run_record
@@ -102,13 +103,15 @@ class ScenePipeline:
         self.out = Path(opts.out)
         _check_writable(self.out)
         partial = self.out / PARTIAL
-        self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers))
+        scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands))
+        self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers), scratch)
         if opts.resume and self.journal.load(strict=opts.resume is True):
             self.resumed_from = self.journal.flushed
         else:
             if partial.exists():
                 shutil.rmtree(partial)
             partial.mkdir(parents=True)
+            self.journal.start()
             self.resumed_from = None
         self.rows = list(range(self.grid.first_row_touching(self.journal.flushed), len(self.grid.ys)))
         self.stages = Stages()
@@ -288,10 +291,10 @@ class ScenePipeline:
             reader_thread.join()
         if self.errors:
             raise self.errors[0]
-        t0, c0 = time.perf_counter(), time.thread_time()
-        written = assemble(self.out, self.journal, self.reader, self.meta, self.norm, self.opts.compress)
+        t0 = time.perf_counter()
+        written, cpu = assemble(self.out, self.journal, self.reader, self.opts.compress)
         self.stages.write += time.perf_counter() - t0
-        self.cpu.add("encode", time.thread_time() - c0)
+        self.cpu.add("encode", cpu)
         for stage, seconds in self.reader.cpu.items():
             self.cpu.add(stage, seconds)
         self.cpu.stop()
