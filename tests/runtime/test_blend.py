@@ -133,3 +133,52 @@ def test_resume_refuses_a_damaged_scratch_raster(tmp_path):
     scratch.path("classes").unlink()
     with pytest.raises(DataError, match=r"classes\.gtiff"):
         Journal(tmp_path, {"run": 1}, scratch).load()
+
+
+@pytest.mark.parametrize("height", [1372, 1371, 1030])
+def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path, height):
+    """Levels made strip by strip (strips of uneven height, nodata pixels, a level with an
+    odd row count below which GDAL builds the rest) against GDAL building every level on the
+    complete raster: the COGs must be the same bytes."""
+    from rasterio.enums import Resampling
+    from rasterio.shutil import copy as rio_copy
+    import threading
+
+    from tdpcr_edge.runtime.stream.overviews import StripOverviews, overview_factors, streamed_levels
+
+    rng = np.random.default_rng(height)
+    w = 1100
+    data = rng.integers(1, 10000, (2, height, w)).astype(np.uint16)
+    data[:, 40:300, 100:260] = 0  # nodata: left out of the averages
+    spec = dict(driver="GTiff", interleave="band", tiled=True, blockxsize=256, blockysize=256, count=2, dtype="uint16", nodata=0, width=w, height=height,
+                crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 20000, 10, 10))
+    factors = overview_factors(w, height)
+    assert streamed_levels(height, factors) == {1372: 2, 1371: 0, 1030: 1}[height]
+    cog = dict(driver="COG", overviews="FORCE_USE_EXISTING", blocksize=512, compress="ZSTD", level=1, predictor="YES")
+
+    after = tmp_path / "after.gtiff"
+    with rasterio.open(after, "w", **spec) as dst:
+        dst.write(data)
+    with rasterio.open(after, "r+") as dst:
+        dst.build_overviews(factors, Resampling.average)
+    rio_copy(str(after), str(tmp_path / "after.tif"), **cog)
+
+    streamed = tmp_path / "streamed.gtiff"
+    with rasterio.open(streamed, "w", **spec):
+        pass
+    ovr = StripOverviews(streamed, spec, factors, Resampling.average, threading.Lock())
+    ovr.create()
+    y = 0
+    for rows in [224, 224, 31, 224] * 10:
+        y1 = min(y + rows, height)
+        with rasterio.open(streamed, "r+") as dst:
+            dst.write(data[:, y:y1], window=Window(0, y, w, y1 - y))
+        ovr.update(y1)
+        y = y1
+        if y == height:
+            break
+    ovr.finish()
+    rio_copy(str(streamed), str(tmp_path / "streamed.tif"), **cog)
+    with rasterio.open(tmp_path / "streamed.tif") as src:
+        assert src.overviews(1) == factors
+    assert (tmp_path / "streamed.tif").read_bytes() == (tmp_path / "after.tif").read_bytes()

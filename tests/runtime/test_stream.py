@@ -143,6 +143,9 @@ def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
     for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
         with rasterio.open(tmp_path / "straight" / name) as a, rasterio.open(victim / name) as b:
             np.testing.assert_array_equal(a.read(), b.read())
+            assert a.overviews(1) == b.overviews(1) == [2]
+            half = (a.count, -(-a.height // 2), -(-a.width // 2))
+            np.testing.assert_array_equal(a.read(out_shape=half), b.read(out_shape=half))
     assert not (victim / ".partial").exists()
 
 

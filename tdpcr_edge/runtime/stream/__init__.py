@@ -9,6 +9,7 @@ One concern per module, in the order a tile meets them:
   then the run record (``run_stream``).
 - ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
 - ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.
+- ``overviews``: the reconstruction's overview levels, made strip by strip as rows finish.
 - ``assemble``: the complete scratch rasters into cloud-optimised GeoTIFFs.
 
 Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
@@ -19,7 +20,8 @@ uninterrupted run. At the end the scratch rasters get their overviews, are conve
 COGs and renamed into place: outputs appear complete or not at all.
 """
 
-from .assemble import COMPRESSION, OUTPUTS, assemble, overview_factors
+from .assemble import COMPRESSION, OUTPUTS, assemble
+from .overviews import overview_factors
 from .blend import Blender, Journal
 from .options import StreamOptions, default_workers, open_runner, read_pairs, scene_jobs, worker_slices
 from .pipeline import PARTIAL, PeakMemory, run_stream

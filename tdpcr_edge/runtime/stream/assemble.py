@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.shutil import copy as rio_copy
 
 from ...io_utils import atomic_path
 from .blend import Journal
+from .overviews import COG_BLOCK, OVERVIEW_RESAMPLING, overview_factors
 from .read import SceneReader
 from .scratch import NAMES
 
@@ -21,21 +21,10 @@ OUTPUTS = tuple(f"{name}.tif" for name in NAMES)
 # (AMD EPYC, 2 cores): ZSTD level 1 23.3 MB in 0.52 s, DEFLATE level 3 24.0 MB in 0.88 s (the
 # default before), LZW 27.7 MB in 0.92 s. ZSTD needs GDAL >= 2.3 to read; `deflate` is there
 # for older readers. Overviews average (reflectance, reliance) or take the mode (classes):
-# GDAL's default cubic resampling cost more than compressing the full resolution.
+# GDAL's default cubic resampling cost more than compressing the full resolution
+# (overviews.OVERVIEW_RESAMPLING).
 COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
                "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
-COG_BLOCK = 512
-OVERVIEW_RESAMPLING = {"reconstruction": Resampling.average, "classes": Resampling.mode, "confidence": Resampling.average}
-
-
-def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[int]:
-    """Decimation factors of the overviews GDAL's COG driver makes by default: halve until
-    the level fits one block."""
-    factors, f = [], 1
-    while max(-(-width // f), -(-height // f)) > block:
-        f *= 2
-        factors.append(f)
-    return factors
 
 
 def assemble(out: Path, journal: Journal, reader: SceneReader, compress: str = "zstd") -> tuple[list[str], float]:
@@ -51,7 +40,9 @@ def assemble(out: Path, journal: Journal, reader: SceneReader, compress: str = "
         # Overviews built on the uncompressed scratch file and reused by the COG driver: left
         # to it, it writes them to a compressed temporary file and reads them back (0.67 s
         # against 0.32 s for a 1024^2 reconstruction, identical pixels).
-        if factors:
+        if name == "reconstruction":
+            journal.scratch.overviews.finish()  # the levels not made during the stream
+        elif factors:
             with rasterio.open(scratch, "r+") as dst:
                 dst.build_overviews(factors, OVERVIEW_RESAMPLING[name])
         with atomic_path(final) as tmp:

@@ -29,6 +29,7 @@ from ..runner import Runner
 from ..tiles import TileGrid, check_tiling, feather
 from .assemble import COMPRESSION, assemble
 from .blend import Blender, Journal, journal_fingerprint
+from .overviews import overview_factors
 from .scratch import ScratchRasters, scratch_specs
 from .options import StreamOptions, default_workers, open_runner, worker_slices
 from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
@@ -103,7 +104,7 @@ class ScenePipeline:
         self.out = Path(opts.out)
         _check_writable(self.out)
         partial = self.out / PARTIAL
-        scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands))
+        scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands), overview_factors(self.reader.width, self.reader.height))
         self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers), scratch)
         if opts.resume and self.journal.load(strict=opts.resume is True):
             self.resumed_from = self.journal.flushed
@@ -119,6 +120,7 @@ class ScenePipeline:
         self.counts = {"tiles": 0, "skipped": 0}
         self.q_in: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
         self.q_out: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
+        self.q_flushed: queue.Queue = queue.Queue()  # rows final in the scratch rasters, for the overviews
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
         self.on_tile = None
@@ -196,6 +198,7 @@ class ScenePipeline:
                     stages.postprocess += t1 - t0
                     self.cpu.add("blend", c1 - c0)
                     self.journal.add(y0, upto, arrays)
+                    self.q_flushed.put(upto)
                     stages.write += time.perf_counter() - t1
                     self.cpu.add("encode", time.thread_time() - c1)
                 continue
@@ -206,6 +209,19 @@ class ScenePipeline:
             self.cpu.add("blend", time.thread_time() - c0)
             if self.on_tile:
                 self.on_tile()
+
+    def overview_stage(self) -> None:
+        """The reconstruction's overview levels, brought up to date after each strip, in
+        their own thread: on more cores than two they cost the writer nothing."""
+        overviews = self.journal.scratch.overviews
+        overviews.update(self.journal.flushed)  # a resumed run remakes the levels of its rows
+        while True:
+            item = self.get(self.q_flushed)
+            if item is None:
+                return
+            c0 = time.thread_time()
+            overviews.update(item)
+            self.cpu.add("encode", time.thread_time() - c0)
 
     def _infer_batch(self, run: list) -> tuple[dict, float]:
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -280,13 +296,16 @@ class ScenePipeline:
             on_start(sum(len(self.grid.xs) for _ in self.rows))
         reader_thread = threading.Thread(target=self._guarded(self.read_stage), daemon=True)
         writer_thread = threading.Thread(target=self._guarded(self.write_stage), daemon=True)
-        reader_thread.start()
-        writer_thread.start()
+        overview_thread = threading.Thread(target=self._guarded(self.overview_stage), daemon=True)
+        for thread in (reader_thread, writer_thread, overview_thread):
+            thread.start()
         try:
             self._guarded(self.infer_stage)()
         finally:
             self.put(self.q_out, None)  # the writer drains what is queued, then ends (at once if stopped)
             writer_thread.join()
+            self.q_flushed.put(None)  # likewise the overviews, after the writer's last strip
+            overview_thread.join()
             self.stop.set()
             reader_thread.join()
         if self.errors:

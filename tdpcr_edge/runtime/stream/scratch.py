@@ -11,7 +11,9 @@ from the journal's last row on are rewritten in full)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ...errors import DataError
+from .overviews import OVERVIEW_RESAMPLING, StripOverviews
 
 NAMES = ("reconstruction", "classes", "confidence")
 # Band-interleaved and tiled: strip writes and GDAL's overviews ran 3x faster on it than on a
@@ -40,10 +43,13 @@ def scratch_specs(reader, meta: dict, bands: tuple[str, ...]) -> dict[str, dict]
 
 
 class ScratchRasters:
-    """The three scratch GeoTIFFs of one run."""
+    """The three scratch GeoTIFFs of one run, and the reconstruction's overview levels made
+    as its rows become final (``overviews``)."""
 
-    def __init__(self, folder: Path, specs: dict[str, dict]):
+    def __init__(self, folder: Path, specs: dict[str, dict], factors: list[int] = ()):
         self.folder, self.specs = folder, specs
+        self.lock = threading.Lock()  # the reconstruction's writes against the overviews' reads
+        self.overviews = StripOverviews(self.path("reconstruction"), specs["reconstruction"], list(factors), OVERVIEW_RESAMPLING["reconstruction"], self.lock)
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.gtiff"
@@ -59,6 +65,7 @@ class ScratchRasters:
                     dst.write_colormap(1, colormap)
                 if tags:
                     dst.update_tags(**tags)
+        self.overviews.create()
 
     def check(self) -> None:
         """Resume trusts these files: each must open with the grid this run writes."""
@@ -71,10 +78,11 @@ class ScratchRasters:
                 raise DataError(f"{path}: scratch raster of the interrupted run cannot be read ({exc}); delete {self.folder} and run again") from exc
             if not ok:
                 raise DataError(f"{path}: scratch raster does not match this run's grid; delete {self.folder} and run again")
+        self.overviews.create()  # remade from the rows the reconstruction holds
 
     def write(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
         for name in NAMES:
             data = arrays[name]
             data = data if data.ndim == 3 else data[None]
-            with rasterio.open(self.path(name), "r+") as dst:
+            with self.lock if name == "reconstruction" else contextlib.nullcontext(), rasterio.open(self.path(name), "r+") as dst:
                 dst.write(data, window=Window(0, y0, data.shape[-1], y1 - y0))
