@@ -37,6 +37,10 @@ def pytest_sessionfinish(session, exitstatus):
         if summarise:
             payload["summary"] = summarise(data["rows"])
         path = RESULTS_DIR / f"{suite}-{tag}-{date.today().isoformat()}.json"
+        if path.exists() and json.loads(path.read_text()).get("device") != dev:
+            # Another machine's figures of the same day (sessions draw different CPUs): kept.
+            best = next((k for k in ("AMX", "AVX-512", "AVX2") if dev.get("isa", {}).get(k)), "base")
+            path = path.with_name(f"{suite}-{tag}-{best.lower().replace('-', '')}-{date.today().isoformat()}.json")
         path.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"\n{suite}: wrote {path}")
         for line in payload.get("summary", {}).get("lines", []):
