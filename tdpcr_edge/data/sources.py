@@ -40,11 +40,11 @@ class SyntheticSource:
     def scenes(self, count: int, size: int) -> list[SceneArrays]:
         """The first ``count`` scenes as evaluation inputs; with stream 0 they equal what
         ``tdpcr-edge synth --seed SEED`` writes and reads back."""
-        out = []
-        for i in range(count):
-            s = self.sample(i, size)
-            out.append(SceneArrays(f"scene_{i:04d}", s["optical"], s["sar"], s["valid"], s["clear"], s["labels"], s["cloud"]))
-        return out
+        return [self.scene(i, size) for i in range(count)]
+
+    def scene(self, index: int, size: int) -> SceneArrays:
+        s = self.sample(index, size)
+        return SceneArrays(f"scene_{index:04d}", s["optical"], s["sar"], s["valid"], s["clear"], s["labels"], s["cloud"])
 
 
 class DatasetSource:

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from ..errors import ConfigError
-from .calibration import PERCENTILE, TileReader, check_calibration_method
+from .calibration import PERCENTILE, CalibrationTiles, TileReader, calibration_group, check_calibration_method
 from .profiles import INT8_PLACEMENTS
 from .signs import non_negative_tensors
 
@@ -54,7 +54,7 @@ class Int8Quantizer:
     checkpoint's own ranges, which its weights were trained to work with. ``placement``:
     ``tensorrt`` (symmetric INT8 activations) or ``cpu`` (UINT8 where non-negative)."""
 
-    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]], method: str = "percentile", ranges: dict[str, float] | None = None,
+    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]] | CalibrationTiles, method: str = "percentile", ranges: dict[str, float] | None = None,
                  placement: str = "tensorrt"):
         check_calibration_method(method)
         if placement not in INT8_PLACEMENTS:
@@ -73,7 +73,7 @@ class Int8Quantizer:
         onnx.save(to_ort_domain(proto) if self.plugin else proto, str(self.source))
         self.convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
         self.overrides = self._overrides(proto)
-        self._quantize(TileReader(tiles), nodes=None)
+        self._quantize(tiles if isinstance(tiles, CalibrationTiles) else TileReader(tiles), nodes=None)
 
     def _overrides(self, proto: onnx.ModelProto) -> dict[str, list[dict]]:
         """Per-tensor quantisation settings: trained ranges, and for the CPU placement the
@@ -90,7 +90,7 @@ class Int8Quantizer:
                     over[x] = {**over.get(x, {}), "quant_type": QuantType.QUInt8, "symmetric": False, "rmin": np.float32(0.0)}
         return {t: [o] for t, o in over.items()}
 
-    def _quantize(self, reader: TileReader | None, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
+    def _quantize(self, reader: TileReader | CalibrationTiles | None, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         from ..runtime.ort_ops import from_ort_domain, sessions_with_plugin
@@ -129,6 +129,9 @@ class Int8Quantizer:
                     # then keeps every other consumer on the float tensor.
                     "DedicatedQDQPair": True,
                     "TensorQuantOverrides": self.overrides,
+                    # Calibration group by group (named for min/max, used by every method):
+                    # ranges merge across groups, memory stays one group's.
+                    **({"CalibStridedMinMax": calibration_group(len(reader))} if reader is not None else {}),
                 },
                 calibration_cache_path=str(self.cache),
             )

@@ -4,12 +4,16 @@ from the scenes of a data set, and their digest (recorded in the manifest)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Iterator
+
+import numpy as np
 
 from ..data.datasets import open_dataset
 from ..data.normalize import Normalization
 from ..data.scenes import SceneArrays
 from ..data.sources import SyntheticSource
 from ..errors import DataError
+from .calibration import CalibrationTiles
 
 # Held-out synthetic seeds: never used for training (seed 0) nor for the evaluation scenes
 # of the README (seed 7), and distinct from each other.
@@ -21,19 +25,41 @@ def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classe
     """``count`` tiles of ``tile`` pixels: from the synthetic world's ``seed`` or cut from the
     scenes of a data spec (``split`` of a data set; top-left windows, then the next ones,
     scene by scene)."""
+    tiles = list(iter_tiles(data, count, tile, norm, num_classes, seed, split))
+    if not tiles:
+        raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
+    return tiles
+
+
+def iter_tiles(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> Iterator[SceneArrays]:
+    """The tiles of ``tiles_from``, made one at a time."""
     if data == "synthetic":
-        return SyntheticSource(seed, num_classes, norm).scenes(count, tile)
-    tiles = []
+        source = SyntheticSource(seed, num_classes, norm)
+        yield from (source.scene(i, tile) for i in range(count))
+        return
+    made = 0
     for s in open_dataset(data, split).scenes(norm):
         h, w = s.valid.shape
         for y in range(0, h - tile + 1, tile):
             for x in range(0, w - tile + 1, tile):
-                tiles.append(window(s, y, x, tile, f"{s.name}@{y},{x}"))
-                if len(tiles) == count:
-                    return tiles
-    if not tiles:
+                yield window(s, y, x, tile, f"{s.name}@{y},{x}")
+                made += 1
+                if made == count:
+                    return
+
+
+def calibration_tiles(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "val") -> CalibrationTiles:
+    """The calibration tiles as the calibrator pulls them: made one at a time, in order, so
+    memory does not grow with their number. A data spec is counted first (a pass that keeps
+    nothing), the synthetic world has exactly ``count``."""
+    def make() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # Copies: a window of a data-set scene would keep its whole scene alive.
+        return ((np.ascontiguousarray(t.optical), np.ascontiguousarray(t.sar)) for t in iter_tiles(data, count, tile, norm, num_classes, seed, split))
+
+    n = count if data == "synthetic" else sum(1 for _ in iter_tiles(data, count, tile, norm, num_classes, seed, split))
+    if not n:
         raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
-    return tiles
+    return CalibrationTiles(make, n)
 
 
 def window(scene: SceneArrays, y: int, x: int, size: int, name: str) -> SceneArrays:

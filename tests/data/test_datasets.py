@@ -179,6 +179,27 @@ def test_export_and_bench_tiles_come_from_the_named_split(roots):
     assert len(test) == 8 and {t.name.split("@")[0] for t in test} == {"ROIs1158_spring_106_p30", "ROIs1158_spring_106_p407"}
 
 
+def test_calibration_tiles_of_a_data_set_are_the_tiles_made_one_at_a_time(roots):
+    """The lazy calibration tiles of a data spec: counted first, then the same tiles in the
+    same order as the list, and the same digest."""
+    from tdpcr_edge.data.normalize import Normalization
+    from tdpcr_edge.export.tiles import calibration_tiles, tiles_digest, tiles_from
+
+    spec = f"sen12mscr:{roots['sen12mscr']}"
+    listed = tiles_from(spec, 8, 16, Normalization(), 6, seed=0, split="test")
+    lazy = calibration_tiles(spec, 8, 16, Normalization(), 6, seed=0, split="test")
+    assert len(lazy) == len(listed) == 8
+    pulled = []
+    while (item := lazy.get_next()) is not None:
+        pulled.append(item)
+    for item, t in zip(pulled, listed, strict=True):
+        np.testing.assert_array_equal(item["optical"][0], t.optical)
+        np.testing.assert_array_equal(item["sar"][0], t.sar)
+    assert lazy.digest() == tiles_digest(listed)
+    with pytest.raises(DataError, match="no scene is at least 4096x4096"):
+        calibration_tiles(spec, 8, 4096, Normalization(), 6, seed=0, split="test")
+
+
 def test_infer_jobs_from_a_data_set(roots):
     from tdpcr_edge.runtime.stream import scene_jobs
 

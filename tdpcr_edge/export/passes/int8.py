@@ -15,7 +15,7 @@ from ..drift import over_budget
 from ..fp16 import fp16_islands
 from ..qat_ranges import qat_tensor_ranges
 from ..quantizer import Int8Quantizer
-from ..tiles import CALIB_SEED, crop, tiles_digest, tiles_from
+from ..tiles import CALIB_SEED, calibration_tiles, crop
 
 
 def quantize(art: Artifact) -> None:
@@ -29,9 +29,9 @@ def mixed(art: Artifact) -> None:
 def _calibrated(art: Artifact, search: bool) -> None:
     opts, c = art.opts, art.ckpt.config
     art.stage(f"calibrate INT8 ({opts.calib_method})")
-    calib_tiles = tiles_from(opts.calib, opts.calib_tiles, art.tile, art.ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
+    calib_tiles = calibration_tiles(opts.calib, opts.calib_tiles, art.tile, art.ckpt.normalization, c.num_classes, CALIB_SEED, split="val")
     qat_ranges = qat_tensor_ranges(art.proto32, art.model, art.ckpt.qat_ranges) if art.ckpt.qat else {}
-    quantizer = Int8Quantizer(art.proto32, [(t.optical, t.sar) for t in calib_tiles], opts.calib_method, ranges=qat_ranges, placement=art.placement)
+    quantizer = Int8Quantizer(art.proto32, calib_tiles, opts.calib_method, ranges=qat_ranges, placement=art.placement)
     try:
         if not search:
             art.proto = quantizer.quantize()
@@ -44,7 +44,7 @@ def _calibrated(art: Artifact, search: bool) -> None:
             "tiles": len(calib_tiles),
             "method": opts.calib_method,
             "percentile": PERCENTILE if opts.calib_method == "percentile" else None,
-            "tiles_sha256": tiles_digest(calib_tiles),
+            "tiles_sha256": calib_tiles.digest(),
             "ranges_sha256": quantizer.calibration_digest(),
             "qat_ranges": len(qat_ranges),  # tensors whose range came from quantisation-aware training
             "placement": art.placement,
