@@ -1,22 +1,32 @@
 """tdpcr-edge: edge deployment toolkit for TDP-CR, joint SAR-optical cloud removal and
 land-cover segmentation.
 
-Nothing heavy beyond torch is imported here; optional back ends (onnxruntime, TensorRT)
-are imported where they are used.
+Importing the package imports nothing heavy: the names below are loaded when first used, so
+a runtime install without torch (an artifact on OpenVINO or ONNX Runtime, an engine on
+TensorRT) imports only what it runs.
 """
 
-from .data.normalize import Normalization
-from .data.synthetic import make_scene
-from .errors import CheckpointError, ConfigError, DataError, TdpcrError
-from .evaluate import evaluate_scenes, run_eval
-from .model import TDPCR, ModelConfig, build_model
-from .runtime import Runner, load_runner
-from .train import Checkpoint, TrainOptions, load_checkpoint, save_checkpoint, train
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "TDPCR", "Checkpoint", "CheckpointError", "ConfigError", "DataError", "ModelConfig", "Normalization",
-    "Runner", "TdpcrError", "TrainOptions", "build_model", "evaluate_scenes", "load_checkpoint", "load_runner",
-    "make_scene", "run_eval", "save_checkpoint", "train", "__version__",
-]
+_LAZY = {
+    "Normalization": "data.normalize", "make_scene": "data.synthetic",
+    "CheckpointError": "errors", "ConfigError": "errors", "DataError": "errors", "TdpcrError": "errors",
+    "evaluate_scenes": "evaluate", "run_eval": "evaluate",
+    "TDPCR": "model", "ModelConfig": "model", "build_model": "model",
+    "Runner": "runtime", "load_runner": "runtime",
+    "Checkpoint": "train", "TrainOptions": "train", "load_checkpoint": "train", "save_checkpoint": "train", "train": "train",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tdpcr_edge' has no attribute {name!r}")

@@ -16,7 +16,8 @@ import hashlib
 import json
 import platform
 from datetime import datetime, timezone
-from importlib import metadata
+from functools import lru_cache
+from importlib import metadata, resources
 from pathlib import Path
 
 from .errors import CheckpointError
@@ -95,3 +96,33 @@ def is_artifact(path: Path | None) -> bool:
 
 def is_engine(path: Path | None) -> bool:
     return path is not None and (path / "engine.json").exists()
+
+
+# The shipped checkpoint: where it is, how to recognise it, and what to say when it meets real
+# data (read by the stream and by evaluation; no torch needed to tell).
+SHIPPED_ON_REAL_DATA = (
+    "the shipped checkpoint learnt the synthetic world only: on real scenes its output is not to be trusted "
+    "(on a Landsat scene it returned 0-880 DN for inputs of 580-1,400 DN, clear sky included); train on your own data: "
+    "tdpcr-edge train --data sen12mscr:ROOT (docs/training.md)"
+)
+
+
+def is_shipped(sha256: str | None) -> bool:
+    """Whether a checkpoint (by its sha256) is the one shipped in the package."""
+    return sha256 is not None and sha256 == _shipped_sha256()
+
+
+@lru_cache(maxsize=1)
+def _shipped_sha256() -> str:
+    return file_sha256(default_checkpoint_path())
+
+
+def shipped_artifact_path() -> Path:
+    """The shipped checkpoint exported as an FP32 artifact (model.onnx, manifest, drift; no
+    checkpoint.pt): what ``infer`` runs without --model where torch is not installed."""
+    return Path(str(resources.files("tdpcr_edge") / "weights" / "tiny-fp32"))
+
+
+def default_checkpoint_path() -> Path:
+    """The trained tiny model shipped inside the package."""
+    return Path(str(resources.files("tdpcr_edge") / "weights" / "tiny.pt"))

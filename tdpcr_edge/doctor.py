@@ -28,7 +28,7 @@ def _version(dist: str) -> str | None:
 def diagnose() -> list[Row]:
     from .export.engine import match_profile
     from .export.profiles import list_profiles
-    from .model.fused import LIB_NAMES, find_library, search_dirs
+    from .model.libraries import LIB_NAMES, find_library, search_dirs
     from .runtime.trt_compat import cuda_binding, detect_gpus
 
     rows = [Row("python", "info", f"{platform.python_version()} on {platform.machine()}")]

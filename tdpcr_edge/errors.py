@@ -46,6 +46,25 @@ class MissingDependency(TdpcrError, ImportError):
     """An optional library a command needs is not installed; the message says what to install."""
 
 
+# What installs the libraries a runtime install leaves out, by top-level module.
+INSTALL = {
+    "torch": "pip install 'tdpcr-edge[train]'", "torchmetrics": "pip install 'tdpcr-edge[train]'",
+    "onnx": "pip install 'tdpcr-edge[export]'", "onnxruntime": "pip install 'tdpcr-edge[ort]'", "onnxsim": "pip install 'tdpcr-edge[export]'",
+    "onnxscript": "pip install 'tdpcr-edge[export]'", "onnxconverter_common": "pip install 'tdpcr-edge[export]'",
+    "onnxruntime_extensions": "pip install 'tdpcr-edge[export]'", "openvino": "pip install 'tdpcr-edge[openvino]'",
+    "matplotlib": "pip install 'tdpcr-edge[train]'", "ray": "pip install 'tdpcr-edge[cluster]'",
+}
+
+
+def missing_module(exc: ModuleNotFoundError, what: str = "this command") -> MissingDependency | None:
+    """One line for a library of an extra that is not installed (None for any other module:
+    that is a broken install, and its traceback says more)."""
+    top = (exc.name or "").split(".")[0]
+    if top not in INSTALL:
+        return None
+    return MissingDependency(f"{what} needs {top}, which is not installed in this environment; {INSTALL[top]}")
+
+
 class PeerLost(TdpcrError, RuntimeError):
     """Another process of a torchrun job died; the checkpoint is intact, rerun to resume."""
 

@@ -37,7 +37,7 @@ def run_eval(
     result["data"] = str(data)
     result["classes"] = ckpt.classes
     from .data.scenes import is_synthetic_raster
-    from .train.checkpoint import SHIPPED_ON_REAL_DATA, is_shipped
+    from .contract import SHIPPED_ON_REAL_DATA, is_shipped
 
     synthetic = str(data) == "synthetic" or all(is_synthetic_raster(s.paths["optical"]) for s in dataset.samples[:3])
     result["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(result["checkpoint"]["sha256"]) and not synthetic else []

@@ -12,7 +12,7 @@ try:  # typer >= 0.25 carries its own click
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
-from ..errors import EXIT_USAGE, TdpcrError
+from ..errors import EXIT_USAGE, TdpcrError, missing_module
 from . import ablation, bench, build_engine, check, compare, doctor, evaluate, export, infer, info, synth, train
 from .console import err_console, print_error
 
@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     except TdpcrError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        # A runtime install (no torch, no export stack) running a command that needs them.
+        missing = missing_module(exc, f"tdpcr-edge {argv[0] if argv else (sys.argv[1] if len(sys.argv) > 1 else '')}".strip())
+        if missing is None:
+            raise
+        print_error(str(missing))
+        sys.exit(missing.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -22,10 +22,10 @@ def choices() -> SimpleNamespace:
     from .. import precisions
     from ..export.calibration import CALIBRATION_METHODS
     from ..export.profiles import INT8_PLACEMENTS, list_profiles
-    from ..model.tdpcr import CONFIGS, FUSIONS
+    from ..model.config import CONFIGS, FUSIONS
     from ..runtime import backends
     from ..runtime.stream.assemble import COMPRESSION
-    from ..train.device import AMP
+    from ..train.options import AMP
 
     config, fusion = _enum("Config", CONFIGS), _enum("Fusion", FUSIONS)
     return SimpleNamespace(

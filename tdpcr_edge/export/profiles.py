@@ -1,5 +1,8 @@
-"""Deployment target profiles: ``export/profiles/<name>.toml`` in the repository (or the
-folder named by ``TDPCR_PROFILES``). One file per target.
+"""Deployment target profiles: one TOML file per target, shipped inside the package
+(``tdpcr_edge/export/target_profiles``, read with importlib.resources, so a wheel carries
+them; in the repository that folder links to ``export/profiles/``, where they are edited), or
+the folder named by ``TDPCR_PROFILES``. Every key is checked on load: a key, ISA feature,
+precision or backend we do not know is one line naming the file and the key.
 
 Two kinds. A ``tensorrt`` profile is a GPU device: TensorRT version range, CUDA, GPU SM,
 memory, default precision, tile, workspace. A ``cpu`` profile is a CPU runtime: the backend
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -39,7 +43,6 @@ class Profile:
     int8_placement: str = "tensorrt"
     # cpu profiles: [(ISA feature or "" for any CPU, precision)], the first the CPU has wins
     precision_by_isa: tuple[tuple[str, str], ...] = ()
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_cpu(self) -> bool:
@@ -59,7 +62,16 @@ class Profile:
         return self.precision, "the profile's fallback precision"
 
 
-def _check_rows(rows: tuple[tuple[str, str], ...]) -> None:
+COMMON_KEYS = {"name", "kind", "description", "tile", "notes", "int8_placement", "backend"}
+KEYS = {
+    "tensorrt": COMMON_KEYS | {"precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb", "jetpack", "max_batch"},
+    "cpu": COMMON_KEYS | {"precision_by_isa"},
+}
+REQUIRED = {"tensorrt": {"description", "tile", "precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb"},
+            "cpu": {"description", "tile", "precision_by_isa", "backend"}}
+
+
+def _check_rows(rows: tuple[tuple[str, str], ...], key: str = "precision_by_isa") -> None:
     """Every ISA feature and precision of a CPU profile's table is one we know."""
     from .. import precisions
     from ..probe import ARM_FEATURES, X86_FEATURES
@@ -67,14 +79,24 @@ def _check_rows(rows: tuple[tuple[str, str], ...]) -> None:
     features = {label for label, _ in X86_FEATURES + ARM_FEATURES}
     for isa, precision in rows:
         if isa and isa not in features:
-            raise ValueError(f"precision_by_isa: unknown isa {isa!r} (one of {', '.join(sorted(features))})")
+            raise ValueError(f"{key}: unknown isa {isa!r} (one of {', '.join(sorted(features))})")
         if precision not in precisions.names():
-            raise ValueError(f"precision_by_isa: unknown precision {precision!r} (one of {', '.join(precisions.names())})")
+            raise ValueError(f"{key}: unknown precision {precision!r} (one of {', '.join(precisions.names())})")
+
+
+def _check_keys(d: dict, allowed: set[str], required: set[str], where: str = "") -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key {where}{unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    missing = sorted(required - set(d))
+    if missing:
+        raise ValueError(f"missing key {where}{missing[0]!r}")
 
 
 def profiles_dir() -> Path:
+    """The folder profiles are read from: ``TDPCR_PROFILES``, else the package's own."""
     env = os.environ.get("TDPCR_PROFILES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "export" / "profiles"
+    return Path(env) if env else Path(str(resources.files("tdpcr_edge.export") / "target_profiles"))
 
 
 def list_profiles(kind: str | None = None) -> list[str]:
@@ -89,35 +111,46 @@ def load_profile(name: str) -> Profile:
         known = ", ".join(list_profiles()) or f"none in {profiles_dir()}"
         raise ConfigError(f"unknown target profile {name!r}: choose one of {known}")
     try:
-        d = tomllib.loads(path.read_text())
-        kind = d.pop("kind", "tensorrt")
-        if kind not in KINDS:
-            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-        common = dict(name=d.pop("name", name), description=d.pop("description"), tile=int(d.pop("tile")), kind=kind,
-                      notes=d.pop("notes", ""), int8_placement=d.pop("int8_placement", "tensorrt"))
-        if common["int8_placement"] not in INT8_PLACEMENTS:
-            raise ValueError(f"int8_placement {common['int8_placement']!r} is not one of {', '.join(INT8_PLACEMENTS)}")
-        if kind == "cpu":
-            rows = tuple((str(r.get("isa", "")), str(r["precision"])) for r in d.pop("precision_by_isa"))
-            if not rows or rows[-1][0]:
-                raise ValueError("precision_by_isa must end with a row without isa (the precision for any CPU)")
-            _check_rows(rows)
-            return Profile(**common, precision=rows[-1][1], backend=d.pop("backend"), precision_by_isa=rows, extra=d)
-        trt = d.pop("tensorrt")
-        _check_rows((("", str(d.get("precision"))),))
-        return Profile(
-            **common,
-            precision=d.pop("precision"),
-            tensorrt_min=str(trt["min"]),
-            tensorrt_max=str(trt["max"]),
-            cuda=str(d.pop("cuda")),
-            gpu_sm=int(d.pop("gpu_sm")),
-            memory_gb=float(d.pop("memory_gb")),
-            workspace_mb=int(d.pop("workspace_mb")),
-            jetpack=d.pop("jetpack", None),
-            max_batch=int(d.pop("max_batch", 1)),
-            backend=d.pop("backend", "ort"),
-            extra=d,
-        )
+        return _parse(name, tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: malformed profile ({exc}); compare it with the shipped profiles") from exc
+        raise ConfigError(f"{path}: {exc}; compare it with the shipped profiles (tdpcr-edge doctor lists them)") from None
+
+
+def _parse(name: str, d: dict) -> Profile:
+    from ..runtime import backends
+
+    kind = d.get("kind", "tensorrt")
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    _check_keys(d, KEYS[kind], REQUIRED[kind])
+    common = dict(name=d.get("name", name), description=str(d["description"]), tile=int(d["tile"]), kind=kind,
+                  notes=str(d.get("notes", "")), int8_placement=d.get("int8_placement", "tensorrt"))
+    if common["int8_placement"] not in INT8_PLACEMENTS:
+        raise ValueError(f"int8_placement {common['int8_placement']!r} is not one of {', '.join(INT8_PLACEMENTS)}")
+    backend = d.get("backend", "ort")
+    if backend not in backends.names():
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(backends.names())}")
+    if kind == "cpu":
+        for i, row in enumerate(d["precision_by_isa"]):
+            _check_keys(row, {"isa", "precision"}, {"precision"}, where=f"precision_by_isa[{i}].")
+        rows = tuple((str(r.get("isa", "")), str(r["precision"])) for r in d["precision_by_isa"])
+        if not rows or rows[-1][0]:
+            raise ValueError("precision_by_isa must end with a row without isa (the precision for any CPU)")
+        _check_rows(rows)
+        return Profile(**common, precision=rows[-1][1], backend=backend, precision_by_isa=rows)
+    trt = d["tensorrt"]
+    _check_keys(trt, {"min", "max"}, {"min", "max"}, where="tensorrt.")
+    _check_rows((("", str(d["precision"])),), key="precision")
+    return Profile(
+        **common,
+        precision=d["precision"],
+        tensorrt_min=str(trt["min"]),
+        tensorrt_max=str(trt["max"]),
+        cuda=str(d["cuda"]),
+        gpu_sm=int(d["gpu_sm"]),
+        memory_gb=float(d["memory_gb"]),
+        workspace_mb=int(d["workspace_mb"]),
+        jetpack=d.get("jetpack"),
+        max_batch=int(d.get("max_batch", 1)),
+        backend=backend,
+    )

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .libraries import LIB_NAMES, find_library, search_dirs  # noqa: F401 (re-exported)
 from .pgf import PromptGuidedFusion, pgf_fuse_op
 
 log = logging.getLogger(__name__)
 
-LIB_NAMES = {"cuda": "libtdpcr_pgf_cuda.so", "host": "libtdpcr_pgf_host.so", "plugin": "libtdpcr_trt_plugin.so"}
 STATUS = {0: "ok", 1: "a tensor pointer is null", 2: "bad shape", 3: "bad dtype", 4: "CUDA launch failed"}
 FLOAT32, FLOAT16 = 0, 1
 
@@ -32,21 +32,6 @@ class _Shape(ctypes.Structure):
 
 class _Tensors(ctypes.Structure):
     _fields_ = [(name, ctypes.c_void_p) for name in ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias", "fused", "reliance")]
-
-
-def search_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("TDPCR_KERNEL_DIR"):
-        dirs.append(Path(os.environ["TDPCR_KERNEL_DIR"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "build")
-    return dirs
-
-
-def find_library(kind: str) -> Path | None:
-    for d in search_dirs():
-        if (d / LIB_NAMES[kind]).is_file():
-            return d / LIB_NAMES[kind]
-    return None
 
 
 class PgfLibrary:

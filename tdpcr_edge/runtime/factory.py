@@ -51,7 +51,11 @@ def resolve_backend(path: str | Path | None, backend: str = "auto") -> str:
     if is_engine(path):
         return backends.first_reading("engine").name
     if is_artifact(path):
-        return artifact_backend(json.loads((path / "manifest.json").read_text()))
+        gated = artifact_backend(json.loads((path / "manifest.json").read_text()))
+        if backends.get(gated).missing() is None:
+            return gated
+        # The gate's backend is not installed here: another that runs artifacts and is.
+        return next((b for b in backends.names() if backends.get(b).reads == "artifact" and backends.get(b).missing() is None), gated)
     return backends.first_reading("checkpoint").name
 
 

@@ -87,7 +87,7 @@ def unavailable(combo) -> str | None:
     if combo.device == "cuda" and not cuda_available():
         return "no CUDA GPU on this machine"
     if combo.variant == "fused":
-        from ..model.fused import LIB_NAMES, find_library
+        from ..model.libraries import LIB_NAMES, find_library
 
         if find_library("cuda") is None:
             return f"{LIB_NAMES['cuda']} not built (make kernels)"

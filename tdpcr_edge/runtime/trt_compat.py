@@ -223,6 +223,6 @@ def find_plugin_library(explicit: str | Path | None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{path}: plugin library not found; build it with `make kernels TRT_INCLUDE=...`")
         return path
-    from ..model.fused import find_library
+    from ..model.libraries import find_library
 
     return find_library("plugin")

@@ -5,14 +5,12 @@ the model is ever assumed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from ..data.normalize import Normalization
-from ..contract import file_sha256  # noqa: F401 (re-exported)
+from ..contract import SHIPPED_ON_REAL_DATA, default_checkpoint_path, file_sha256, is_shipped  # noqa: F401 (re-exported)
 from ..errors import CheckpointError
 from ..io_utils import atomic_path
 from ..model import TDPCR, ModelConfig
@@ -52,28 +50,6 @@ class Checkpoint:
 
             clip_activations(model, self.qat_ranges)  # what the run trained: see train.qat
         return model.eval()
-
-
-SHIPPED_ON_REAL_DATA = (
-    "the shipped checkpoint learnt the synthetic world only: on real scenes its output is not to be trusted "
-    "(on a Landsat scene it returned 0-880 DN for inputs of 580-1,400 DN, clear sky included); train on your own data: "
-    "tdpcr-edge train --data sen12mscr:ROOT (docs/training.md)"
-)
-
-
-def is_shipped(sha256: str | None) -> bool:
-    """Whether a checkpoint (by its sha256) is the one shipped in the package."""
-    return sha256 is not None and sha256 == _shipped_sha256()
-
-
-@lru_cache(maxsize=1)
-def _shipped_sha256() -> str:
-    return file_sha256(default_checkpoint_path())
-
-
-def default_checkpoint_path() -> Path:
-    """The trained tiny model shipped inside the package."""
-    return Path(str(resources.files("tdpcr_edge") / "weights" / "tiny.pt"))
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint, model: torch.nn.Module | None = None, slim: bool = False) -> None:

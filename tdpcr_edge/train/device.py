@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-
-AMP = ("off", "bf16", "fp16")
+from .options import AMP  # noqa: F401 (re-exported)
 
 
 @dataclass

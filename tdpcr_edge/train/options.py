@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+AMP = ("off", "bf16", "fp16")  # mixed precision of a training step (train.device)
+
 
 @dataclass
 class TrainOptions:

@@ -52,6 +52,8 @@ class StreamOptions:
 
 def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
     """The runner and the model's metadata (normalisation, classes, colours)."""
+    from ...contract import shipped_artifact_path
+    from .. import backends
     from ..factory import from_report, load_runner, resolve_backend
 
     path = Path(model) if model else None
@@ -61,6 +63,9 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
         if backend not in ("auto", best_backend):
             raise ConfigError(f"{report}: its fastest row within budget runs on {best_backend}; leave --backend auto or pass the artifact itself")
         backend = best_backend
+    if path is None and backend == "auto" and backends.get(backends.first_reading("checkpoint").name).missing() is not None:
+        # A runtime install (no torch): the shipped model as its packaged FP32 artifact.
+        path = shipped_artifact_path()
     backend = resolve_backend(path, backend)
     runner = load_runner(path, backend=backend)
     meta = runner_meta(runner, backend, path)

@@ -9,6 +9,7 @@ then assembly into COGs, the run record, scores and the quick look."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import queue
 import shutil
 import threading
@@ -23,7 +24,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ...data.normalize import Normalization
-from ...errors import ConfigError, DataError
+from ...errors import INSTALL, ConfigError, DataError, MissingDependency
 from ...io_utils import write_json
 from ..runner import Runner
 from ..tiles import TileGrid, check_tiling, feather
@@ -71,6 +72,9 @@ def _run_stream(opts: StreamOptions, on_tile, on_start, opened=None) -> dict:
     for path in (opts.reference, opts.labels, opts.cloud):
         if path is not None and not Path(path).is_file():
             raise DataError(f"{path}: not found; check the path")
+    if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
+        # Scene accuracy runs on torchmetrics: said before anything is written, not after.
+        raise MissingDependency(f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)")
     # Every check that can fail on the inputs runs before anything is created.
     check_tiling(opts.tile, opts.overlap)
     if opts.compress not in COMPRESSION:

@@ -103,7 +103,7 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     }
     record["tiles_per_s"] = round(counts["tiles"] / max(record["wall_s"], 1e-9), 3)
     from ...data.scenes import is_synthetic_raster
-    from ...train.checkpoint import SHIPPED_ON_REAL_DATA, is_shipped
+    from ...contract import SHIPPED_ON_REAL_DATA, is_shipped
 
     record["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(meta.get("checkpoint_sha256")) and not is_synthetic_raster(opts.optical) else []
     if opts.reference or opts.labels:

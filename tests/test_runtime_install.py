@@ -1,0 +1,105 @@
+"""The runtime install: the wheel in a fresh virtual environment with its runtime dependencies
+and one backend (ONNX Runtime), without torch, runs `infer` on an artifact exported by the
+full install and `check --target x86-cpu`, with the outputs of the full install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from tdpcr_edge.data.scenes import FILES, write_scene
+from tdpcr_edge.data.synthetic import make_scene
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd, **kw):
+    done = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert done.returncode == 0, (cmd, done.stdout[-2000:], done.stderr[-2000:])
+    return done
+
+
+@pytest.fixture(scope="module")
+def runtime_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runtime-install")
+    _run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "wheel")])
+    wheel = next((root / "wheel").glob("tdpcr_edge-*.whl"))
+    _run([sys.executable, "-m", "venv", str(root / "venv")])
+    py = root / "venv" / "bin" / "python"
+    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[ort]"])
+    return root, py
+
+
+@pytest.mark.slow
+def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
+    from tdpcr_edge.export import ExportOptions, run_export
+    from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+
+    root, py = runtime_env
+    assert subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode != 0
+    assert subprocess.run([str(py), "-c", "import torchmetrics"], capture_output=True).returncode != 0
+    art = tmp_path / "art"
+    run_export(ExportOptions(out=art, precision="int8", calib_tiles=4, eval_tiles=2))
+    scene = tmp_path / "scene"
+    write_scene(scene, make_scene(3, 0, (300, 280)))
+    args = ["--model", str(art), "--optical", str(scene / FILES["optical"]), "--sar", str(scene / FILES["sar"]), "--tile", "128", "--overlap", "16"]
+    run_stream(StreamOptions(optical=scene / FILES["optical"], sar=scene / FILES["sar"], out=tmp_path / "full", model=str(art), tile=128, overlap=16, quicklook=False))
+    cli = root / "venv" / "bin" / "tdpcr-edge"
+    # Run from elsewhere, so the repository's own package is not the one imported.
+    _run([str(cli), "infer", *args, "--out", str(tmp_path / "runtime")], cwd=tmp_path)
+    for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
+        with rasterio.open(tmp_path / "full" / name) as a, rasterio.open(tmp_path / "runtime" / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    done = _run([str(cli), "check", "--target", "x86-cpu", str(art)], cwd=tmp_path)
+    assert "x86-cpu" in done.stdout
+    # The shipped model without --model: its packaged FP32 artifact.
+    _run([str(cli), "infer", "--optical", str(scene / FILES["optical"]), "--sar", str(scene / FILES["sar"]), "--out", str(tmp_path / "shipped")], cwd=tmp_path)
+    assert (tmp_path / "shipped" / "reconstruction.tif").exists()
+    # A command that needs torch: one line with the pip line, exit 2.
+    done = subprocess.run([str(cli), "train", "--out", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "pip install 'tdpcr-edge[train]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    where = _run([str(py), "-c", "import tdpcr_edge; print(tdpcr_edge.__file__)"], cwd=tmp_path).stdout
+    assert str(root) in where
+
+
+def test_runtime_modules_import_no_torch():
+    """What a runtime install imports (the package, the CLI, the stream, the artifact and
+    engine runners, doctor) pulls in neither torch nor torchmetrics."""
+    code = ("import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.runtime.stream, tdpcr_edge.runtime.ort_runner, "
+            "tdpcr_edge.runtime.openvino_runner, tdpcr_edge.runtime.trt_runner, tdpcr_edge.runtime.archive, tdpcr_edge.export.profiles, "
+            "tdpcr_edge.model.config, tdpcr_edge.train.options\n"
+            "from tdpcr_edge.cli import build_app; build_app()\n"
+            "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))")
+    done = _run([sys.executable, "-c", code], cwd=ROOT)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_packaged_artifact_is_the_shipped_checkpoint():
+    """The FP32 artifact inside the package is the shipped checkpoint's export: same digest,
+    same outputs (within FP32 rounding) as torch on a tile."""
+    from tdpcr_edge.contract import default_checkpoint_path, file_sha256, read_manifest, shipped_artifact_path
+    from tdpcr_edge.data.sources import SyntheticSource
+    from tdpcr_edge.runtime import load_runner
+
+    art = shipped_artifact_path()
+    manifest = read_manifest(art)
+    assert manifest["precision"] == "fp32" and manifest["checkpoint"]["sha256"] == file_sha256(default_checkpoint_path())
+    assert file_sha256(art / "model.onnx") == manifest["onnx_sha256"]
+    tile = SyntheticSource(11).scenes(1, manifest["tile"])[0]
+    a = load_runner(None, backend="torch")(tile.optical[None], tile.sar[None])
+    b = load_runner(art, backend="ort")(tile.optical[None], tile.sar[None])
+    assert float(np.abs(a["reconstruction"] - b["reconstruction"]).max()) < 1e-4
+
+
+def test_a_missing_extra_is_one_line_with_its_pip_line():
+    from tdpcr_edge.errors import MissingDependency, missing_module
+
+    err = missing_module(ModuleNotFoundError("No module named 'torch'", name="torch"), "tdpcr-edge train")
+    assert isinstance(err, MissingDependency) and str(err) == "tdpcr-edge train needs torch, which is not installed in this environment; pip install 'tdpcr-edge[train]'"
+    assert missing_module(ModuleNotFoundError("No module named 'onnxruntime.capi'", name="onnxruntime.capi")).args[0].endswith("pip install 'tdpcr-edge[ort]'")
+    assert missing_module(ModuleNotFoundError("x", name="some_private_module")) is None  # a broken install keeps its traceback
