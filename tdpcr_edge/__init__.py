@@ -8,7 +8,7 @@ TensorRT) imports only what it runs.
 
 from __future__ import annotations
 
-import importlib
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -23,10 +23,4 @@ _LAZY = {
 
 __all__ = [*_LAZY, "__version__"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tdpcr_edge' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
