@@ -26,14 +26,17 @@ def _status_kb(field: str) -> int:
 
 def _probe_memory(spec_path: str) -> None:
     """The child of ``peak_memory_mb``: the resident memory (MB) one runner adds at its peak,
-    from before it is created to after its calls, printed as JSON. Both libraries are
-    imported first, so neither row is charged for the other's code."""
+    from before it is created to after its calls, printed as JSON. Every installed backend's
+    libraries (torch and the model code included) are imported first, so no row is charged
+    for a library's code: the figure is what the call needs."""
     import importlib
 
     for b in backends.REGISTRY.values():
-        if b.reads == "artifact" and not b.missing():
+        if b.reads in ("artifact", "checkpoint") and not b.missing():
             for mod in b.requires:
                 importlib.import_module(mod)
+    if not backends.get(backends.first_reading("checkpoint").name).missing():
+        importlib.import_module("tdpcr_edge.train.checkpoint")
     spec = json.loads(Path(spec_path).read_text())
     if spec["combo"]["backend"] not in backends.REGISTRY:  # registered at run time in the parent (a plug-in, a test's toy)
         row = spec["backend_row"]

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
 from .config import CONFIGS, FUSIONS, ModelConfig, get_config  # noqa: F401 (re-exported)
 from .pgf import ConcatFusion, PromptGuidedFusion
 

@@ -3,11 +3,12 @@ which runner runs the model, and the scene lists of ``--pairs``."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...data.datasets import read_pairs  # noqa: F401  (re-exported: the CLI and tests import it from the stream)
-from ...errors import ConfigError
+from ...errors import INSTALL, ConfigError, DataError, MissingDependency
 from ...probe import cpu_cores
 from ..runner import Runner
 
@@ -101,3 +102,34 @@ def scene_jobs(spec: str | Path) -> list[dict]:
         labels = p.get("labels") if dataset.label_codes == "ids" else None
         jobs.append({"optical": p["optical"], "sar": p["sar"], "reference": p.get("clear"), "labels": labels, "cloud": p.get("cloud"), "name": sample.name})
     return jobs
+
+
+def check_stream_options(opts: StreamOptions) -> None:
+    """Every check of a stream's options and side files that can fail before anything is
+    created."""
+    from ..tiles import check_tiling
+    from .assemble import COMPRESSION
+
+    if opts.batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {opts.batch}")
+    for path in (opts.reference, opts.labels, opts.cloud):
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"{path}: not found; check the path")
+    if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
+        # Scene accuracy runs on torchmetrics: said before anything is written, not after.
+        raise MissingDependency(f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)")
+    check_tiling(opts.tile, opts.overlap)
+    if opts.compress not in COMPRESSION:
+        raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")
+    if opts.workers is not None and opts.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{out}: output folder is not writable ({exc.strerror}); pick another --out") from exc

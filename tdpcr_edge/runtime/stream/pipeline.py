@@ -9,7 +9,6 @@ then assembly into COGs, the run record, scores and the quick look."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import queue
 import shutil
 import threading
@@ -24,30 +23,19 @@ import rasterio
 from rasterio.windows import Window
 
 from ...data.normalize import Normalization
-from ...errors import INSTALL, ConfigError, DataError, MissingDependency
 from ...io_utils import write_json
 from ..runner import Runner
-from ..tiles import TileGrid, check_tiling, feather
-from .assemble import COMPRESSION, assemble
+from ..tiles import TileGrid, feather
+from .assemble import assemble
 from .blend import Blender, Journal, journal_fingerprint
 from .overviews import overview_factors
 from .scratch import ScratchRasters, scratch_specs
-from .options import StreamOptions, default_workers, open_runner, worker_slices
+from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner, worker_slices
 from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
 from .record import CpuTime, PeakMemory, Stages, run_record
 
 PARTIAL = ".partial"
 GDAL_CACHE_MB = 64
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise DataError(f"{out}: output folder is not writable ({exc.strerror}); pick another --out") from exc
 
 
 def run_stream(opts: StreamOptions, on_tile: Callable[[], None] | None = None, on_start: Callable[[int], None] | None = None,
@@ -67,20 +55,7 @@ def run_stream(opts: StreamOptions, on_tile: Callable[[], None] | None = None, o
 
 def _run_stream(opts: StreamOptions, on_tile, on_start, opened=None) -> dict:
     wall0 = time.perf_counter()
-    if opts.batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {opts.batch}")
-    for path in (opts.reference, opts.labels, opts.cloud):
-        if path is not None and not Path(path).is_file():
-            raise DataError(f"{path}: not found; check the path")
-    if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
-        # Scene accuracy runs on torchmetrics: said before anything is written, not after.
-        raise MissingDependency(f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)")
-    # Every check that can fail on the inputs runs before anything is created.
-    check_tiling(opts.tile, opts.overlap)
-    if opts.compress not in COMPRESSION:
-        raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")
-    if opts.workers is not None and opts.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
+    check_stream_options(opts)  # every check that can fail on the inputs, before anything is created
     if opened is not None:
         runner, meta, workers = opened
         with contextlib.ExitStack() as cleanup:
@@ -106,7 +81,7 @@ class ScenePipeline:
         self.grid = TileGrid(self.reader.height, self.reader.width, opts.tile, opts.overlap)
         check_not_all_nodata(self.reader, opts.optical)
         self.out = Path(opts.out)
-        _check_writable(self.out)
+        check_writable(self.out)
         partial = self.out / PARTIAL
         scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands), overview_factors(self.reader.width, self.reader.height))
         self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers), scratch)
