@@ -51,7 +51,7 @@ def diagnose() -> list[Row]:
         devices = ", ".join(ov.Core().available_devices)
         rows.append(Row("openvino", "ok", f"{ov.__version__.split('-')[0]}, devices: {devices}"))
     except ImportError:
-        rows.append(Row("openvino", "missing", "the openvino backend (fastest on most CPUs): pip install 'openvino>=2026.4,<2027'"))
+        rows.append(Row("openvino", "missing", "the openvino backend (fastest on most CPUs): pip install 'tdpcr-edge[openvino]'"))
     for dist in ("onnx", "onnxsim", "onnxscript", "onnxconverter-common", "onnxruntime-extensions"):
         v = _version(dist)
         rows.append(Row(dist, "ok" if v else "missing", v or "pip install 'tdpcr-edge[export]'"))
@@ -94,6 +94,7 @@ def backend_rows() -> list[Row]:
     """One row per registered backend (runtime.backends): installed or the pip line, what it
     runs, on which devices, and how the scene stream calls it."""
     from .runtime import backends
+    from .runtime.stream.options import default_workers
 
     rows = []
     for b in backends.REGISTRY.values():
@@ -101,6 +102,8 @@ def backend_rows() -> list[Row]:
             continue
         why = b.missing()
         detail = f"runs {'an' if b.reads[0] in 'aeiou' else 'a'} {b.reads} on {', '.join(b.devices)}; {b.description}"
+        if b.stream:
+            detail += f"; in a scene stream ({default_workers()} inference workers on CPU backends here): {b.stream}"
         rows.append(Row(f"backend {b.name}", "missing" if why else "ok", f"{why}; {detail}" if why else detail))
     return rows
 

@@ -44,6 +44,7 @@ class Backend:
     rows: tuple[tuple[str, str, str], ...] | None = None
     extra_rows: tuple[tuple[str, str, str], ...] = ()
     user_facing: bool = True  # offered by the CLI (replay is for benchmarks and tests only)
+    stream: str = ""  # how the scene stream calls it (what doctor says)
 
     def missing(self) -> str | None:
         """Why this backend cannot be imported here, in one line, or None."""
@@ -75,15 +76,19 @@ REGISTRY: dict[str, Backend] = {b.name: b for b in (
     Backend("torch", "tdpcr_edge.runtime.torch_runner", "checkpoint", ("torch",), "torch", "pip install 'tdpcr-edge[train]'",
             ("cpu", "cuda"), False, "checkpoint", "PyTorch on the checkpoint (eager, torch.compile, the fused CUDA kernel)",
             rows=(("fp32", "eager", "cpu"), ("fp32", "compile", "cpu"), ("fp32", "eager", "cuda"), ("fp16", "eager", "cuda"),
-                  ("fp32", "compile", "cuda"), ("fp32", "fused", "cuda"))),
-    Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", "pip install -e '.[export]'",
-            ("cpu",), True, "manifest.json", "ONNX Runtime on the artifact's model.onnx"),
+                  ("fp32", "compile", "cuda"), ("fp32", "fused", "cuda")),
+            stream="on the CPU, the inference workers split each batch, each with its share of torch's threads; on CUDA one call at a time"),
+    Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", "pip install 'tdpcr-edge[ort]'",
+            ("cpu",), True, "manifest.json", "ONNX Runtime on the artifact's model.onnx",
+            stream="the stream's inference workers each get a session's share of the cores (intra-op threads)"),
     # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
-    Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", "pip install 'openvino>=2026.4,<2027'",
+    Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", "pip install 'tdpcr-edge[openvino]'",
             ("cpu",), True, "manifest.json", "OpenVINO on the artifact's model.onnx (f32, BF16, INT8; fastest on most CPUs)",
+            stream="one compiled model, one OpenVINO stream and infer request per inference worker (THROUGHPUT hint; measured faster than one stream on every core)",
             extra_rows=(("fp32", "default", "cpu"),)),
-    Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", "JetPack's python3-libnvinfer, or pip install -e '.[trt]'",
-            ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)"),
+    Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", "JetPack's python3-libnvinfer, or pip install 'tdpcr-edge[trt]'",
+            ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
+            stream="one inference call at a time on the GPU while the CPU cores read, blend and write"),
     # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).
     Backend("replay", "tdpcr_edge.runtime.replay_runner", "checkpoint", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "checkpoint",
             "replays a stored model output at once: measures the scene pipeline alone", rows=(), user_facing=False),

@@ -26,7 +26,7 @@ from .runner import Runner
 from .signal_stack import kept_signal_stack
 
 INFERENCE_PRECISIONS = ("f32", "bf16")
-INSTALL = "pip install 'openvino>=2026.4,<2027' (it is in tdpcr-edge's default install)"
+INSTALL = "pip install 'tdpcr-edge[openvino]'"
 
 
 def cache_dir() -> Path:

@@ -191,7 +191,7 @@ def test_cli_errors_exit_2_and_write_nothing(fp32_artifact, tmp_path, scene_dir,
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "openvino", None)
         missing = run_main(["infer", "--model", fp32_artifact, "--backend", "openvino", "--out", tmp_path / "a", *common], capsys, monkeypatch)
-    for (code, _, err), out, words in ((missing, "a", "pip install 'openvino"), (broken, "b", "cannot compile this graph")):
+    for (code, _, err), out, words in ((missing, "a", "pip install 'tdpcr-edge[openvino]'"), (broken, "b", "cannot compile this graph")):
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1 and words in lines[0], err
         assert not (tmp_path / out).exists()
