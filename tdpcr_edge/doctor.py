@@ -10,6 +10,8 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 
+from .errors import INSTALL
+
 
 @dataclass
 class Row:
@@ -51,7 +53,7 @@ def diagnose() -> list[Row]:
         devices = ", ".join(ov.Core().available_devices)
         rows.append(Row("openvino", "ok", f"{ov.__version__.split('-')[0]}, devices: {devices}"))
     except ImportError:
-        rows.append(Row("openvino", "missing", "the openvino backend (fastest on most CPUs): pip install 'tdpcr-edge[openvino]'"))
+        rows.append(Row("openvino", "missing", f"the openvino backend (fastest on most CPUs): {INSTALL['openvino']}"))
     for dist in ("onnx", "onnxsim", "onnxscript", "onnxconverter-common", "onnxruntime-extensions"):
         v = _version(dist)
         rows.append(Row(dist, "ok" if v else "missing", v or "pip install 'tdpcr-edge[export]'"))

@@ -46,13 +46,15 @@ class MissingDependency(TdpcrError, ImportError):
     """An optional library a command needs is not installed; the message says what to install."""
 
 
-# What installs the libraries a runtime install leaves out, by top-level module.
+# What installs the libraries a runtime install leaves out, by top-level module (the backend
+# registry's pip lines and the CLI's one-line errors read it).
 INSTALL = {
     "torch": "pip install 'tdpcr-edge[train]'", "torchmetrics": "pip install 'tdpcr-edge[train]'",
     "onnx": "pip install 'tdpcr-edge[export]'", "onnxruntime": "pip install 'tdpcr-edge[ort]'", "onnxsim": "pip install 'tdpcr-edge[export]'",
     "onnxscript": "pip install 'tdpcr-edge[export]'", "onnxconverter_common": "pip install 'tdpcr-edge[export]'",
     "onnxruntime_extensions": "pip install 'tdpcr-edge[export]'", "openvino": "pip install 'tdpcr-edge[openvino]'",
     "matplotlib": "pip install 'tdpcr-edge[train]'", "ray": "pip install 'tdpcr-edge[cluster]'",
+    "tensorrt": "JetPack's python3-libnvinfer, or pip install 'tdpcr-edge[trt]'",
 }
 
 

@@ -35,7 +35,7 @@ def _probe_memory(spec_path: str) -> None:
         if b.reads in ("artifact", "checkpoint") and not b.missing():
             for mod in b.requires:
                 importlib.import_module(mod)
-    if not backends.get(backends.first_reading("checkpoint").name).missing():
+    if not backends.first_reading("checkpoint").missing():
         importlib.import_module("tdpcr_edge.train.checkpoint")
     spec = json.loads(Path(spec_path).read_text())
     if spec["combo"]["backend"] not in backends.REGISTRY:  # registered at run time in the parent (a plug-in, a test's toy)

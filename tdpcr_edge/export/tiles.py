@@ -27,7 +27,7 @@ def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classe
     scene by scene)."""
     tiles = list(iter_tiles(data, count, tile, norm, num_classes, seed, split))
     if not tiles:
-        raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
+        raise _no_tiles(data, tile)
     return tiles
 
 
@@ -58,8 +58,12 @@ def calibration_tiles(data: str, count: int, tile: int, norm: Normalization, num
 
     n = count if data == "synthetic" else sum(1 for _ in iter_tiles(data, count, tile, norm, num_classes, seed, split))
     if not n:
-        raise DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
+        raise _no_tiles(data, tile)
     return CalibrationTiles(make, n)
+
+
+def _no_tiles(data: str, tile: int) -> DataError:
+    return DataError(f"{data}: no scene is at least {tile}x{tile} pixels; pass larger scenes or a smaller --tile")
 
 
 def window(scene: SceneArrays, y: int, x: int, size: int, name: str) -> SceneArrays:

@@ -22,7 +22,7 @@ import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..errors import ConfigError, MissingDependency
+from ..errors import INSTALL, ConfigError, MissingDependency
 
 READS = ("checkpoint", "artifact", "engine")
 
@@ -73,20 +73,20 @@ def has_module(module: str) -> bool:
 
 
 REGISTRY: dict[str, Backend] = {b.name: b for b in (
-    Backend("torch", "tdpcr_edge.runtime.torch_runner", "checkpoint", ("torch",), "torch", "pip install 'tdpcr-edge[train]'",
+    Backend("torch", "tdpcr_edge.runtime.torch_runner", "checkpoint", ("torch",), "torch", INSTALL["torch"],
             ("cpu", "cuda"), False, "checkpoint", "PyTorch on the checkpoint (eager, torch.compile, the fused CUDA kernel)",
             rows=(("fp32", "eager", "cpu"), ("fp32", "compile", "cpu"), ("fp32", "eager", "cuda"), ("fp16", "eager", "cuda"),
                   ("fp32", "compile", "cuda"), ("fp32", "fused", "cuda")),
             stream="on the CPU, the inference workers split each batch, each with its share of torch's threads; on CUDA one call at a time"),
-    Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", "pip install 'tdpcr-edge[ort]'",
+    Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", INSTALL["onnxruntime"],
             ("cpu",), True, "manifest.json", "ONNX Runtime on the artifact's model.onnx",
             stream="the stream's inference workers each get a session's share of the cores (intra-op threads)"),
     # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
-    Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", "pip install 'tdpcr-edge[openvino]'",
+    Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", INSTALL["openvino"],
             ("cpu",), True, "manifest.json", "OpenVINO on the artifact's model.onnx (f32, BF16, INT8; fastest on most CPUs)",
             stream="one compiled model, one OpenVINO stream and infer request per inference worker (THROUGHPUT hint; measured faster than one stream on every core)",
             extra_rows=(("fp32", "default", "cpu"),)),
-    Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", "JetPack's python3-libnvinfer, or pip install 'tdpcr-edge[trt]'",
+    Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", INSTALL["tensorrt"],
             ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
             stream="one inference call at a time on the GPU while the CPU cores read, blend and write"),
     # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import CheckpointError, ConfigError, MissingDependency
+from ..errors import INSTALL as EXTRAS, CheckpointError, ConfigError, MissingDependency
 from ..probe import cpu_cores, cpu_isa
 from .runner import Runner
 from .signal_stack import kept_signal_stack
 
 INFERENCE_PRECISIONS = ("f32", "bf16")
-INSTALL = "pip install 'tdpcr-edge[openvino]'"
+INSTALL = EXTRAS["openvino"]
 
 
 def cache_dir() -> Path:

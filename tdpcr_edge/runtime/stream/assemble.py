@@ -12,8 +12,7 @@ from rasterio.shutil import copy as rio_copy
 
 from ...io_utils import atomic_path
 from .blend import Journal
-from .overviews import COG_BLOCK, OVERVIEW_RESAMPLING, overview_factors
-from .read import SceneReader
+from .overviews import COG_BLOCK, OVERVIEW_RESAMPLING
 from .scratch import NAMES
 
 OUTPUTS = tuple(f"{name}.tif" for name in NAMES)
@@ -27,12 +26,12 @@ COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate
                "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
 
 
-def assemble(out: Path, journal: Journal, reader: SceneReader, compress: str = "zstd") -> tuple[list[str], float]:
+def assemble(out: Path, journal: Journal, compress: str = "zstd") -> tuple[list[str], float]:
     """Scratch rasters -> COGs, each renamed into place only when complete; returns the
     files and the CPU seconds of the threads that made them. The three outputs are made at
     once, in threads: GDAL's COG copy runs outside the GIL, so the small class and confidence
     maps cost no wall time beside the reconstruction."""
-    factors = overview_factors(reader.width, reader.height)
+    factors = journal.scratch.overviews.factors
 
     def one(name: str) -> tuple[str, float]:
         c0 = time.thread_time()

@@ -290,7 +290,7 @@ class ScenePipeline:
         if self.errors:
             raise self.errors[0]
         t0 = time.perf_counter()
-        written, cpu = assemble(self.out, self.journal, self.reader, self.opts.compress)
+        written, cpu = assemble(self.out, self.journal, self.opts.compress)
         self.stages.write += time.perf_counter() - t0
         self.cpu.add("encode", cpu)
         for stage, seconds in self.reader.cpu.items():
