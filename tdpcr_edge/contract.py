@@ -102,8 +102,8 @@ def is_engine(path: Path | None) -> bool:
 # data (read by the stream and by evaluation; no torch needed to tell).
 SHIPPED_ON_REAL_DATA = (
     "the shipped checkpoint learnt the synthetic world only: on real scenes its output is not to be trusted "
-    "(on a Landsat scene it returned 0-880 DN for inputs of 580-1,400 DN, clear sky included); train on your own data: "
-    "tdpcr-edge train --data sen12mscr:ROOT (docs/training.md)"
+    "(on a Landsat scene it returned 0-880 DN for inputs of 580-1,400 DN, clear sky included); fine-tune it on your own data: "
+    "tdpcr-edge train --init shipped --data sen12mscr:ROOT (docs/training.md, Fine-tuning)"
 )
 
 

@@ -48,5 +48,5 @@ def run_eval(
             {"title": p.scene.name, "cloudy": p.scene.optical, "sar": p.scene.sar, "reconstruction": p.reconstruction, "classes": p.classes, "truth": p.scene.labels}
             for p in kept
         ]
-        save_quicklook(quicklook, rows, ckpt.classes, ckpt.colors)
+        save_quicklook(quicklook, rows, ckpt.classes, ckpt.colors, ckpt.normalization.optical_bands)
     return result

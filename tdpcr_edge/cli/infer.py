@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def infer(
         out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per scene with --pairs).")],
-        optical: Annotated[Optional[Path], typer.Option(help="Cloudy optical GeoTIFF.")] = None,
-        sar: Annotated[Optional[Path], typer.Option(help="SAR GeoTIFF (VV, VH in dB) on the same grid, or use --align.")] = None,
+        optical: Annotated[Optional[str], typer.Option(help="Cloudy optical: a multi-band raster, a folder (or comma-separated list) of band files *_B02.tif / *_B8A.jp2 (a SAFE product too), or a STAC item JSON; bands matched by name.")] = None,
+        sar: Annotated[Optional[str], typer.Option(help="SAR: a 2-band raster or VV,VH files, dB or linear power, on the optical grid (or use --align).")] = None,
         pairs: Annotated[Optional[str], typer.Option(help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, pairs:CSV).")] = None,
         model: Annotated[Optional[str], typer.Option(help="Checkpoint, artifact folder, engine folder, or a bench report.json (its fastest row within the drift budget); default: the shipped checkpoint.")] = None,
         backend: Annotated[c.backend, typer.Option(help="auto: an engine's, an artifact's own (the one its drift was gated on), or the checkpoint backend.")] = "auto",
@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its journal.")] = False,
         skip_clear: Annotated[bool, typer.Option("--skip-clear", help="Skip the model on tiles a cheap cloud score finds clear.")] = False,
         align: Annotated[bool, typer.Option("--align", help="Reproject the SAR onto the optical grid.")] = False,
+        resolution: Annotated[Optional[float], typer.Option(min=0.01, help="Output pixel size in metres (default: the finest optical band's; coarser bands are resampled bilinearly).")] = None,
+        optical_offset: Annotated[Optional[float], typer.Option(min=-10000.0, max=10000.0, help="Added to every optical DN (e.g. -1000 for baseline 04.00 data whose metadata is lost); default: the offset the data states.")] = None,
         reference: Annotated[Optional[Path], typer.Option(help="Cloud-free reference GeoTIFF: score the reconstruction.")] = None,
         labels: Annotated[Optional[Path], typer.Option(help="Land-cover labels GeoTIFF: score the classes.")] = None,
         cloud: Annotated[Optional[Path], typer.Option(help="Cloud-thickness GeoTIFF: scores by thickness bin.")] = None,
@@ -44,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from ..runtime.stream import StreamOptions, run_stream
 
         stream = dict(model=model, backend=value(backend), tile=tile, overlap=overlap, batch=batch, skip_clear=skip_clear, align=align,
-                      compress=value(compress), workers=workers)
+                      compress=value(compress), workers=workers, resolution=resolution, optical_offset=optical_offset)
         if pairs is None and ray is not None:
             raise ConfigError("--ray runs a list of scenes: pass --pairs LIST.csv (or a data-set spec)")
         if pairs is not None:
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if optical is None or sar is None:
             raise ConfigError("pass --optical and --sar, or --pairs LIST.csv")
         stream["batch"] = batch or default_batch(None)
-        opts = StreamOptions(optical=optical, sar=sar, out=out, resume=resume, reference=reference, labels=labels, cloud=cloud, **stream)
+        opts = StreamOptions(optical=Path(optical), sar=Path(sar), out=out, resume=resume, reference=reference, labels=labels, cloud=cloud, **stream)
         with progress_bar(f"infer {out.name}", None) as advance:
             record = run_stream(opts, on_tile=advance, on_start=lambda n: advance(0, total=n))
         print_run(out, record)

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0, help="Seed for weights and data.")] = 0,
         save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] = 100,
         resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt when present.")] = True,
-        init: Annotated[Optional[Path], typer.Option(help="Phase-1 checkpoint to start --phase 2 from.")] = None,
+        init: Annotated[Optional[Path], typer.Option(help="Checkpoint to start from ('shipped': the shipped one): fine-tuned from with --phase 1/both (same bands), the phase-1 checkpoint with --phase 2.")] = None,
+        bands: Annotated[Optional[str], typer.Option(help="Optical bands: s2-l1c (13, default), s2-l2a (12), s2-rgbn (B02,B03,B04,B08) or a list B02,B03,...; read by name from any input layout.")] = None,
         qat: Annotated[bool, typer.Option("--qat", help="Quantisation-aware: simulate the INT8 export's rounding while training.")] = False,
         device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N; under torchrun, cuda is each process's LOCAL_RANK GPU.")] = "auto",
         amp: Annotated[c.amp, typer.Option(help="Mixed precision: off, bf16 (Ampere+ GPUs, CPUs with AVX512-BF16 or AMX) or fp16 (CUDA, with loss scaling).")] = "off",
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
         from ..train.distributed import from_env
 
         opts = TrainOptions(out=out, config=value(config), fusion=value(fusion), data=data, phase=value(phase), steps=steps, batch=batch, patch=patch,
-                            lr=lr, seed=seed, save_every=save_every, resume=resume, init=init, qat=qat, device=device, amp=value(amp),
+                            lr=lr, seed=seed, save_every=save_every, resume=resume, init=init, bands=bands, qat=qat, device=device, amp=value(amp),
                             compile=compile_step, workers=workers, accumulate=accumulate, val_every=val_every, val_data=val_data,
                             val_scenes=val_samples, sync_bn=sync_bn, deterministic=deterministic)
         main = from_env().main

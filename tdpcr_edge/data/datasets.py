@@ -27,9 +27,10 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .inputs import input_exists, under
 from .normalize import Normalization
 from .dataset import SPLITS, Dataset, Sample, _check_keys, _numbered, _split  # noqa: F401 (re-exported)
-from .scenes import IGNORE_INDEX, FILES, SceneArrays, find_scenes, read_layers, read_legend  # noqa: F401
+from .scenes import IGNORE_INDEX, FILES, SceneArrays, find_scenes, read_layers, read_legend, scene_paths  # noqa: F401
 from .sen12mscr import DFC_CLASSES, DFC_COLORS, IGBP_TO_DFC, SAR_CLIPS, SEASONS, sen12mscr, sen12mscr_splits  # noqa: F401 (re-exported)
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -63,14 +64,28 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
 
 def scene_folders(root: str | Path) -> Dataset:
     folders = find_scenes(root)
-    samples = [Sample(f.name, {k: f / name for k, name in FILES.items() if (f / name).exists()}) for f in folders]
+    samples = [Sample(f.name, scene_paths(f)) for f in folders]
     for s, f in zip(samples, folders):
         for key in ("optical", "sar"):
             if key not in s.paths:
                 raise DataError(f"{f / FILES[key]}: missing; every scene folder needs {FILES['optical']} and {FILES['sar']}")
     legend = read_legend(root)
     classes, colors = legend if legend else _numbered(6)
-    return Dataset(f"scene folders in {root}", samples, classes, colors)
+    # `synth --bands` records its bands in legend.json: the folders' default for a new model.
+    bands = _legend_bands(root)
+    norm = Normalization(optical_bands=bands) if bands else Normalization()
+    return Dataset(f"scene folders in {root}", samples, classes, colors, norm)
+
+
+def _legend_bands(root) -> tuple[str, ...] | None:
+    import json
+
+    path = Path(root) / "legend.json"
+    try:
+        bands = json.loads(path.read_text()).get("bands") if path.is_file() else None
+    except ValueError:
+        return None
+    return tuple(bands) if bands else None
 
 
 def read_layout(path: str | Path | None) -> dict:
@@ -147,7 +162,7 @@ def read_pairs(csv_path: str | Path) -> list[dict]:
         raise DataError(f"{csv_path}: needs a header with at least the columns optical,sar")
     out = []
     for i, row in enumerate(rows):
-        entry = {("reference" if k == "clear" else k): (csv_path.parent / v if v and not Path(v).is_absolute() else (Path(v) if v else None)) for k, v in row.items() if k != "name"}
+        entry = {("reference" if k == "clear" else k): (under(csv_path.parent, v) if v else None) for k, v in row.items() if k != "name"}
         for key in ("optical", "sar"):
             if entry.get(key) is None:
                 raise DataError(f"{csv_path}: row {i + 2} has no {key} path")
@@ -161,7 +176,7 @@ def pairs(csv_path: str | Path) -> Dataset:
     for row in read_pairs(csv_path):
         paths = {("clear" if k == "reference" else k): v for k, v in row.items() if k != "name" and v is not None}
         for k, p in paths.items():
-            if not p.exists():
+            if not input_exists(p):
                 raise DataError(f"{p}: missing ({k} of row {row['name']} in {csv_path})")
         samples.append(Sample(row["name"], paths))
     legend = read_legend(Path(csv_path).parent)

@@ -53,20 +53,30 @@ def _profile(h: int, w: int, count: int, dtype: str, origin: tuple[float, float]
 SYNTHETIC_TAG = "TDPCR_SYNTHETIC"
 
 
-def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6) -> Path:
-    """Write one scene folder atomically (it appears complete or not at all)."""
+def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6, layout: str = "stack") -> Path:
+    """Write one scene folder atomically (it appears complete or not at all); ``layout`` is how
+    the cloudy optical and the SAR are laid out (``layouts``), the other layers being plain
+    GeoTIFFs on the 10 m grid."""
+    from .layouts import write_safe, write_sar_files, write_stac
+
     folder = Path(folder)
     h, w = scene.labels.shape
+    tag = {SYNTHETIC_TAG: "1"}
     with atomic_dir(folder) as tmp:
-        for key, data, dtype, names in [
-            ("optical", scene.optical_cloudy, "uint16", norm.optical_bands),
-            ("clear", scene.optical_clear, "uint16", norm.optical_bands),
-            ("sar", scene.sar, "float32", norm.sar_bands),
-        ]:
+        layers = [("clear", scene.optical_clear, "uint16", norm.optical_bands)]
+        if layout == "stack":
+            layers += [("optical", scene.optical_cloudy, "uint16", norm.optical_bands), ("sar", scene.sar, "float32", norm.sar_bands)]
+        elif layout == "safe":
+            write_safe(tmp, scene.optical_cloudy, norm.optical_bands, scene.origin, CRS, tag)
+        else:
+            write_stac(tmp, scene.optical_cloudy, norm.optical_bands, scene.origin, CRS, tag)
+        if layout != "stack":
+            write_sar_files(tmp, scene.sar, _profile(h, w, 1, "float32", scene.origin), tag)
+        for key, data, dtype, names in layers:
             with rasterio.open(tmp / FILES[key], "w", **_profile(h, w, data.shape[0], dtype, scene.origin)) as dst:
                 dst.write(data)
                 dst.descriptions = tuple(names)
-                dst.update_tags(**{SYNTHETIC_TAG: "1"})
+                dst.update_tags(**tag)
         with rasterio.open(tmp / FILES["labels"], "w", **_profile(h, w, 1, "uint8", scene.origin, nodata=IGNORE_INDEX)) as dst:
             dst.write(scene.labels[None])
             dst.write_colormap(1, {i: (*CLASS_COLORS[i], 255) for i in range(num_classes)})
@@ -75,6 +85,22 @@ def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normaliz
             dst.write(scene.cloud[None])
             dst.descriptions = ("cloud thickness",)
     return folder
+
+
+def scene_paths(folder: Path) -> dict[str, Path]:
+    """The layers a scene folder holds, whatever its layout: the optical as optical_cloudy.tif,
+    a SAFE product or a STAC item; the SAR as sar.tif or s1_vv.tif + s1_vh.tif (a ``VV,VH``
+    argument)."""
+    from .layouts import SAR_FILES
+
+    paths = {k: folder / f for k, f in FILES.items() if (folder / f).exists()}
+    if "optical" not in paths:
+        found = sorted(folder.glob("*.SAFE")) or [p for p in [folder / "item.json"] if p.exists()]
+        if found:
+            paths["optical"] = found[0]
+    if "sar" not in paths and all((folder / f).exists() for f in SAR_FILES):
+        paths["sar"] = Path(",".join(str(folder / f) for f in SAR_FILES))
+    return paths
 
 
 def is_synthetic_raster(path: str | Path) -> bool:
@@ -136,7 +162,7 @@ def find_scenes(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found; write one with `tdpcr-edge synth {root}` or fix the path")
-    if (root / FILES["optical"]).exists():
+    if "optical" in scene_paths(root):
         return [root]
     scenes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not scenes:
@@ -147,10 +173,10 @@ def find_scenes(root: str | Path) -> list[Path]:
 def read_scene(folder: str | Path, norm: Normalization = Normalization(), need: tuple[str, ...] = ()) -> SceneArrays:
     """Read and check one scene folder. ``need`` names optional layers that must exist."""
     folder = Path(folder)
+    paths = scene_paths(folder)
     for key in (*REQUIRED, *need):
-        if not (folder / FILES[key]).exists():
+        if key not in paths:
             raise DataError(f"{folder / FILES[key]}: missing; every scene folder needs {', '.join(FILES[k] for k in (*REQUIRED, *need))}")
-    paths = {k: folder / f for k, f in FILES.items() if (folder / f).exists()}
     return read_layers(folder.name, paths, norm)
 
 
@@ -166,9 +192,16 @@ def read_layers(
     label band to class ids (data sets with their own class codes); ``bands`` selects
     1-based raster bands per layer."""
     bands = bands or {}
-    optical_raw, invalid, ref = _read(paths["optical"], len(norm.optical_bands), "cloudy optical", bands.get("optical"))
-    sar_raw, sar_invalid, meta = _read(paths["sar"], len(norm.sar_bands), "SAR", bands.get("sar"))
-    _check_grid(paths["sar"], meta, paths["optical"], ref)
+    if bands.get("optical"):  # a layout's explicit band numbers (LuojiaSET-OSFCR)
+        optical_raw, invalid, ref = _read(paths["optical"], len(norm.optical_bands), "cloudy optical", bands.get("optical"))
+        sar_raw, sar_invalid, meta = _read(paths["sar"], len(norm.sar_bands), "SAR", bands.get("sar"))
+        _check_grid(paths["sar"], meta, paths["optical"], ref)
+        clear_read = lambda p: _read(p, len(norm.optical_bands), "clear optical", bands.get("optical"))  # noqa: E731
+    else:
+        # Bands by name from whatever layout the files have (a stack, band files, a STAC item).
+        optical_raw, invalid, ref, grid = _read_bands(paths["optical"], norm, "optical")
+        sar_raw, sar_invalid, _, _ = _read_bands(paths["sar"], norm, "SAR", grid)
+        clear_read = lambda p: _read_bands(p, norm, "clear optical", grid)[:3]  # noqa: E731
     invalid |= sar_invalid
     scene = SceneArrays(
         name=name,
@@ -177,7 +210,7 @@ def read_layers(
         valid=~invalid,
     )
     if "clear" in paths:
-        clear, bad, meta = _read(paths["clear"], len(norm.optical_bands), "clear optical", bands.get("optical"))
+        clear, bad, meta = clear_read(paths["clear"])
         _check_grid(paths["clear"], meta, paths["optical"], ref)
         scene.clear = norm.optical_to_model(clear)
         scene.valid &= ~bad
@@ -193,6 +226,26 @@ def read_layers(
     scene.optical = np.where(scene.valid[None], scene.optical, 0.0).astype(np.float32)
     scene.sar = np.where(scene.valid[None], scene.sar, 0.0).astype(np.float32)
     return scene
+
+
+def _read_bands(path, norm: Normalization, what: str, grid=None):
+    """The model's bands of an optical (or SAR) input, whole, on ``grid`` or its own finest:
+    (data, invalid, grid meta, grid)."""
+    from .bandstack import BandStack
+    from .inputs import resolve_optical, resolve_sar
+
+    bands = resolve_sar(path, norm.sar_bands) if what == "SAR" else resolve_optical(path, norm.optical_bands, norm.optical_scale)
+    # Another layer's own files may be on other grids (band files at 10/20/60 m) and are
+    # resampled onto the optical's; a plain raster must already be on it.
+    with BandStack(bands, what, grid=grid, align=grid is None or bands.layout not in ("stack", "SAR raster"),
+                   misfit="co-register the rasters onto one grid") as stack:
+        data, valid = stack.read_valid(None)
+        meta = {"crs": stack.crs, "transform": stack.transform, "shape": (stack.height, stack.width)}
+        g = stack.grid
+    invalid = ~valid
+    if np.issubdtype(data.dtype, np.floating):
+        invalid |= ~np.isfinite(data).all(axis=0)
+    return data, invalid, meta, g
 
 
 def _check_grid(path: Path, meta: dict, ref_path: Path, ref: dict) -> None:
@@ -225,16 +278,23 @@ def write_synthetic(
     seed: int,
     num_classes: int = 6,
     on_scene: Callable[[], None] | None = None,
+    bands: tuple[str, ...] | None = None,
+    layout: str = "stack",
 ) -> list[Path]:
     """Write ``scenes`` synthetic scene folders (``scene_0000`` ...) and ``legend.json``.
     Scene i is ``make_scene(seed, i, size)``, so a folder can be regenerated exactly."""
     from ..errors import ConfigError
+    from .bands import PRESETS
+    from .layouts import check_layout
     from .synthetic import make_scene
 
+    bands = tuple(bands or PRESETS["s2-l1c"])
+    norm = Normalization(optical_bands=bands)
     if scenes < 1:
         raise ConfigError(f"--scenes must be at least 1, got {scenes}")
     if size < 16:
         raise ConfigError(f"--size must be at least 16 pixels, got {size}")
+    check_layout(layout, size, bands)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder; pick another output path")
@@ -242,10 +302,11 @@ def write_synthetic(
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for i in range(scenes):
-            written.append(write_scene(out / f"scene_{i:04d}", make_scene(seed, i, size, num_classes), num_classes=num_classes))
+            scene = make_scene(seed, i, size, num_classes, bands=bands)
+            written.append(write_scene(out / f"scene_{i:04d}", scene, norm, num_classes=num_classes, layout=layout))
             if on_scene:
                 on_scene()
-        write_legend(out, num_classes, seed=seed, size=size, scenes=scenes)
+        write_legend(out, num_classes, seed=seed, size=size, scenes=scenes, bands=list(bands), layout=layout)
     except PermissionError as exc:
         raise DataError(f"{exc.filename or out}: not writable; pick an output folder you can write to") from exc
     return written

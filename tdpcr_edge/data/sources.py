@@ -19,7 +19,8 @@ class BatchSource(Protocol):
 
 
 class SyntheticSource:
-    """Scenes generated on the fly from ``seed``; ``stream`` 0 trains, 1 validates."""
+    """Scenes generated on the fly from ``seed``; ``stream`` 0 trains, 1 validates. The optical
+    bands are the normalisation's (a model's bands, by name)."""
 
     def __init__(self, seed: int = 0, num_classes: int = 6, norm: Normalization = Normalization(), stream: int = 0):
         self.seed, self.num_classes, self.norm, self.stream = seed, num_classes, norm, stream
@@ -27,7 +28,7 @@ class SyntheticSource:
         self.colors = list(CLASS_COLORS[:num_classes])
 
     def sample(self, index: int, size: int) -> dict[str, np.ndarray]:
-        s = make_scene(self.seed, index, size, self.num_classes, stream=self.stream)
+        s = make_scene(self.seed, index, size, self.num_classes, stream=self.stream, bands=self.norm.optical_bands)
         return {
             "optical": self.norm.optical_to_model(s.optical_cloudy),
             "sar": self.norm.sar_to_model(s.sar),

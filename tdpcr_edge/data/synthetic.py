@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bands import PRESETS, S2_BANDS
+
 CLASS_NAMES = ("water", "tree cover", "cropland", "built-up", "bare soil", "grassland")
 # ESA WorldCover legend colours, so quick looks read like a familiar land-cover map.
 CLASS_COLORS = ((0, 100, 200), (0, 100, 0), (240, 150, 255), (250, 0, 0), (180, 180, 180), (255, 255, 76))
@@ -81,9 +83,13 @@ def _fractal_field(rng: np.random.Generator, h: int, w: int, beta: float = 3.0) 
     return ((field - lo) / (hi - lo + 1e-12)).astype(np.float32)
 
 
-def make_scene(seed: int, index: int, size: int | tuple[int, int] = 128, num_classes: int = 6, stream: int = 0) -> Scene:
+def make_scene(seed: int, index: int, size: int | tuple[int, int] = 128, num_classes: int = 6, stream: int = 0,
+               bands: tuple[str, ...] | None = None) -> Scene:
     """Scene ``index`` of the world ``seed``. ``stream`` separates independent sample
-    streams (training, validation) of the same seed."""
+    streams (training, validation) of the same seed. ``bands`` (Sentinel-2 names) picks the
+    optical bands; each is the world's signature at that band's centre wavelength. The world
+    is drawn over all 13 and then selected, so a Level-2A or 4-band scene is the 13-band
+    scene without the other bands, pixel for pixel."""
     if num_classes < 2 or num_classes > len(CLASS_NAMES):
         from ..errors import ConfigError
 
@@ -132,7 +138,18 @@ def make_scene(seed: int, index: int, size: int | tuple[int, int] = 128, num_cla
 
     to_dn = lambda x: np.round(np.clip(x, 0.0, 1.0) * 10000.0).astype(np.uint16)  # noqa: E731
     origin = (300000.0 + float(rng.integers(0, 5000)) * 100.0, 5300000.0 - float(rng.integers(0, 5000)) * 100.0)
+    if bands is not None and tuple(bands) != PRESETS["s2-l1c"]:
+        pick = [_band_index(b) for b in bands]
+        cloudy, clear = cloudy[pick], clear[pick]
     return Scene(to_dn(cloudy), to_dn(clear), sar, labels, cloud, origin)
+
+
+def _band_index(band: str) -> int:
+    if band not in S2_BANDS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"the synthetic world has Sentinel-2 bands {', '.join(S2_BANDS)}, not {band!r}")
+    return list(S2_BANDS).index(band)
 
 
 def thickness_bin_masks(cloud: np.ndarray) -> dict[str, np.ndarray]:

@@ -18,6 +18,17 @@ RGB_BANDS = (3, 2, 1)  # B04, B03, B02 in the 13-band Sentinel-2 order
 RGB_GAIN = 3.5  # the usual true-colour stretch of top-of-atmosphere reflectance
 
 
+def rgb_indices(names: Sequence[str] | None) -> tuple[int, ...]:
+    """Where red, green and blue (B04, B03, B02) are among a model's bands; the first three
+    (or one, as grey) for bands without them."""
+    if not names:
+        return RGB_BANDS
+    names = list(names)
+    if all(b in names for b in ("B04", "B03", "B02")):
+        return tuple(names.index(b) for b in ("B04", "B03", "B02"))
+    return (0, 1, 2) if len(names) >= 3 else (0, 0, 0)
+
+
 def true_color(optical: np.ndarray, bands: Sequence[int] = RGB_BANDS) -> np.ndarray:
     return np.clip(optical[list(bands)].transpose(1, 2, 0) * RGB_GAIN, 0.0, 1.0)
 
@@ -34,9 +45,12 @@ def class_color(classes: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndar
     return lut[classes.astype(np.uint8)]
 
 
-def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]]) -> Path:
+def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]],
+                   bands: Sequence[str] | None = None) -> Path:
     """One row per scene. Each row dict holds ``title`` and panels as named arrays:
-    cloudy (C x H x W), sar, reconstruction, classes (H x W), truth (H x W, optional)."""
+    cloudy (C x H x W), sar, reconstruction, classes (H x W), truth (H x W, optional);
+    ``bands`` names the optical bands (true colour from B04, B03, B02)."""
+    rgb = rgb_indices(bands)
     columns = [("cloudy", "cloudy input"), ("sar", "SAR (VV, VH)"), ("reconstruction", "reconstruction"), ("classes", "classes"), ("truth", "truth")]
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.6 * len(rows) + 0.6), squeeze=False)
@@ -50,7 +64,7 @@ def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str
                 ax.set_axis_off()
                 continue
             if key in ("cloudy", "reconstruction"):
-                img = true_color(value)
+                img = true_color(value, rgb)
             elif key == "sar":
                 img = sar_color(value)
             else:
@@ -95,4 +109,4 @@ def scene_quicklook(path, reader, out, meta: dict, labels=None, max_side: int = 
         with rasterio.open(labels) as src:
             truth = read(src, Resampling.nearest)[0]
     row = {"title": Path(reader.optical_path).stem, "cloudy": cloudy, "sar": sar, "reconstruction": recon, "classes": classes, "truth": truth}
-    save_quicklook(path, [row], meta["classes"], meta["colors"])
+    save_quicklook(path, [row], meta["classes"], meta["colors"], norm.optical_bands)

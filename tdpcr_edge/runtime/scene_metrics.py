@@ -31,11 +31,21 @@ def _open_matching(path: Path, reader, what: str, bands: int | None):
     return src
 
 
+def _open_reference(path, reader, norm: Normalization):
+    """The cloud-free reference, laid out like any optical input (a stack, band files, a STAC
+    item) and read on the optical's grid with its bands."""
+    from ..data.bandstack import BandStack
+    from ..data.inputs import resolve_optical
+
+    bands = resolve_optical(path, norm.optical_bands, norm.optical_scale)
+    return BandStack(bands, "reference", grid=reader.opt.grid, align=bands.layout != "stack", misfit="co-register it with the optical first")
+
+
 def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int) -> dict:
     bins = {**SCENE, **(THICKNESS_BINS if opts.cloud else {})}
     rec_model, rec_input = ReconstructionScores(bins), ReconstructionScores(bins)
     seg = SegmentationScores(num_classes, bins)
-    ref = _open_matching(Path(opts.reference), reader, "reference", reader.opt.count) if opts.reference else None
+    ref = _open_reference(opts.reference, reader, norm) if opts.reference else None
     lab = _open_matching(Path(opts.labels), reader, "labels", 1) if opts.labels else None
     cld = _open_matching(Path(opts.cloud), reader, "cloud map", 1) if opts.cloud else None
     with rasterio.open(out / "reconstruction.tif") as rec_src, rasterio.open(out / "classes.tif") as cls_src:

@@ -102,3 +102,10 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint is missing or has malformed field {exc}; re-train it") from exc
+
+
+def init_path(init) -> Path:
+    """``--init``: a checkpoint's path, or ``shipped`` for the shipped checkpoint."""
+    if str(init) == "shipped":
+        return default_checkpoint_path()
+    return Path(init)

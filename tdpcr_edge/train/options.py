@@ -34,7 +34,8 @@ class TrainOptions:
     val_every: int = 0  # 0: validate at the end of each phase only
     val_data: str | None = None  # another held-out set than the training data's val split
     resume: bool = True
-    init: Path | None = None  # a phase-1 checkpoint to start phase 2 from
+    init: Path | None = None  # phase 1: weights to fine-tune from; phase 2 alone: the phase-1 checkpoint
+    bands: str | None = None  # optical bands: s2-l1c, s2-l2a, s2-rgbn or a list; None: the data's (or --init's)
     qat: bool = False  # simulate the INT8 export's rounding while training (train.qat)
     # With qat: the learned INT8 ranges' learning rate, relative to --lr (they are logarithms;
     # at 1x they barely move in half a phase), and the weight of phase 2's consistency term.

@@ -86,9 +86,12 @@ class SampleStream(torch.utils.data.Dataset):
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.phase, epoch, index]))
         s = dataset.read(index)
         path = dataset.samples[index].paths["optical"]
-        if s.clear is None or s.labels is None:
-            missing = "clear target" if s.clear is None else "labels"
-            raise DataError(f"{path}: sample {s.name} has no {missing}; training needs both (SEN12MS-CR: add ?labels=dfc)")
+        if s.clear is None:
+            raise DataError(f"{path}: sample {s.name} has no clear target; training reconstructs it (pass data with cloud-free references)")
+        if s.labels is None:
+            if self.phase == 2:  # check_labels says so before training; a list edited since lands here
+                raise DataError(f"{path}: sample {s.name} has no labels; {LABELS_HINT}")
+            s.labels = np.full(s.valid.shape, 255, np.int64)  # phase 1 reads no labels
         h, w = s.labels.shape
         p = self.patch
         if h < p or w < p:
@@ -106,6 +109,20 @@ class SampleStream(torch.utils.data.Dataset):
             "valid": s.valid[win],
         }
         return augment(arrays, k, flip) if self.augment else arrays
+
+
+LABELS_HINT = ("phase 2 trains the land-cover head on labels: add ?labels=dfc to a sen12mscr: spec (SEN12MS land cover), "
+               "a labels column to a pairs list or labels.tif to scene folders, or train --phase 1 only")
+
+
+def check_labels(source: BatchSource, spec: str) -> None:
+    """Phase 2 on data without labels: refused before any training, in one line."""
+    dataset = getattr(source, "dataset", None)
+    if dataset is None:
+        return
+    bare = next((s for s in dataset.samples if "labels" not in s.paths), None)
+    if bare is not None:
+        raise DataError(f"{spec}: sample {bare.name} has no labels; {LABELS_HINT}")
 
 
 @lru_cache(maxsize=4)

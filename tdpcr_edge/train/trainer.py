@@ -42,20 +42,21 @@ from typing import Callable
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ..data.bands import parse_bands, preset_name
 from ..data.normalize import Normalization
 from ..data.sources import open_source
 from ..errors import CheckpointError, ConfigError
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from . import distributed as dist
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, init_path, load_checkpoint, save_checkpoint
 from .device import StepDevice, step_device
 from .options import TrainOptions, check_options
 from .options import phases as _phases
 from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
 from .qat import (enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, all_steps, range_parameters, restart_ranges,
                   set_rounding)
-from .samples import MicroBatches, SampleStream, checked, loader, micro_batch
+from .samples import MicroBatches, SampleStream, check_labels, checked, loader, micro_batch
 from .validation import Validation, better, plot_curves, summary
 
 
@@ -101,15 +102,23 @@ class _Run:
 
     def setup(self, phases: list[int]) -> None:
         opts = self.opts
-        norm = Normalization()
         torch.manual_seed(opts.seed)
-        config = get_config(opts.config, fusion=opts.fusion)
+        init = load_checkpoint(init_path(opts.init)) if opts.init else None
+        bands = parse_bands(opts.bands) if opts.bands else (init.normalization.optical_bands if init else None)
+        norm = Normalization() if bands is None else Normalization(optical_bands=bands)
+        config = init.config if init else get_config(opts.config, fusion=opts.fusion)
         source = open_source(opts.data, norm, opts.seed, config.num_classes)
         # A data set brings its own classes, bands and SAR clip; the checkpoint records them.
         norm = getattr(source, "norm", norm)
+        if bands is not None and norm.optical_bands != bands:
+            # The data set's files are read for these bands by name (data.inputs).
+            norm = replace(norm, optical_bands=bands)
+            source.norm = source.dataset.norm = norm
+        if 2 in phases:
+            check_labels(source, opts.data)
         shape = {"num_classes": len(source.classes), "optical_bands": len(norm.optical_bands), "sar_bands": len(norm.sar_bands)}
         if any(getattr(config, k) != v for k, v in shape.items()):
-            config = get_config(opts.config, fusion=opts.fusion, **shape)
+            config = replace(config, **shape) if init else get_config(opts.config, fusion=opts.fusion, **shape)
         model = TDPCR(config)
         state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
         if opts.resume and self.ckpt_path.exists():
@@ -123,11 +132,19 @@ class _Run:
                 raise CheckpointError(f"{self.ckpt_path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")
             model.load_state_dict(state.state_dict)
         elif 2 in phases and 1 not in phases:
-            init = load_checkpoint(opts.init) if opts.init else None
             if init is None or init.phase < 1:
                 raise CheckpointError(f"{opts.init or self.ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
             model.load_state_dict(init.state_dict)
             state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}}, qat_ranges=init.qat_ranges)
+        elif init is not None:
+            # Fine-tuning: every weight whose shape fits (a head for another class count starts afresh).
+            if init.normalization.optical_bands != norm.optical_bands:
+                raise CheckpointError(f"{opts.init}: trained on {preset_name(init.normalization.optical_bands)}, this run on {preset_name(norm.optical_bands)}; "
+                                      "fine-tune on data with the checkpoint's bands, or train from scratch with --bands")
+            own = model.state_dict()
+            fits = {k: v for k, v in init.state_dict.items() if k in own and own[k].shape == v.shape}
+            model.load_state_dict(fits, strict=False)
+            state.training["init"] = {"checkpoint": str(opts.init), "tensors": len(fits), "fresh": sorted(set(own) - set(fits))}
         model.to(self.dev.device, memory_format=torch.channels_last if self.dev.channels_last else torch.preserve_format)
         if opts.sync_bn and self.world.distributed:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -68,7 +68,7 @@ def test_eval_wrong_band_count(tmp_path, scene_dir):
     with rasterio.open(bad / FILES["sar"], "w", **profile) as dst:
         dst.write(data)
     line = one_error_line(run("eval", "--data", bad, "--json", tmp_path / "e.json"))
-    assert "sar.tif" in line and "1 bands, expected 2" in line
+    assert "sar.tif" in line and "SAR has 1 bands, the model expects 2" in line
     assert not (tmp_path / "e.json").exists()
 
 

@@ -301,7 +301,7 @@ def test_wrong_band_count(scene, tmp_path, random_checkpoint):
     with rasterio.open(bad / FILES["optical"]) as src:
         data = src.read()[:10]
     rewrite_raster(bad / FILES["optical"], data)
-    with pytest.raises(DataError, match=r"optical_cloudy\.tif: optical has 10 bands, the model expects 13"):
+    with pytest.raises(DataError, match=r"optical_cloudy\.tif: optical has 10 bands and no band names; the model expects 13"):
         run_stream(opts(bad, tmp_path / "out", random_checkpoint))
     assert not (tmp_path / "out").exists()
 

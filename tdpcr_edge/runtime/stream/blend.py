@@ -134,6 +134,10 @@ def journal_fingerprint(opts, meta: dict, reader, workers: int) -> dict:
 
     model = meta["source"]
     model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
-    return {"optical": stat(opts.optical), "sar": stat(opts.sar), "model": model_id, "backend": meta["backend"],
+    def stats(bands):
+        return [stat(p) if Path(p).exists() else [p] for p in dict.fromkeys(f.path for f in bands.files)]
+
+    return {"optical": stats(reader.optical_input), "sar": stats(reader.sar_input), "radiometry": reader.optical_input.radiometry,
+            "resolution": reader.opt.grid.res, "model": model_id, "backend": meta["backend"],
             "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "workers": workers, "skip_clear": opts.skip_clear, "align": opts.align,
             "size": [reader.height, reader.width]}

@@ -49,6 +49,8 @@ class StreamOptions:
     queue_depth: int = 8
     compress: str = "zstd"
     workers: int | None = None  # concurrent inference calls; None: default_workers()
+    resolution: float | None = None  # metres; None: the finest optical band's grid
+    optical_offset: float | None = None  # added to every optical DN; None: what the data says
 
 
 def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
@@ -113,7 +115,7 @@ def check_stream_options(opts: StreamOptions) -> None:
     if opts.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {opts.batch}")
     for path in (opts.reference, opts.labels, opts.cloud):
-        if path is not None and not Path(path).is_file():
+        if path is not None and not Path(path).exists():
             raise DataError(f"{path}: not found; check the path")
     if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
         # Scene accuracy runs on torchmetrics: said before anything is written, not after.

@@ -76,7 +76,7 @@ class ScenePipeline:
         self.opts, self.runner, self.meta, self.workers = opts, runner, meta, workers
         self.keep_active = keep_active
         self.norm = Normalization.from_dict(meta["normalization"])
-        self.reader = SceneReader(opts.optical, opts.sar, self.norm, opts.align)
+        self.reader = SceneReader(opts.optical, opts.sar, self.norm, opts.align, opts.resolution, opts.optical_offset)
         cleanup.callback(self.reader.close)
         self.grid = TileGrid(self.reader.height, self.reader.width, opts.tile, opts.overlap)
         check_not_all_nodata(self.reader, opts.optical)
@@ -152,7 +152,7 @@ class ScenePipeline:
                     cols = slice(int(t.window.col_off) - c0, int(t.window.col_off + t.window.width) - c0)
                     # Copies, so a queued tile does not keep its whole group alive.
                     optical, sar, valid = (np.ascontiguousarray(a[..., cols]) for a in (optical_g, sar_g, valid_g))
-                    skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid) < opts.clear_fraction
+                    skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid, self.reader.blue) < opts.clear_fraction
                     item = ("tile", t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
                     stages.preprocess += time.perf_counter() - t1
                     self.cpu.add("normalise", time.thread_time() - c1)

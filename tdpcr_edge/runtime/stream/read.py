@@ -1,5 +1,6 @@
-"""Reading a scene for the stream: optical and SAR checked against each other (bands, CRS,
-grid; reprojected with --align), read window by window, normalised and masked."""
+"""Reading a scene for the stream: optical and SAR checked against each other (bands by name,
+CRS, grid; coarser bands resampled, the SAR reprojected with --align), read window by window,
+normalised and masked."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from ...data.bands import index_of
+from ...data.bandstack import BandStack
+from ...data.inputs import resolve_optical, resolve_sar
 from ...data.normalize import Normalization
 from ...errors import DataError
 
@@ -22,35 +23,26 @@ CLOUD_BRIGHTNESS = 0.25  # blue-band reflectance above which a pixel looks like 
 
 
 class SceneReader:
-    """Optical and SAR of one scene, checked against each other, read by window."""
+    """Optical and SAR of one scene, checked against each other, read by window. Either may be
+    several files (``data.inputs``): the optical's bands are resampled onto its finest grid
+    (or ``resolution``), the SAR's onto the optical's with ``align``."""
 
-    def __init__(self, optical: Path, sar: Path, norm: Normalization, align: bool):
-        self.optical_path, self.sar_path, self.norm = Path(optical), Path(sar), norm
-        self.opt = open_raster(self.optical_path, "optical")
-        self.sar_src = open_raster(self.sar_path, "SAR")
-        if self.opt.count != len(norm.optical_bands):
-            raise DataError(f"{optical}: optical has {self.opt.count} bands, the model expects {len(norm.optical_bands)}; pass the matching scene or model")
-        if self.sar_src.count != len(norm.sar_bands):
-            raise DataError(f"{sar}: SAR has {self.sar_src.count} bands, the model expects {len(norm.sar_bands)} (VV, VH)")
-        same = self.sar_src.crs == self.opt.crs and self.sar_src.transform.almost_equals(self.opt.transform) and self.sar_src.shape == self.opt.shape
-        if not same:
-            if not align:
-                raise DataError(
-                    f"{sar}: CRS, transform or size ({self.sar_src.crs}, {self.sar_src.width}x{self.sar_src.height}) differs from "
-                    f"{optical.name} ({self.opt.crs}, {self.opt.width}x{self.opt.height}); pass --align to reproject the SAR onto the optical grid"
-                )
-            # Pixels outside the SAR's footprint come out as nodata (NaN for float SAR), so
-            # they are masked like any other gap rather than read as 0 dB.
-            fill = float("nan") if np.issubdtype(np.dtype(self.sar_src.dtypes[0]), np.floating) else self.sar_src.nodata
-            self.sar_src = WarpedVRT(self.sar_src, crs=self.opt.crs, transform=self.opt.transform, width=self.opt.width, height=self.opt.height,
-                                     resampling=Resampling.bilinear, nodata=fill)
+    def __init__(self, optical, sar, norm: Normalization, align: bool, resolution: float | None = None, optical_offset: float | None = None):
+        self.optical_path, self.sar_path, self.norm = Path(str(optical).split(",")[0]), Path(str(sar).split(",")[0]), norm
+        self.optical_input = resolve_optical(optical, norm.optical_bands, norm.optical_scale, optical_offset)
+        self.sar_input = resolve_sar(sar, norm.sar_bands)
+        self.opt = BandStack(self.optical_input, "optical", resolution=resolution)
+        try:
+            self.sar_src = BandStack(self.sar_input, "SAR", grid=self.opt.grid, align=align)
+        except BaseException:
+            self.opt.close()
+            raise
         self.height, self.width = self.opt.height, self.opt.width
         self.profile = self.opt.profile
         # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's all-255
         # masks saves a band-sized read and reduction per tile. A warped SAR is always masked:
         # pixels outside its footprint are not valid data.
-        self._masked = [any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums) for src in (self.opt, self.sar_src)]
-        self._masked[1] |= not same
+        self._masked = [self.opt.masked, self.sar_src.masked]
         # CPU seconds of this reader's thread: decoding the rasters, and normalising and masking.
         self.cpu = {"decode": 0.0, "normalise": 0.0}
         # Decoded rows are kept in chunks aligned to the optical's block rows (at least 256
@@ -58,6 +50,11 @@ class SceneReader:
         block = self.opt.block_shapes[0][0] if self.opt.block_shapes else 256
         self.chunk = block * max(1, -(-CHUNK_ROWS // block))
         self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Which band scores cloud: blue (B02) where the model has it, else the first band.
+        self.blue = index_of(norm.optical_bands, "B02", "B01", "B03")
+
+    def inputs_record(self) -> dict:
+        return {"optical": self.optical_input.record(), "sar": self.sar_input.record()}
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t0 = time.thread_time()
@@ -93,10 +90,9 @@ class SceneReader:
         for k in range(first, last + 1):
             if k not in self._chunks:
                 w = Window(0, k * self.chunk, self.width, min(self.chunk, self.height - k * self.chunk))
-                valid = np.ones((int(w.height), self.width), bool)
-                o = self._layer(self.opt, self.optical_path, self._masked[0], w, valid)
-                s = self._layer(self.sar_src, self.sar_path, self._masked[1], w, valid)
-                self._chunks[k] = (o, s, valid)
+                o, valid = self.opt.read_valid(w)
+                s, sar_valid = self.sar_src.read_valid(w)
+                self._chunks[k] = (o, s, valid & sar_valid)
             parts.append(self._chunks[k])
         cuts = []
         for k, (o, s, valid) in zip(range(first, last + 1), parts):
@@ -107,29 +103,9 @@ class SceneReader:
             return o, s, valid.copy()  # valid is narrowed in place by the caller
         return tuple(np.concatenate([c[i] for c in cuts], axis=1 if i < 2 else 0) for i in range(3))
 
-    @staticmethod
-    def _layer(src, path, masked: bool, window: Window, valid: np.ndarray) -> np.ndarray:
-        """One layer's pixels in ``window``; its mask, where it has one, narrows ``valid``."""
-        try:
-            data = src.read(window=window)
-            if masked:
-                valid &= (src.read_masks(window=window) != 0).all(0)
-        except RasterioError as exc:
-            raise DataError(f"{path}: unreadable at {window} ({exc}); the file is truncated or corrupt, re-create it") from exc
-        return data
-
     def close(self) -> None:
         self.sar_src.close()
         self.opt.close()
-
-
-def open_raster(path: Path, what: str):
-    if not Path(path).is_file():
-        raise DataError(f"{path}: {what} file not found; check the path")
-    try:
-        return rasterio.open(path)
-    except RasterioError as exc:
-        raise DataError(f"{path}: cannot open {what} as a GeoTIFF ({str(exc).splitlines()[0]}); re-create or re-download it") from exc
 
 
 def pad_to(a: np.ndarray, tile: int) -> np.ndarray:
@@ -140,19 +116,19 @@ def pad_to(a: np.ndarray, tile: int) -> np.ndarray:
     return np.pad(a, pad, mode="reflect" if h > tile - h and w > tile - w else "edge")
 
 
-def cloud_fraction(optical: np.ndarray, valid: np.ndarray) -> float:
+def cloud_fraction(optical: np.ndarray, valid: np.ndarray, blue: int | None = 1) -> float:
     """A cheap cloud score: the share of valid pixels brighter than CLOUD_BRIGHTNESS in the
     blue band (B02), where land is dark and cloud bright."""
     if not valid.any():
         return 0.0
-    return float((optical[1][valid] > CLOUD_BRIGHTNESS).mean())
+    return float((optical[blue or 0][valid] > CLOUD_BRIGHTNESS).mean())
 
 
 def check_not_all_nodata(reader: SceneReader, path: Path) -> None:
     """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene."""
     h, w = min(reader.height, 512), min(reader.width, 512)
     masks = reader.opt.read_masks(out_shape=(reader.opt.count, h, w), resampling=Resampling.nearest)
-    if not (masks != 0).all(0).any():
+    if not masks.any():
         masks = reader.opt.read_masks()  # small scenes or thin valid areas: look at every pixel
-        if not (masks != 0).all(0).any():
+        if not masks.any():
             raise DataError(f"{path}: every pixel is nodata; nothing to process")

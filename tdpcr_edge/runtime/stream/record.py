@@ -89,7 +89,8 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     and the scene's scores and quick look when asked for."""
     opts, meta, reader, counts = pipeline.opts, pipeline.meta, pipeline.reader, pipeline.counts
     record = {
-        "inputs": {"optical": str(opts.optical), "sar": str(opts.sar), "size": [reader.width, reader.height], "crs": str(reader.opt.crs)},
+        "inputs": {"optical": str(opts.optical), "sar": str(opts.sar), "size": [reader.width, reader.height], "crs": str(reader.opt.crs),
+                   "resolution_m": reader.opt.grid.res, "bands": list(pipeline.norm.optical_bands), **reader.inputs_record()},
         "model": {"source": meta["source"], "backend": meta["backend"], "config": meta["model"].get("name"),
                   **({"picked_from_report": meta["picked_from_report"]} if "picked_from_report" in meta else {})},
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
@@ -105,7 +106,7 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     from ...data.scenes import is_synthetic_raster
     from ...contract import SHIPPED_ON_REAL_DATA, is_shipped
 
-    record["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(meta.get("checkpoint_sha256")) and not is_synthetic_raster(opts.optical) else []
+    record["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(meta.get("checkpoint_sha256")) and not is_synthetic_raster(reader.optical_input.files[0].path) else []
     if opts.reference or opts.labels:
         from ..scene_metrics import score_outputs
 

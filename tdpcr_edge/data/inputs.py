@@ -1,0 +1,309 @@
+"""What an ``--optical`` or ``--sar`` argument names, resolved into the model's bands: which file
+holds each band, which band of that file, and how its numbers become the model's units.
+
+``--optical`` takes a multi-band raster (bands matched by their descriptions, else by
+position), a folder or a comma-separated list of single-band files named by the Sentinel-2
+convention (``*_B02.tif``, ``*_B8A_20m.jp2``; a SAFE product's folder included), or a STAC
+item JSON (assets by band name, ``eo:bands`` or the catalogues' keys). ``--sar`` takes a
+2-band raster or ``VV,VH`` files, in dB or linear power.
+
+Optical numbers become the model's digital numbers (reflectance x the checkpoint's
+``optical_scale``) by ``value = DN * scale + offset``, with scale and offset from where the
+data says them: ``--optical-offset``, a STAC item's ``raster:bands``, a SAFE product's
+``MTD_MSIL*.xml`` (``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``, baseline 04.00 on), or the
+raster's own GDAL scale/offset. The checkpoint's normalisation applies after them.
+``bandstack.BandStack`` reads the result window by window on one grid."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+
+from ..errors import DataError
+from .bands import PRESETS, S2_BANDS, band_of_file, canonical, missing_band_hint, preset_name
+
+S2_NODATA = 0  # Sentinel-2 products mark no data with 0 in every band
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+_POL = re.compile(r"(?:^|[_.-])(vv|vh|hh|hv)(?:[_.-]|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BandFile:
+    """One model band: ``index`` (1-based) of ``path``; ``value = DN * scale + offset`` in the
+    model's units (optical: reflectance x optical_scale; SAR: dB, or linear power when
+    ``units`` is ``linear``, converted to dB after the scale)."""
+
+    band: str
+    path: str
+    index: int = 1
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None  # what marks no data where the file itself does not say
+    units: str = "dn"
+
+
+@dataclass
+class InputBands:
+    """The files behind one argument, in the model's band order."""
+
+    source: str
+    layout: str  # "stack", "band files", "SAFE", "STAC item", "SAR raster", "SAR files"
+    files: list[BandFile]
+    radiometry: str = "DN as stored"
+    extra: list[str] = field(default_factory=list)  # bands present and not used
+
+    def record(self) -> dict:
+        """What run.json says of the input: layout, files per band, scale/offset and where from."""
+        return {"source": self.source, "layout": self.layout, "radiometry": self.radiometry,
+                "bands": {f.band: {k: v for k, v in asdict(f).items() if k != "band" and v is not None} for f in self.files},
+                **({"ignored": self.extra} if self.extra else {})}
+
+
+def resolve_optical(arg: str | Path, bands: tuple[str, ...], optical_scale: float = 10000.0, offset: float | None = None) -> InputBands:
+    """The files holding ``bands`` (the model's) for an ``--optical`` argument."""
+    text = str(arg)
+    if "," in text:
+        found = _band_files([Path(p.strip()) for p in text.split(",") if p.strip()], text)
+        return _assemble(text, "band files", found, bands, {}, offset)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        files = [p for p in files if band_of_file(p.name)]
+        if not files:
+            raise DataError(f"{path}: no band files inside; expected single-band rasters named *_B02.tif, *_B8A_20m.jp2 ... (or pass a multi-band raster)")
+        mtd = find_safe_metadata(path)
+        found = _band_files(files, text, pick_finest=True)
+        adds = safe_offsets(mtd, optical_scale) if mtd else {}
+        return _assemble(text, "SAFE" if mtd else "band files", found, bands, adds, offset, mtd)
+    if path.suffix.lower() == ".json":
+        return stac_item(path, bands, optical_scale, offset)
+    return _stack(path, bands, optical_scale, offset)
+
+
+def input_exists(arg: str | Path) -> bool:
+    """Whether every file an argument names exists (each of a comma-separated list)."""
+    return all(p.startswith("/vsi") or Path(p).exists() for p in str(arg).split(","))
+
+
+def under(base: Path, arg: str) -> Path:
+    """``arg`` with each relative path of a comma-separated list taken from ``base``."""
+    return Path(",".join(p if Path(p).is_absolute() else str(base / p) for p in arg.split(",")))
+
+
+def _open(path: str | Path, what: str = "optical"):
+    if not str(path).startswith("/vsi") and not Path(path).is_file():
+        raise DataError(f"{path}: {what} file not found; check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise DataError(f"{path}: cannot open {what} as a raster ({str(exc).splitlines()[0]}); re-create or re-download it") from exc
+
+
+def _stack(path: Path, bands: tuple[str, ...], optical_scale: float, offset: float | None) -> InputBands:
+    with _open(path) as src:
+        count, descriptions = src.count, src.descriptions
+        scales, offsets = src.scales, src.offsets
+    names = [canonical(d) for d in descriptions]
+    by_name = all(b in S2_BANDS for b in bands) and any(names)
+    if by_name:
+        held = {n: i + 1 for i, n in enumerate(names) if n}
+    else:
+        # No names: the model's own order when the count matches, else a preset's of that count.
+        order = bands if count == len(bands) else next((v for v in PRESETS.values() if len(v) == count and set(bands) <= set(v)), None)
+        if order is None:
+            raise DataError(f"{path}: optical has {count} bands and no band names; the model expects {len(bands)} ({preset_name(bands)}): "
+                            "pass the matching raster, or name its bands (GDAL band descriptions B01, B02, ...)")
+        held = {n: i + 1 for i, n in enumerate(order)}
+    for b in bands:
+        if b not in held:
+            raise DataError(f"{path}: {missing_band_hint(b, bands)}")
+    radiometry, per_band = "DN as stored", {}
+    if offset is not None:
+        radiometry = f"--optical-offset {offset:g}"
+        per_band = {b: (1.0, float(offset)) for b in bands}
+    elif any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+        radiometry = "the raster's scale/offset"
+        per_band = {b: _gdal_scale(scales[held[b] - 1], offsets[held[b] - 1], optical_scale) for b in bands}
+    files = [BandFile(b, str(path), held[b], *per_band.get(b, (1.0, 0.0))) for b in bands]
+    return InputBands(str(path), "stack", files, radiometry, sorted(set(held) - set(bands)))
+
+
+def _gdal_scale(scale: float, offset: float, optical_scale: float) -> tuple[float, float]:
+    """GDAL's ``unscaled = DN * scale + offset``: in reflectance when the scale is a small
+    fraction (1e-4 in Sentinel-2 COGs), else in digital numbers."""
+    unit = optical_scale if scale < 0.01 else 1.0
+    return scale * unit, offset * unit
+
+
+def _band_files(paths: list[Path], source: str, pick_finest: bool = False) -> dict[str, tuple[Path, int | None]]:
+    """Band name -> (file, resolution in its name); the finest of several when picking."""
+    found: dict[str, tuple[Path, int | None]] = {}
+    for p in paths:
+        hit = band_of_file(p.name)
+        if hit is None:
+            raise DataError(f"{p}: cannot tell which band this file holds; name it by the Sentinel-2 convention (*_B02.tif, *_B8A.jp2)")
+        band, res = hit
+        if band in found:
+            other, other_res = found[band]
+            if pick_finest and res is not None and other_res is not None and res != other_res:
+                if res < other_res:
+                    found[band] = (p, res)
+                continue
+            raise DataError(f"{p}: {band} is held by {other} too; pass one file per band")
+        found[band] = (p, res)
+    return found
+
+
+def _assemble(source: str, layout: str, found: dict, bands: tuple[str, ...], adds: dict[str, tuple[float, float]],
+              offset: float | None, mtd: Path | None = None) -> InputBands:
+    for b in bands:
+        if b not in found:
+            raise DataError(f"{source}: {missing_band_hint(b, bands)}")
+    if offset is not None:
+        radiometry, adds = f"--optical-offset {offset:g}", {b: (1.0, float(offset)) for b in bands}
+    elif adds:
+        radiometry = f"{mtd.name} ({'BOA' if 'L2A' in mtd.name else 'RADIO'}_ADD_OFFSET)"
+    else:
+        radiometry = f"DN as stored{' (' + mtd.name + ' states no offset)' if mtd else ''}"
+    files = [BandFile(b, str(found[b][0]), 1, *adds.get(b, (1.0, 0.0)), nodata=S2_NODATA) for b in bands]
+    return InputBands(source, layout, files, radiometry, sorted(set(found) - set(bands)))
+
+
+def find_safe_metadata(folder: Path) -> Path | None:
+    """A SAFE product's ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``, in the folder or above it
+    (a user may pass the product, its granule or its ``IMG_DATA/R10m``)."""
+    for d in [folder, *list(folder.resolve().parents)[:5]]:
+        hits = sorted(d.glob("MTD_MSIL*.xml"))
+        if hits:
+            return hits[0]
+    return None
+
+
+def safe_offsets(mtd: Path, optical_scale: float = 10000.0) -> dict[str, tuple[float, float]]:
+    """Per band (scale, offset) in the model's DN from a SAFE product's metadata. Since baseline
+    04.00 reflectance = (DN + ADD_OFFSET) / QUANTIFICATION_VALUE, ADD_OFFSET = -1000; earlier
+    products state no offset. ``band_id`` counts the 13 bands in the product order."""
+    try:
+        root = ET.parse(mtd).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise DataError(f"{mtd}: unreadable product metadata ({exc}); re-download the product") from exc
+    quant, adds = None, {}
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
+            quant = float(el.text)
+        elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text:
+            adds[list(S2_BANDS)[int(el.get("band_id", -1))]] = float(el.text)
+    if not adds:
+        return {}
+    # The model's DN are reflectance x optical_scale: the product's quantification rescaled to it.
+    scale = optical_scale / quant if quant else 1.0
+    return {b: (scale, a * scale) for b, a in adds.items()}
+
+
+def stac_item(path: Path, bands: tuple[str, ...], optical_scale: float, offset: float | None) -> InputBands:
+    """Assets of a STAC item by band: ``eo:bands`` name, else the asset key (``B02``, ``blue``,
+    ``nir08``); COGs preferred over JP2 twins. hrefs relative to the item or absolute (local,
+    ``file://``, ``https://``, ``s3://``)."""
+    try:
+        item = json.loads(path.read_text())
+        assets = item["assets"]
+        assert isinstance(assets, dict)
+    except (OSError, ValueError, KeyError, AssertionError) as exc:
+        raise DataError(f"{path}: not a STAC item ({type(exc).__name__}: {exc}); pass an item JSON with assets, or a raster") from None
+    found: dict[str, tuple[str, dict]] = {}
+    for key, asset in assets.items():
+        href = str(asset.get("href", ""))
+        kind = str(asset.get("type", ""))
+        if not (href.lower().split("?")[0].endswith(RASTER_SUFFIXES) or "image/tiff" in kind or "image/jp2" in kind):
+            continue
+        eo = asset.get("eo:bands") or asset.get("bands") or []
+        band = canonical(eo[0].get("name")) if len(eo) == 1 and isinstance(eo[0], dict) else None
+        band = band or canonical(re.sub(r"-jp2$", "", key))
+        if band is None:
+            continue
+        if band in found and found[band][0].lower().endswith(".tif") and not href.lower().endswith(".tif"):
+            continue  # a COG beats its JP2 twin
+        found[band] = (_href(href, path.parent), asset)
+    for b in bands:
+        if b not in found:
+            raise DataError(f"{path}: {missing_band_hint(b, bands)}")
+    files, stated = [], False
+    for b in bands:
+        href, asset = found[b]
+        rb = (asset.get("raster:bands") or [{}])[0]
+        scale, off = float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))
+        stated |= "scale" in rb or "offset" in rb
+        scale, off = (1.0, float(offset)) if offset is not None else _gdal_scale(scale, off, optical_scale) if "scale" in rb or "offset" in rb else (1.0, 0.0)
+        files.append(BandFile(b, href, 1, scale, off, nodata=rb.get("nodata", S2_NODATA)))
+    radiometry = f"--optical-offset {offset:g}" if offset is not None else "STAC raster:bands scale/offset" if stated else "DN as stored (the item states no scale/offset)"
+    return InputBands(str(path), "STAC item", files, radiometry, sorted(set(found) - set(bands)))
+
+
+def _href(href: str, base: Path) -> str:
+    if href.startswith(("http://", "https://")):
+        return f"/vsicurl/{href}"
+    if href.startswith("s3://"):
+        return f"/vsis3/{href[5:]}"
+    if href.startswith("file://"):
+        href = href[7:]
+    p = Path(href)
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+# --- SAR ---------------------------------------------------------------------------------------
+
+def resolve_sar(arg: str | Path, pols: tuple[str, ...] = ("VV", "VH")) -> InputBands:
+    """A 2-band SAR raster (descriptions VV/VH when present, else that order) or ``VV,VH``
+    files (told apart by ``vv``/``vh`` in their names, else in that order); dB or linear
+    power, told from the values (``sar_units``)."""
+    text = str(arg)
+    if "," in text:
+        paths = [p.strip() for p in text.split(",") if p.strip()]
+        if len(paths) != len(pols):
+            raise DataError(f"{text}: {len(paths)} SAR files; pass {len(pols)} ({','.join(pols)}) or one {len(pols)}-band raster")
+        named = {(_POL.search(Path(p).name)[1].upper() if _POL.search(Path(p).name) else None): p for p in paths}
+        if set(named) != set(pols):
+            named = dict(zip(pols, paths))
+        files = []
+        for pol in pols:
+            with _open(named[pol], "SAR") as src:
+                if src.count != 1:
+                    raise DataError(f"{named[pol]}: {src.count} bands in a per-polarisation SAR file; pass single-band {','.join(pols)} files")
+                files.append(BandFile(pol, named[pol], 1, units=sar_units(src)))
+        return InputBands(text, "SAR files", files, _units_text(files))
+    with _open(text, "SAR") as src:
+        if src.count != len(pols):
+            raise DataError(f"{text}: SAR has {src.count} bands, the model expects {len(pols)} ({', '.join(pols)}); pass a {len(pols)}-band raster or {','.join(pols)} files")
+        names = [(d or "").strip().upper() for d in src.descriptions]
+        order = [names.index(p) + 1 for p in pols] if set(pols) <= set(names) else list(range(1, len(pols) + 1))
+        units = sar_units(src)
+    files = [BandFile(p, text, i, units=units) for p, i in zip(pols, order)]
+    return InputBands(text, "SAR raster", files, _units_text(files))
+
+
+def _units_text(files: list[BandFile]) -> str:
+    return "; ".join(f"{f.band} {'linear power, converted to dB' if f.units == 'linear' else 'dB'}" for f in files)
+
+
+def sar_units(src) -> str:
+    """``linear`` when a float raster holds no negative value and its median is below 1 (sigma0
+    as power: 0.001 to 1), else ``db`` (backscatter in dB is mostly -30 to 0). Told from a
+    decimated read, so it costs a few hundred pixels' decoding."""
+    if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
+        return "db"
+    h, w = max(1, min(src.height, 64)), max(1, min(src.width, 64))
+    sample = src.read(out_shape=(src.count, h, w), resampling=Resampling.nearest, masked=True).astype(np.float64)
+    values = sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return "db"
+    return "linear" if values.min() >= 0.0 and np.median(values) < 1.0 else "db"
