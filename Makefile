@@ -46,6 +46,12 @@ demo: $(STAMP)
 	$(BIN)/tdpcr-edge infer --model $(DEMO)/report/report.json --optical $(DEMO)/big/scene_0000/optical_cloudy.tif \
 	  --sar $(DEMO)/big/scene_0000/sar.tif --reference $(DEMO)/big/scene_0000/optical_clear.tif \
 	  --labels $(DEMO)/big/scene_0000/labels.tif --cloud $(DEMO)/big/scene_0000/cloud.tif --out $(DEMO)/stream
+	# The same through a Sentinel-2 product as it comes: a Level-1C SAFE (JP2 per band at 10/20/60 m,
+	# baseline offset in MTD_MSIL1C.xml) and Sentinel-1 VV and VH files in linear power.
+	$(BIN)/tdpcr-edge synth $(DEMO)/safe --scenes 1 --size 768 --seed 99 --layout safe
+	$(BIN)/tdpcr-edge infer --model $(DEMO)/report/report.json --optical $$(ls -d $(DEMO)/safe/scene_0000/*.SAFE) \
+	  --sar $(DEMO)/safe/scene_0000/s1_vv.tif,$(DEMO)/safe/scene_0000/s1_vh.tif --reference $(DEMO)/safe/scene_0000/optical_clear.tif \
+	  --out $(DEMO)/stream-safe
 	@cat $(DEMO)/report/report.md
 	@echo "quick looks: $(DEMO)/quicklook.png, $(DEMO)/stream/quicklook.png; report: $(DEMO)/report/report.md, $(DEMO)/report/report.png"
 
