@@ -44,10 +44,19 @@ def grid_of(src) -> Grid:
 
 
 class _Group:
-    """The bands one file gives: the file (or its warped view), which of its bands, where they go."""
+    """The bands one file gives: the file (or its warped view), which of its bands, where they
+    go; whether GDAL's masks say anything (``read_masks``) and whether the product's no-data
+    value must be looked for in the pixels (read unwarped; a warped file's VRT masks it)."""
 
-    def __init__(self, reader, indexes: list[int], slots: list[int], files, masked: bool, warped):
-        self.reader, self.indexes, self.slots, self.files, self.masked, self.warped = reader, indexes, slots, files, masked, warped
+    def __init__(self, reader, warped: bool, read_masks: bool, value_nodata: bool):
+        self.reader, self.warped, self.read_masks, self.value_nodata = reader, warped, read_masks, value_nodata
+        self.indexes: list[int] = []
+        self.slots: list[int] = []
+        self.files: list = []
+
+    @property
+    def masked(self) -> bool:
+        return self.read_masks or self.value_nodata
 
 
 class BandStack:
@@ -117,8 +126,11 @@ class BandStack:
                                        resampling=Resampling.bilinear, src_nodata=nodata, nodata=fill)
                 else:
                     reader = src
-                masked = warped or any(fl != [MaskFlags.all_valid] for fl in src.mask_flag_enums) or f.nodata is not None
-                groups[f.path] = _Group(reader, [], [], [], masked, warped)
+                # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's
+                # all-255 masks saves a band-sized read and reduction per tile. A warped file is
+                # always masked: pixels outside its footprint are not valid data.
+                read_masks = warped or any(fl != [MaskFlags.all_valid] for fl in src.mask_flag_enums)
+                groups[f.path] = _Group(reader, warped, read_masks, value_nodata=not warped and f.nodata is not None)
             g = groups[f.path]
             g.indexes.append(f.index)
             g.slots.append(slot)
@@ -156,12 +168,11 @@ class BandStack:
         out = np.empty((self.count, h, w), self.dtype if self._identity else np.float32)
         for g in self._groups:
             data = self._guard(lambda: g.reader.read(g.indexes, window=window, out_shape=(len(g.indexes), h, w), resampling=resampling))
-            if with_valid and g.masked:
-                if g.warped or g.reader.nodata is not None or any(fl != [MaskFlags.all_valid] for fl in g.reader.mask_flag_enums):
-                    valid &= (self._guard(lambda: g.reader.read_masks(g.indexes, window=window, out_shape=(len(g.indexes), h, w))) != 0).all(0)
+            if with_valid and g.read_masks:
+                valid &= (self._guard(lambda: g.reader.read_masks(g.indexes, window=window, out_shape=(len(g.indexes), h, w))) != 0).all(0)
+            if with_valid and g.value_nodata:
                 for k, f in enumerate(g.files):
-                    if f.nodata is not None and not g.warped:  # the product's no-data value, where the file does not declare it
-                        valid &= data[k] != f.nodata
+                    valid &= data[k] != f.nodata
             for k, (slot, f) in enumerate(zip(g.slots, g.files)):
                 out[slot] = data[k] if self._identity else _to_units(data[k], f)
         return out, valid
@@ -217,6 +228,3 @@ def _regrid(g: Grid, res: float) -> Grid:
 def _fmt(b) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
 
-
-def open_bands(bands: InputBands, what: str = "optical", **kw) -> BandStack:
-    return BandStack(bands, what, **kw)

@@ -122,18 +122,28 @@ def _stack(path: Path, bands: tuple[str, ...], optical_scale: float, offset: flo
             raise DataError(f"{path}: optical has {count} bands and no band names; the model expects {len(bands)} ({preset_name(bands)}): "
                             "pass the matching raster, or name its bands (GDAL band descriptions B01, B02, ...)")
         held = {n: i + 1 for i, n in enumerate(order)}
-    for b in bands:
-        if b not in held:
-            raise DataError(f"{path}: {missing_band_hint(b, bands)}")
-    radiometry, per_band = "DN as stored", {}
-    if offset is not None:
-        radiometry = f"--optical-offset {offset:g}"
-        per_band = {b: (1.0, float(offset)) for b in bands}
-    elif any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
-        radiometry = "the raster's scale/offset"
-        per_band = {b: _gdal_scale(scales[held[b] - 1], offsets[held[b] - 1], optical_scale) for b in bands}
+    _require(path, held, bands)
+    set_in_file = any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets)
+    stated = {b: _gdal_scale(scales[held[b] - 1], offsets[held[b] - 1], optical_scale) for b in bands} if set_in_file else {}
+    radiometry, per_band = _radiometry(bands, offset, stated, "the raster's scale/offset", "DN as stored")
     files = [BandFile(b, str(path), held[b], *per_band.get(b, (1.0, 0.0))) for b in bands]
     return InputBands(str(path), "stack", files, radiometry, sorted(set(held) - set(bands)))
+
+
+def _require(source, held, bands: tuple[str, ...]) -> None:
+    """The first band the model needs and ``held`` lacks, as one line naming ``source``."""
+    missing = next((b for b in bands if b not in held), None)
+    if missing is not None:
+        raise DataError(f"{source}: {missing_band_hint(missing, bands)}")
+
+
+def _radiometry(bands: tuple[str, ...], offset: float | None, stated: dict[str, tuple[float, float]], where: str,
+                unstated: str) -> tuple[str, dict[str, tuple[float, float]]]:
+    """Per band (scale, offset) and where they came from: ``--optical-offset`` before what the
+    data states (``stated``, from ``where``), DN as stored when neither says anything."""
+    if offset is not None:
+        return f"--optical-offset {offset:g}", {b: (1.0, float(offset)) for b in bands}
+    return (where, stated) if stated else (unstated, {})
 
 
 def _gdal_scale(scale: float, offset: float, optical_scale: float) -> tuple[float, float]:
@@ -164,15 +174,9 @@ def _band_files(paths: list[Path], source: str, pick_finest: bool = False) -> di
 
 def _assemble(source: str, layout: str, found: dict, bands: tuple[str, ...], adds: dict[str, tuple[float, float]],
               offset: float | None, mtd: Path | None = None) -> InputBands:
-    for b in bands:
-        if b not in found:
-            raise DataError(f"{source}: {missing_band_hint(b, bands)}")
-    if offset is not None:
-        radiometry, adds = f"--optical-offset {offset:g}", {b: (1.0, float(offset)) for b in bands}
-    elif adds:
-        radiometry = f"{mtd.name} ({'BOA' if 'L2A' in mtd.name else 'RADIO'}_ADD_OFFSET)"
-    else:
-        radiometry = f"DN as stored{' (' + mtd.name + ' states no offset)' if mtd else ''}"
+    _require(source, found, bands)
+    where = f"{mtd.name} ({'BOA' if 'L2A' in mtd.name else 'RADIO'}_ADD_OFFSET)" if mtd else ""
+    radiometry, adds = _radiometry(bands, offset, adds, where, f"DN as stored{' (' + mtd.name + ' states no offset)' if mtd else ''}")
     files = [BandFile(b, str(found[b][0]), 1, *adds.get(b, (1.0, 0.0)), nodata=S2_NODATA) for b in bands]
     return InputBands(source, layout, files, radiometry, sorted(set(found) - set(bands)))
 
@@ -233,18 +237,12 @@ def stac_item(path: Path, bands: tuple[str, ...], optical_scale: float, offset: 
         if band in found and found[band][0].lower().endswith(".tif") and not href.lower().endswith(".tif"):
             continue  # a COG beats its JP2 twin
         found[band] = (_href(href, path.parent), asset)
-    for b in bands:
-        if b not in found:
-            raise DataError(f"{path}: {missing_band_hint(b, bands)}")
-    files, stated = [], False
-    for b in bands:
-        href, asset = found[b]
-        rb = (asset.get("raster:bands") or [{}])[0]
-        scale, off = float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))
-        stated |= "scale" in rb or "offset" in rb
-        scale, off = (1.0, float(offset)) if offset is not None else _gdal_scale(scale, off, optical_scale) if "scale" in rb or "offset" in rb else (1.0, 0.0)
-        files.append(BandFile(b, href, 1, scale, off, nodata=rb.get("nodata", S2_NODATA)))
-    radiometry = f"--optical-offset {offset:g}" if offset is not None else "STAC raster:bands scale/offset" if stated else "DN as stored (the item states no scale/offset)"
+    _require(path, found, bands)
+    raster = {b: (found[b][1].get("raster:bands") or [{}])[0] for b in bands}
+    stated = {b: _gdal_scale(float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0)), optical_scale)
+              for b, rb in raster.items() if "scale" in rb or "offset" in rb}
+    radiometry, per_band = _radiometry(bands, offset, stated, "STAC raster:bands scale/offset", "DN as stored (the item states no scale/offset)")
+    files = [BandFile(b, found[b][0], 1, *per_band.get(b, (1.0, 0.0)), nodata=raster[b].get("nodata", S2_NODATA)) for b in bands]
     return InputBands(str(path), "STAC item", files, radiometry, sorted(set(found) - set(bands)))
 
 

@@ -28,7 +28,7 @@ class SceneReader:
     (or ``resolution``), the SAR's onto the optical's with ``align``."""
 
     def __init__(self, optical, sar, norm: Normalization, align: bool, resolution: float | None = None, optical_offset: float | None = None):
-        self.optical_path, self.sar_path, self.norm = Path(str(optical).split(",")[0]), Path(str(sar).split(",")[0]), norm
+        self.optical_path, self.norm = Path(str(optical).split(",")[0]), norm
         self.optical_input = resolve_optical(optical, norm.optical_bands, norm.optical_scale, optical_offset)
         self.sar_input = resolve_sar(sar, norm.sar_bands)
         self.opt = BandStack(self.optical_input, "optical", resolution=resolution)
@@ -39,10 +39,6 @@ class SceneReader:
             raise
         self.height, self.width = self.opt.height, self.opt.width
         self.profile = self.opt.profile
-        # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's all-255
-        # masks saves a band-sized read and reduction per tile. A warped SAR is always masked:
-        # pixels outside its footprint are not valid data.
-        self._masked = [self.opt.masked, self.sar_src.masked]
         # CPU seconds of this reader's thread: decoding the rasters, and normalising and masking.
         self.cpu = {"decode": 0.0, "normalise": 0.0}
         # Decoded rows are kept in chunks aligned to the optical's block rows (at least 256
