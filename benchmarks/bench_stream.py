@@ -1,10 +1,11 @@
 """Streaming against the bare backend, and memory against scene size (CPU, shipped model).
 
-Goals from the streaming and CPU-deployment issues, measured in this one run: streaming
-throughput >= 0.9x the backend-only throughput on the same tiles (same tile, overlap and
-batches), for torch FP32 and for the fastest CPU row (the x86-cpu profile's artifact on
-OpenVINO, whose precision follows this CPU's ISA); peak RSS grows < 20% when the scene area
-grows 4x (each scene streamed in a fresh process).
+Goals from the streaming, CPU-deployment and scene-pipeline issues, measured in this one run:
+streaming throughput against the backend-only throughput on the same tiles (same tile, overlap
+and batches) >= 0.9x for torch FP32 and >= 0.8x for the fastest CPU row (the x86-cpu profile's
+artifact on OpenVINO, whose precision follows this CPU's ISA); the pipeline alone (replay
+backend) >= 4x that row called directly and >= 1.7x from one core to two; peak RSS grows < 20%
+when the scene area grows 4x (each scene streamed in a fresh process).
 
 Run: pytest benchmarks/bench_stream.py --benchmark-only
 """
@@ -34,7 +35,9 @@ SUITE = "bench_stream"
 TILE, OVERLAP, BATCH = 256, 32, 4
 ROUNDS = {1024: 5, 2048: 3}
 RSS_RUNS = 3
-GOALS = {"stream_over_backend": 0.9, "rss_growth_for_4x_area": 0.2, "replay_over_fastest_direct": 4.0, "replay_2_over_1_core": 1.7}
+# Streaming against the backend alone: 0.9x for torch FP32, 0.8x for the fastest CPU row (the
+# scene-pipeline issue's budget: the pipeline may cost a quarter of that row's inference).
+GOALS = {"stream_over_backend": {"torch": 0.9, "openvino": 0.8}, "rss_growth_for_4x_area": 0.2, "replay_over_fastest_direct": 4.0, "replay_2_over_1_core": 1.7}
 REPLAY_ROUNDS = 3
 
 
@@ -95,7 +98,7 @@ def _summarise_model(rows: dict, model: str, out: dict, lines: list) -> None:
         out[f"stream_over_backend_{size_key}_rounds"] = per_round
         lines.append(f"{stream['row']}, {size}^2: streaming {stream['tiles_per_s']:.2f} tiles/s vs backend-only {backend['tiles_per_s']:.2f} tiles/s (medians); "
                      f"per-round ratio median {r:.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} "
-                     f"(goal >= {GOALS['stream_over_backend']}: {'met' if r >= GOALS['stream_over_backend'] else 'MISSED'})")
+                     f"(goal >= {GOALS['stream_over_backend'][model]}: {'met' if r >= GOALS['stream_over_backend'][model] else 'MISSED'})")
         split = rows.get(f"{model}/split_backend_{size}")
         if split:
             per_round = [s / b for s, b in zip(stream["rounds"], split["rounds"])]

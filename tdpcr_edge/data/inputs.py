@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from ..errors import DataError
 from .bands import PRESETS, S2_BANDS, band_of_file, canonical, missing_band_hint, preset_name
@@ -294,14 +295,25 @@ def _units_text(files: list[BandFile]) -> str:
 
 def sar_units(src) -> str:
     """``linear`` when a float raster holds no negative value and its median is below 1 (sigma0
-    as power: 0.001 to 1), else ``db`` (backscatter in dB is mostly -30 to 0). Told from a
-    decimated read, so it costs a few hundred pixels' decoding."""
+    as power: 0.001 to 1), else ``db`` (backscatter in dB is mostly -30 to 0). Told from nine
+    of the file's blocks spread over the scene: a decimated read of a file without overviews
+    decodes every block it samples from, which was the whole raster (0.26 s for a 2048^2
+    two-band DEFLATE file, AMD EPYC; most of a replayed stream's setup)."""
     if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
         return "db"
-    h, w = max(1, min(src.height, 64)), max(1, min(src.width, 64))
-    sample = src.read(out_shape=(src.count, h, w), resampling=Resampling.nearest, masked=True).astype(np.float64)
-    values = sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel()
+    bh, bw = src.block_shapes[0]
+    parts = []
+    origins = {(int(src.height * fy) // bh * bh, int(src.width * fx) // bw * bw) for fy in (1 / 6, 1 / 2, 5 / 6) for fx in (1 / 6, 1 / 2, 5 / 6)}
+    for y, x in sorted(origins):
+        window = Window(x, y, min(bw, src.width - x), min(bh, src.height - y))
+        sample = src.read(window=window, masked=True).astype(np.float64)
+        parts.append(sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel())
+    values = np.concatenate(parts)
     values = values[np.isfinite(values)]
+    if values.size == 0:  # those blocks all no-data (a swath's edge): the whole scene, decimated
+        sample = src.read(out_shape=(src.count, min(src.height, 64), min(src.width, 64)), resampling=Resampling.nearest, masked=True)
+        values = np.asarray(sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel(), np.float64)
+        values = values[np.isfinite(values)]
     if values.size == 0:
         return "db"
     return "linear" if values.min() >= 0.0 and np.median(values) < 1.0 else "db"

@@ -90,7 +90,7 @@ REGISTRY: dict[str, Backend] = {b.name: b for b in (
             ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
             stream="one inference call at a time on the GPU while the CPU cores read, blend and write"),
     # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).
-    Backend("replay", "tdpcr_edge.runtime.replay_runner", "checkpoint", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "checkpoint",
+    Backend("replay", "tdpcr_edge.runtime.replay_runner", "artifact", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "manifest.json",
             "replays a stored model output at once: measures the scene pipeline alone", rows=(), user_facing=False),
 )}
 

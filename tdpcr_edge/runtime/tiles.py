@@ -111,11 +111,34 @@ def feather(h: int, w: int, overlap: int, taper: tuple[bool, bool, bool, bool]) 
     return np.outer(wy, wx)
 
 
-def weight_core(wt: np.ndarray) -> tuple[int, int, int, int]:
-    """Rows r0:r1 and columns c0:c1 of the rectangle where a (separable) tile weight is
-    exactly 1; an empty rectangle when it is nowhere 1."""
-    ones = wt == 1.0
-    rows, cols = np.flatnonzero(ones.any(axis=1)), np.flatnonzero(ones.any(axis=0))
-    if not rows.size:
-        return 0, 0, 0, 0
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+@dataclass(frozen=True)
+class Spans:
+    """Along one axis of a tile grid: per tile, where its weight is not zero (``nonzero``)
+    and where it alone covers the scene with weight exactly 1 (``owned``), both as offsets
+    into the tile; ``owned_mask`` marks the owned scene positions. A pixel owned along both
+    axes (by tile row i and tile column j) takes tile (i, j)'s value as it is: every other
+    tile's weight there is 0, so the weighted mean is that value, bit for bit."""
+
+    nonzero: tuple[tuple[int, int], ...]
+    owned: tuple[tuple[int, int], ...]
+    owned_mask: np.ndarray
+
+
+def spans(origins: list[int], size: int, tile: int, overlap: int) -> Spans:
+    ramps = [_ramp(tile, overlap, i > 0, i < len(origins) - 1)[: min(tile, size - o)] for i, o in enumerate(origins)]
+    covering = np.zeros(size, np.int32)
+    for o, r in zip(origins, ramps):
+        covering[o : o + r.size] += r > 0
+    mask = np.zeros(size, bool)
+    nonzero, owned = [], []
+    for o, r in zip(origins, ramps):
+        nz = np.flatnonzero(r > 0)
+        nonzero.append((int(nz[0]), int(nz[-1]) + 1))
+        mine = np.flatnonzero((r == 1.0) & (covering[o : o + r.size] == 1))
+        # One interval per tile (the ramps make it one); anything else is blended instead.
+        if mine.size and mine[-1] - mine[0] + 1 == mine.size:
+            owned.append((int(mine[0]), int(mine[-1]) + 1))
+            mask[o + mine[0] : o + mine[-1] + 1] = True
+        else:
+            owned.append((0, 0))
+    return Spans(tuple(nonzero), tuple(owned), mask)

@@ -50,7 +50,7 @@ def test_an_unregistered_backend_is_a_usage_error(random_checkpoint, capsys, mon
     assert code == 2 and len(lines) == 1 and "'toy' is not one of" in lines[0]
 
 
-def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, random_checkpoint, tmp_path, capsys, monkeypatch):
+def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, tmp_path, capsys, monkeypatch):
     import numpy as np
     import rasterio
 
@@ -62,7 +62,7 @@ def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, random_ch
     with pytest.raises(ConfigError, match="unknown backend replay"):
         select("replay")  # no bench rows either
     scene = sorted(scene_dir.glob("scene_*"))[0]
-    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "r", model=str(random_checkpoint),
+    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "r",
                                    backend="replay", tile=64, overlap=16, quicklook=False))
     assert rec["model"]["backend"] == "replay" and rec["tiles"]["processed"] == rec["tiles"]["total"]
     # The stored output is the input: what the stream wrote is the input, through its own normalisation and rounding.
@@ -72,3 +72,17 @@ def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, random_ch
     assert np.abs(got - given)[inside].max() <= 1
     cpu = rec["cpu_ms_per_tile"]
     assert set(cpu) == {"decode", "normalise", "infer", "blend", "encode", "other", "total"} and cpu["decode"] > 0 and cpu["encode"] > 0
+
+
+def test_an_artifact_backend_without_a_model_runs_the_shipped_artifact():
+    """`infer --backend ort` (or openvino, or the replay) without --model: the shipped model's
+    packaged FP32 artifact, not a refusal for want of an artifact folder."""
+    from tdpcr_edge.contract import shipped_artifact_path
+    from tdpcr_edge.runtime.stream.options import open_runner
+
+    for backend in ("replay", "ort"):
+        if backends.get(backend).missing():
+            continue
+        runner, meta = open_runner(None, backend)
+        assert meta["source"] == str(shipped_artifact_path()) and meta["backend"] == backend
+        assert meta["normalization"]["optical_bands"][0] == "B01"

@@ -13,85 +13,86 @@ from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.errors import DataError
 from tdpcr_edge.runtime.stream.blend import Blender, Journal
 from tdpcr_edge.runtime.stream.scratch import ScratchRasters
-from tdpcr_edge.runtime.tiles import TileGrid, feather, weight_core
+from tdpcr_edge.runtime.tiles import TileGrid, feather, spans
 
 
-@pytest.mark.parametrize("taper", [(True, True, True, True), (False, True, True, False), (False, False, False, False), (True, False, False, True)])
-def test_weight_core_is_exactly_where_the_weight_is_one(taper):
-    wt = feather(64, 48, 16, taper)
-    r0, r1, c0, c1 = weight_core(wt)
-    inside = np.zeros(wt.shape, bool)
-    inside[r0:r1, c0:c1] = True
-    np.testing.assert_array_equal(inside, wt == 1.0)
+@pytest.mark.parametrize("size", [150, 170, 64, 40])
+def test_spans_own_exactly_where_one_tile_has_weight_one(size):
+    tile, overlap = 64, 16
+    grid = TileGrid(size, size, tile, overlap)
+    sp = spans(grid.ys, size, tile, overlap)
+    weights = np.zeros((len(grid.ys), size), np.float32)
+    for i, t in enumerate(grid.row(0)):
+        x, w = int(t.window.col_off), int(t.window.width)
+        weights[i, x : x + w] = feather(tile, tile, overlap, t.taper)[tile // 2, :w]
+    alone = ((weights > 0).sum(axis=0) == 1) & (weights.max(axis=0) == 1.0)
+    np.testing.assert_array_equal(sp.owned_mask, alone)
+    for i, ((n0, n1), (e0, e1)) in enumerate(zip(sp.nonzero, sp.owned)):
+        x = grid.xs[i]
+        assert (weights[i, x + n0 : x + n1] > 0).all() and n0 <= e0 <= e1 <= n1
+        assert alone[x + e0 : x + e1].all()
 
 
-def test_weight_core_of_a_weight_never_one():
-    assert weight_core(np.full((8, 8), 0.5, np.float32)) == (0, 0, 0, 0)
+def _plain_blend(grid, tiles, norm, bands, classes):
+    """sum(tile * weight) / sum(weight) over every pixel of every tile, in float32 and in tile
+    order, as the blender summed before it wrote owned pixels directly."""
+    h, w, tile = grid.height, grid.width, grid.tile
+    acc, logit_acc = np.zeros((bands, h, w), np.float32), np.zeros((classes, h, w), np.float32)
+    rel_acc, wsum, wcls = (np.zeros((h, w), np.float32) for _ in range(3))
+    valid_all = np.zeros((h, w), bool)
+    for t, recon, logits, rel, valid in tiles:
+        ys, xs = slice(int(t.window.row_off), int(t.window.row_off + t.window.height)), slice(int(t.window.col_off), int(t.window.col_off + t.window.width))
+        th, tw = int(t.window.height), int(t.window.width)
+        wt = feather(tile, tile, grid.overlap, t.taper)[:th, :tw]
+        acc[:, ys, xs] += recon[:, :th, :tw] * wt
+        rel_acc[ys, xs] += rel[:th, :tw] * wt
+        wsum[ys, xs] += wt
+        if logits is not None:
+            logit_acc[:, ys, xs] += logits[:, :th, :tw] * wt
+            wcls[ys, xs] += wt
+        valid_all[ys, xs] |= valid[:th, :tw]
+    wd = np.maximum(wsum, 1e-12)
+    recon = norm.optical_from_model(acc / wd)
+    classes_ = np.argmax(logit_acc, axis=0).astype(np.uint8)
+    classes_[wcls == 0] = 255
+    conf = rel_acc / wd
+    recon[:, ~valid_all], classes_[~valid_all], conf[~valid_all] = 0, 255, np.nan
+    return {"reconstruction": recon, "classes": classes_, "confidence": conf}
 
 
-def test_blend_equals_the_weighted_mean_bit_for_bit():
-    """The blender adds a tile's core unweighted (its weight is exactly 1): the strip it
-    returns must equal sum(tile * weight) / sum(weight) computed plainly, for every pixel."""
-    rng = np.random.default_rng(3)
-    h, w, tile, overlap, bands, classes = 150, 170, 64, 16, 3, 4
+@pytest.mark.parametrize("h,w,tile,overlap,base", [(150, 170, 64, 16, 0), (120, 130, 48, 12, 0), (150, 170, 64, 16, 60), (40, 30, 64, 16, 0), (65, 70, 64, 16, 0), (300, 97, 64, 30, 100)])
+def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base):
+    """Owned pixels written directly and only the overlaps summed: every output equals the
+    plain float32 weighted mean over every pixel of every tile, bit for bit, with a skipped
+    tile (no classes), nodata pixels, last tiles flush with the edge (wider overlaps), and a
+    strip resumed from a row the journal had finished."""
+    rng = np.random.default_rng(h + w + base)
+    bands, classes = 3, 4
     grid = TileGrid(h, w, tile, overlap)
     norm = Normalization(optical_scale=10000.0)
-    blender = Blender(w, tile, bands, classes, 0)
-    acc = {k: np.zeros((n, h, w), np.float64) for k, n in (("recon", bands), ("logits", classes), ("rel", 1))}
-    wsum = np.zeros((h, w), np.float64)
-    got = {"reconstruction": [], "classes": [], "confidence": []}
+    tiles = []
+    scene_valid = np.zeros((h + tile, w + tile), bool)
+    scene_valid[:h, :w] = rng.random((h, w)) > 0.02  # every tile reads the same input's nodata
     for r in range(len(grid.ys)):
         for t in grid.row(r):
-            th, tw = int(t.window.height), int(t.window.width)
-            recon = rng.random((bands, tile, tile), dtype=np.float32)
-            logits = rng.standard_normal((classes, tile, tile), dtype=np.float32)
-            rel = rng.random((tile, tile), dtype=np.float32)
-            weight = feather(tile, tile, overlap, t.taper)
-            blender.add(t.window, weight, recon, logits, rel, np.ones((tile, tile), bool))
-            ys, xs = slice(int(t.window.row_off), int(t.window.row_off) + th), slice(int(t.window.col_off), int(t.window.col_off) + tw)
-            wt = weight[:th, :tw].astype(np.float64)
-            for k, a in (("recon", recon), ("logits", logits), ("rel", rel[None])):
-                acc[k][:, ys, xs] += a[:, :th, :tw] * wt
-            wsum[ys, xs] += wt
+            valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
+            skipped = (t.row, t.col) == (1, 1)
+            tiles.append((t, rng.random((bands, tile, tile), dtype=np.float32) * 1.2 - 0.1,
+                          None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
+                          np.zeros((tile, tile), np.float32) if skipped else rng.random((tile, tile), dtype=np.float32), valid))
+    expected = _plain_blend(grid, tiles, norm, bands, classes)
+    blender = Blender(grid, bands, classes, base, norm)
+    got = {k: [] for k in expected}
+    first = grid.first_row_touching(base)
+    for r in range(first, len(grid.ys)):
+        for t, recon, logits, rel, valid in (x for x in tiles if x[0].row == r):
+            blender.add(t.window, feather(tile, tile, overlap, t.taper), recon, logits, rel, valid)
         upto = grid.final_rows(r)
         if upto > blender.base:
-            for k, v in blender.take(upto, norm).items():
+            for k, v in blender.take(upto).items():
                 got[k].append(v)
-    recon = np.concatenate(got["reconstruction"], axis=1)
-    expected = np.rint(np.clip(acc["recon"] / wsum, 0, 1) * 10000).astype(np.uint16)
-    # float32 sums against float64 ones: equal to the DN, except where a value sits on a
-    # rounding boundary.
-    assert np.abs(recon.astype(int) - expected).max() <= 1
-    assert (recon != expected).mean() < 1e-3
-    np.testing.assert_array_equal(np.concatenate(got["classes"]), np.argmax(acc["logits"], axis=0))
-    np.testing.assert_allclose(np.concatenate(got["confidence"]), acc["rel"][0] / wsum, rtol=1e-5)
-
-
-def test_core_shortcut_changes_no_bit(monkeypatch):
-    """The same tiles blended with the core shortcut and with every pixel weighted."""
-    import tdpcr_edge.runtime.stream.blend as blend
-
-    rng = np.random.default_rng(5)
-    grid = TileGrid(120, 130, 48, 12)
-    rows = [[(t, rng.random((2, 48, 48), dtype=np.float32), rng.standard_normal((3, 48, 48), dtype=np.float32), rng.random((48, 48), dtype=np.float32))
-             for t in grid.row(r)] for r in range(len(grid.ys))]
-
-    def run():
-        b, out = Blender(130, 48, 2, 3, 0), []
-        for r, tiles in enumerate(rows):
-            for t, recon, logits, rel in tiles:
-                b.add(t.window, feather(48, 48, 12, t.taper), recon, logits, rel, np.ones((48, 48), bool))
-            if grid.final_rows(r) > b.base:
-                out.append(b.take(grid.final_rows(r), Normalization(optical_scale=65535.0)))
-        return out
-
-    fast = run()
-    monkeypatch.setattr(blend, "weight_core", lambda wt: (0, 0, 0, 0))  # everything weighted
-    slow = run()
-    assert len(fast) == len(slow) == len(grid.ys)
-    for a, b in zip(fast, slow):
-        for k in a:
-            np.testing.assert_array_equal(a[k], b[k])
+    for k, v in expected.items():
+        np.testing.assert_array_equal(np.concatenate(got[k], axis=-2), v[..., base:, :], err_msg=k)
 
 
 def _scratch(tmp_path, width=40, height=30):
@@ -135,16 +136,44 @@ def test_resume_refuses_a_damaged_scratch_raster(tmp_path):
         Journal(tmp_path, {"run": 1}, scratch).load()
 
 
+@pytest.mark.parametrize("nodata", [None, 0, 65535])
+def test_level_one_in_memory_is_gdals_average(tmp_path, nodata):
+    """The 2x average made from rows in memory against GDAL's decimated average read of the
+    same pixels in a file: every pixel equal, with and without nodata."""
+    from rasterio.enums import Resampling
+
+    from tdpcr_edge.runtime.stream.overviews import half
+
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 10001, (3, 96, 130)).astype(np.uint16)
+    if nodata is not None:
+        data[rng.random(data.shape) < 0.3] = nodata
+        data[:, :4, :4] = nodata  # groups with no valid pixel
+    with rasterio.open(tmp_path / "a.tif", "w", driver="GTiff", width=130, height=96, count=3, dtype="uint16", nodata=nodata,
+                       crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 960, 10, 10)) as dst:
+        dst.write(data)
+    with rasterio.open(tmp_path / "a.tif") as src:
+        expected = src.read(out_shape=(3, 48, 65), resampling=Resampling.average)
+    np.testing.assert_array_equal(half(data, nodata), expected)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
 @pytest.mark.parametrize("height", [1372, 1371, 1030])
-def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path, height):
+def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path, height, in_memory, monkeypatch):
     """Levels made strip by strip (strips of uneven height, nodata pixels, a level with an
-    odd row count below which GDAL builds the rest) against GDAL building every level on the
-    complete raster: the COGs must be the same bytes."""
+    odd row count below which GDAL builds the rest), level 1 from the rows in memory or read
+    back from the file, against GDAL building every level on the complete raster: the COGs
+    must be the same bytes."""
     from rasterio.enums import Resampling
     from rasterio.shutil import copy as rio_copy
     import threading
 
+    from tdpcr_edge.runtime.stream import overviews
+    from tdpcr_edge.runtime.stream.overviews import half
     from tdpcr_edge.runtime.stream.overviews import StripOverviews, overview_factors, streamed_levels
+
+    calls = []
+    monkeypatch.setattr(overviews, "half", lambda block, nodata: calls.append(block.shape) or half(block, nodata))
 
     rng = np.random.default_rng(height)
     w = 1100
@@ -173,11 +202,13 @@ def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path,
         y1 = min(y + rows, height)
         with rasterio.open(streamed, "r+") as dst:
             dst.write(data[:, y:y1], window=Window(0, y, w, y1 - y))
-        ovr.update(y1)
+        ovr.update(y1, data[:, y:y1] if in_memory else None, y)
         y = y1
         if y == height:
             break
     ovr.finish()
+    # In memory, every row of level 1 came from the strips (a strip's odd last row waits for the next).
+    assert sum(shape[1] for shape in calls) == (2 * ovr.sizes[1][0] if in_memory and ovr.levels else 0)
     rio_copy(str(streamed), str(tmp_path / "streamed.tif"), **cog)
     with rasterio.open(tmp_path / "streamed.tif") as src:
         assert src.overviews(1) == factors

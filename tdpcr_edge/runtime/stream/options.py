@@ -66,8 +66,9 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
         if backend not in ("auto", best_backend):
             raise ConfigError(f"{report}: its fastest row within budget runs on {best_backend}; leave --backend auto or pass the artifact itself")
         backend = best_backend
-    if path is None and backend == "auto" and backends.first_reading("checkpoint").missing() is not None:
-        # A runtime install (no torch): the shipped model as its packaged FP32 artifact.
+    if path is None and (backends.get(backend).reads == "artifact" if backend != "auto" else backends.first_reading("checkpoint").missing() is not None):
+        # A runtime install (no torch), or a backend that runs artifacts: the shipped model
+        # as its packaged FP32 artifact.
         path = shipped_artifact_path()
     backend = resolve_backend(path, backend)
     runner = load_runner(path, backend=backend)

@@ -20,11 +20,13 @@ import contextlib
 import threading
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 COG_BLOCK = 512
+HALF_ROWS = 16  # level-1 rows made at a time from a strip in memory
 OVERVIEW_RESAMPLING = {"reconstruction": Resampling.average, "classes": Resampling.mode, "confidence": Resampling.average}
 
 
@@ -67,6 +69,12 @@ class StripOverviews:
             h, w = self.sizes[-1]
             self.sizes.append((-(-h // 2), -(-w // 2)))
         self.done = [0] * self.levels
+        self.carry: tuple[int, np.ndarray] | None = None  # (row, pixels): a full-resolution row whose pair is still to come
+        nodata = spec.get("nodata")
+        # Level 1 from the rows in memory (``half``) where that is GDAL's own average: an even
+        # width and unsigned 16-bit integers (the check in tests/runtime/test_blend.py compares them).
+        self.in_memory = self.levels > 0 and spec["width"] % 2 == 0 and np.dtype(spec["dtype"]) == np.uint16 and resampling == Resampling.average
+        self.nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
 
     def create(self) -> None:
         """Empty level files (again, on resume: ``update`` then recomputes every level from
@@ -82,14 +90,25 @@ class StripOverviews:
             with rasterio.open(path, "w", **{**spec, "height": h, "width": w, "transform": transform, **tiled}):
                 pass
 
-    def update(self, flushed: int) -> None:
+    def update(self, flushed: int, rows: np.ndarray | None = None, y0: int | None = None) -> None:
         """Make every level row whose source rows are all final (``flushed`` rows of the
-        scratch raster are)."""
+        scratch raster are). ``rows``: the scratch raster's rows [y0, flushed), just written;
+        level 1 is then made from them in memory instead of read back from the file (the
+        decimated read of the file cost 2.5x the CPU, see ``half``)."""
         available = flushed
         for k in range(self.levels):
             (sh, sw), (h, w) = self.sizes[k], self.sizes[k + 1]
             upto = h if available >= sh else available // 2
-            if upto > self.done[k]:
+            if k == 0 and upto > self.done[0] and (block := self._block(rows, y0)) is not None:
+                pairs = block.shape[1] // 2
+                level = np.empty((block.shape[0], pairs, w), block.dtype)
+                for r in range(0, pairs, HALF_ROWS):  # in pieces: the uint32 sums of a whole strip are 4x its size
+                    level[:, r : r + HALF_ROWS] = half(block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)], self.nodata)
+                with rasterio.open(self.paths[0], "r+") as dst:
+                    dst.write(level, window=Window(0, self.done[0], w, pairs))
+                self.carry = (2 * (self.done[0] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
+                self.done[0] += pairs
+            elif upto > self.done[k]:
                 y0 = self.done[k]
                 src_path = self.base if k == 0 else self.paths[k - 1]
                 with self.lock if k == 0 else contextlib.nullcontext(), rasterio.open(src_path) as src:
@@ -98,6 +117,18 @@ class StripOverviews:
                     dst.write(rows, window=Window(0, y0, w, upto - y0))
                 self.done[k] = upto
             available = self.done[k]
+
+    def _block(self, rows, y0) -> np.ndarray | None:
+        """Rows from level 1's next source row on, or None when they are not in memory (a
+        resumed run's rows, a width GDAL does not average in pairs)."""
+        if rows is None or not self.in_memory:
+            return None
+        start = 2 * self.done[0]
+        if y0 == start:
+            return rows
+        if self.carry is not None and self.carry[0] == start and y0 == start + 1:
+            return np.concatenate([self.carry[1], rows], axis=1)
+        return None
 
     def finish(self) -> None:
         """The levels that could not be streamed, built by GDAL on the last streamed level
@@ -111,3 +142,25 @@ class StripOverviews:
         for path, final in zip(self.paths, self.final):
             path.replace(final)
 
+
+def half(block: np.ndarray, nodata: int | None) -> np.ndarray:
+    """GDAL's 2x average of bands x rows x columns (even sizes, integers): the mean of each 2x2
+    group's valid pixels rounded half up, nodata where none is valid. Row pairs are added
+    first, whole rows at a time: 6.6 ms for a 13 x 224 x 2048 strip against 16 ms for four
+    strided quarter sums and 17 ms for GDAL's decimated read (AMD EPYC, AVX2)."""
+    invalid = None if nodata is None else block == nodata
+    if invalid is not None and not invalid.any():
+        invalid = None
+    if invalid is not None and nodata:
+        block = np.where(invalid, 0, block)
+    rows = np.add(block[:, 0::2], block[:, 1::2], dtype=np.uint32)
+    total = np.add(rows[..., 0::2], rows[..., 1::2])
+    if invalid is None:
+        total += 2
+        total >>= 2
+        return total.astype(block.dtype)
+    valid_rows = np.add(~invalid[:, 0::2], ~invalid[:, 1::2], dtype=np.uint8)
+    count = np.add(valid_rows[..., 0::2], valid_rows[..., 1::2])
+    total += count // 2
+    out = np.where(count > 0, total // np.maximum(count, 1), nodata)
+    return out.astype(block.dtype)

@@ -99,7 +99,7 @@ class ScenePipeline:
         self.counts = {"tiles": 0, "skipped": 0}
         self.q_in: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
         self.q_out: queue.Queue = queue.Queue(maxsize=opts.queue_depth)
-        self.q_flushed: queue.Queue = queue.Queue()  # rows final in the scratch rasters, for the overviews
+        self.q_flushed: queue.Queue = queue.Queue(maxsize=1)  # finished strips (their rows) for the overviews
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
         self.on_tile = None
@@ -162,7 +162,7 @@ class ScenePipeline:
 
     def write_stage(self) -> None:
         opts, stages = self.opts, self.stages
-        blender = Blender(self.reader.width, opts.tile, self.reader.opt.count, len(self.meta["classes"]), self.journal.flushed)
+        blender = Blender(self.grid, self.reader.opt.count, len(self.meta["classes"]), self.journal.flushed, self.norm)
         while True:
             item = self.get(self.q_out)
             if item is None:
@@ -172,12 +172,12 @@ class ScenePipeline:
                 upto = self.grid.final_rows(item[1])
                 if upto > blender.base:
                     y0 = blender.base
-                    arrays = blender.take(upto, self.norm)
+                    arrays = blender.take(upto)
                     t1, c1 = time.perf_counter(), time.thread_time()
                     stages.postprocess += t1 - t0
                     self.cpu.add("blend", c1 - c0)
                     self.journal.add(y0, upto, arrays)
-                    self.q_flushed.put(upto)
+                    self.put(self.q_flushed, (upto, arrays["reconstruction"], y0))
                     stages.write += time.perf_counter() - t1
                     self.cpu.add("encode", time.thread_time() - c1)
                 continue
@@ -199,7 +199,7 @@ class ScenePipeline:
             if item is None:
                 return
             c0 = time.thread_time()
-            overviews.update(item)
+            overviews.update(*item)
             self.cpu.add("encode", time.thread_time() - c0)
 
     def _infer_batch(self, run: list) -> tuple[dict, float]:
@@ -283,7 +283,7 @@ class ScenePipeline:
         finally:
             self.put(self.q_out, None)  # the writer drains what is queued, then ends (at once if stopped)
             writer_thread.join()
-            self.q_flushed.put(None)  # likewise the overviews, after the writer's last strip
+            self.put(self.q_flushed, None)  # likewise the overviews, after the writer's last strip
             overview_thread.join()
             self.stop.set()
             reader_thread.join()
