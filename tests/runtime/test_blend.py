@@ -60,12 +60,13 @@ def _plain_blend(grid, tiles, norm, bands, classes):
     return {"reconstruction": recon, "classes": classes_, "confidence": conf}
 
 
-@pytest.mark.parametrize("h,w,tile,overlap,base", [(150, 170, 64, 16, 0), (120, 130, 48, 12, 0), (150, 170, 64, 16, 60), (40, 30, 64, 16, 0), (65, 70, 64, 16, 0), (300, 97, 64, 30, 100)])
+@pytest.mark.parametrize("h,w,tile,overlap,base", [(150, 170, 64, 16, 0), (120, 130, 48, 12, 0), (150, 170, 64, 16, 60), (40, 30, 64, 16, 0), (65, 70, 64, 16, 0), (300, 97, 64, 30, 100), (114, 114, 64, 16, 0)])
 def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base):
     """Owned pixels written directly and only the overlaps summed: every output equals the
     plain float32 weighted mean over every pixel of every tile, bit for bit, with a skipped
-    tile (no classes), nodata pixels, last tiles flush with the edge (wider overlaps), and a
-    strip resumed from a row the journal had finished."""
+    tile (no classes), nodata pixels, last tiles flush with the edge (wider overlaps; at 114
+    pixels the tiles at 48 and 50 leave the middle one owning nothing), and a strip resumed
+    from a row the journal had finished."""
     rng = np.random.default_rng(h + w + base)
     bands, classes = 3, 4
     grid = TileGrid(h, w, tile, overlap)
