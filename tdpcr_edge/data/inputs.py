@@ -305,15 +305,16 @@ def sar_units(src) -> str:
     parts = []
     origins = {(int(src.height * fy) // bh * bh, int(src.width * fx) // bw * bw) for fy in (1 / 6, 1 / 2, 5 / 6) for fx in (1 / 6, 1 / 2, 5 / 6)}
     for y, x in sorted(origins):
-        window = Window(x, y, min(bw, src.width - x), min(bh, src.height - y))
-        sample = src.read(window=window, masked=True).astype(np.float64)
-        parts.append(sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel())
+        parts.append(_valid_values(src.read(window=Window(x, y, min(bw, src.width - x), min(bh, src.height - y)), masked=True)))
     values = np.concatenate(parts)
-    values = values[np.isfinite(values)]
     if values.size == 0:  # those blocks all no-data (a swath's edge): the whole scene, decimated
-        sample = src.read(out_shape=(src.count, min(src.height, 64), min(src.width, 64)), resampling=Resampling.nearest, masked=True)
-        values = np.asarray(sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel(), np.float64)
-        values = values[np.isfinite(values)]
+        values = _valid_values(src.read(out_shape=(src.count, min(src.height, 64), min(src.width, 64)), resampling=Resampling.nearest, masked=True))
     if values.size == 0:
         return "db"
     return "linear" if values.min() >= 0.0 and np.median(values) < 1.0 else "db"
+
+
+def _valid_values(sample: np.ndarray) -> np.ndarray:
+    """The finite, unmasked values of a (masked) read, as float64."""
+    values = np.asarray(sample.compressed() if np.ma.isMaskedArray(sample) else sample.ravel(), np.float64)
+    return values[np.isfinite(values)]

@@ -108,13 +108,13 @@ class Blender:
         self.row_of, self.col_of = {y: i for i, y in enumerate(grid.ys)}, {x: j for j, x in enumerate(grid.xs)}
         # Slots of the rows (columns) no tile owns: rank[y] of them come before scene row y.
         self.row_rank = np.concatenate([[0], np.cumsum(~self.ys.owned_mask)])
-        col_rank = np.concatenate([[0], np.cumsum(~self.xs.owned_mask)])
-        self.col_rank, self.shared_cols = col_rank, np.flatnonzero(~self.xs.owned_mask)
+        self.col_rank = np.concatenate([[0], np.cumsum(~self.xs.owned_mask)])
+        self.shared_cols = np.flatnonzero(~self.xs.owned_mask)
         y = np.arange(grid.height)
         slots = int((self.row_rank[np.minimum(y + tile, grid.height)] - self.row_rank[y]).max()) if grid.height else 0
         self.slot0 = int(self.row_rank[min(base, grid.height)])
         self.rows = _Sums(bands, classes, max(slots, 1), width)
-        self.cols = _Sums(bands, classes, tile, max(int(col_rank[-1]), 1))
+        self.cols = _Sums(bands, classes, tile, max(int(self.col_rank[-1]), 1))
         self.valid = np.zeros((tile, width), bool)
         self.out = {"reconstruction": np.zeros((bands, tile, width), np.uint16), "classes": np.zeros((tile, width), np.uint8),
                     "confidence": np.zeros((tile, width), np.float32)}
@@ -131,32 +131,30 @@ class Blender:
         ey0, ey1 = (max(ey0, ny0), max(ey1, ny0)) if ey1 > ey0 else (ny0, ny0)
         if ex1 <= ex0:
             ex0 = ex1 = nx0  # the tile's column owns nothing: its whole width is shared
-        args = (weight, recon, logits, rel, valid)
-        for r0, r1 in ((ny0, ey0), (ey1, ny1)):  # rows no tile owns
+        put = (y0 - self.base, x0)  # tile offsets -> strip rows, scene columns
+        args = (put, weight, recon, logits, rel, valid)
+        for r0, r1 in ((ny0, ey0), (ey1, ny1)):  # rows no tile owns: their row slots, every column
             if r1 > r0:
-                self._blend(self.rows, (slice(r0, r1), slice(nx0, nx1)), (y0, x0), *args)
+                slots = slice(int(self.row_rank[y0 + r0]) - self.slot0, int(self.row_rank[y0 + r1]) - self.slot0)
+                self._blend(self.rows, (slice(r0, r1), slice(nx0, nx1)), (slots, slice(x0 + nx0, x0 + nx1)), *args)
         if ey1 > ey0:
             if ex1 > ex0:
-                self._own((slice(ey0, ey1), slice(ex0, ex1)), (y0 - self.base, x0), recon, logits, rel, valid)
-            for c0, c1 in ((nx0, ex0), (ex1, nx1)):  # columns no tile owns
+                self._own((slice(ey0, ey1), slice(ex0, ex1)), put, recon, logits, rel, valid)
+            for c0, c1 in ((nx0, ex0), (ex1, nx1)):  # columns no tile owns: strip rows, their column slots
                 if c1 > c0:
-                    self._blend(self.cols, (slice(ey0, ey1), slice(c0, c1)), (y0, x0), *args)
+                    slots = slice(int(self.col_rank[x0 + c0]), int(self.col_rank[x0 + c1]))
+                    self._blend(self.cols, (slice(ey0, ey1), slice(c0, c1)), (_moved(slice(ey0, ey1), put[0]), slots), *args)
 
     def _own(self, part, put, recon, logits, rel, valid) -> None:
-        dst = (slice(part[0].start + put[0], part[0].stop + put[0]), slice(part[1].start + put[1], part[1].stop + put[1]))
+        dst = (_moved(part[0], put[0]), _moved(part[1], put[1]))
         self.out["reconstruction"][(slice(None), *dst)] = self.norm.optical_from_model(recon[(slice(None), *part)])
         self.out["classes"][dst] = 255 if logits is None else np.argmax(logits[(slice(None), *part)], axis=0)
         self.out["confidence"][dst] = rel[part]
         self.valid[dst] = valid[part]
 
-    def _blend(self, sums: _Sums, part, origin, weight, recon, logits, rel, valid) -> None:
-        (r0, r1), (c0, c1) = (part[0].start + origin[0], part[0].stop + origin[0]), (part[1].start + origin[1], part[1].stop + origin[1])
-        if sums is self.rows:  # scene rows -> row slots, full width
-            dst = (slice(int(self.row_rank[r0]) - self.slot0, int(self.row_rank[r1]) - self.slot0), slice(c0, c1))
-        else:  # strip rows, scene columns -> column slots
-            dst = (slice(r0 - self.base, r1 - self.base), slice(int(self.col_rank[c0]), int(self.col_rank[c1])))
+    def _blend(self, sums: _Sums, part, dst, put, weight, recon, logits, rel, valid) -> None:
         sums.add(dst, part, weight[part], recon, logits, rel, self._tmp)
-        self.valid[r0 - self.base : r1 - self.base, c0:c1] |= valid[part]
+        self.valid[_moved(part[0], put[0]), _moved(part[1], put[1])] |= valid[part]
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Finish rows [base, upto) and shift the strip up."""
@@ -186,6 +184,10 @@ class Blender:
         self.slot0 += used
         self.base = upto
         return done
+
+
+def _moved(s: slice, by: int) -> slice:
+    return slice(s.start + by, s.stop + by)
 
 
 def _runs(mask: np.ndarray):
