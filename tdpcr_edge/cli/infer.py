@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         reference: Annotated[Optional[Path], typer.Option(help="Cloud-free reference GeoTIFF: score the reconstruction.")] = None,
         labels: Annotated[Optional[Path], typer.Option(help="Land-cover labels GeoTIFF: score the classes.")] = None,
         cloud: Annotated[Optional[Path], typer.Option(help="Cloud-thickness GeoTIFF: scores by thickness bin.")] = None,
+        band_width: Annotated[int, typer.Option(min=8, help="Columns streamed at a time: a wider scene goes through in column bands of about this width, so memory follows it, not the scene's width.")] = 2048,
         compress: Annotated[c.compress, typer.Option(help="COG compression (deflate for GDAL < 2.3 readers).")] = "zstd",
         workers: Annotated[Optional[int], typer.Option(min=1, help="Concurrent inference calls, each on its share of the CPU cores (default: 2 on CPU backends with 2+ cores; GPU backends run 1). With --ray: the number of Ray workers.")] = None,
         ray: Annotated[Optional[str], typer.Option("--ray", help="With --pairs: run the scenes on Ray: local (a private local instance), auto (this machine's cluster) or a cluster ADDRESS.")] = None,
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from ..runtime.stream import StreamOptions, run_stream
 
         stream = dict(model=model, backend=value(backend), tile=tile, overlap=overlap, batch=batch, skip_clear=skip_clear, align=align,
-                      compress=value(compress), workers=workers, resolution=resolution, optical_offset=optical_offset)
+                      compress=value(compress), workers=workers, resolution=resolution, optical_offset=optical_offset, band_width=band_width)
         if pairs is None and ray is not None:
             raise ConfigError("--ray runs a list of scenes: pass --pairs LIST.csv (or a data-set spec)")
         if pairs is not None:

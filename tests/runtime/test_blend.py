@@ -11,6 +11,7 @@ from rasterio.windows import Window
 
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.errors import DataError
+from tdpcr_edge.runtime.stream.bands import EdgePieces, blend_tile, column_bands
 from tdpcr_edge.runtime.stream.blend import Blender, Journal
 from tdpcr_edge.runtime.stream.scratch import ScratchRasters
 from tdpcr_edge.runtime.tiles import TileGrid, feather, spans
@@ -94,6 +95,46 @@ def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base)
                 got[k].append(v)
     for k, v in expected.items():
         np.testing.assert_array_equal(np.concatenate(got[k], axis=-2), v[..., base:, :], err_msg=k)
+
+
+@pytest.mark.parametrize("h,w,tile,overlap,band_width", [(150, 300, 64, 16, 64), (120, 330, 48, 12, 100), (65, 401, 64, 30, 150), (114, 250, 64, 16, 96)])
+def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_width):
+    """Band by band, each band's first tile preceded by the band before's edge piece of that
+    row: the same sums in the same order as one band, so the same bits (wider overlaps at the
+    last tiles, a skipped tile, nodata)."""
+    rng = np.random.default_rng(h * w)
+    bands, classes = 3, 4
+    grid = TileGrid(h, w, tile, overlap)
+    layout = column_bands(grid, width=band_width)
+    assert len(layout) > 1 and layout[0].x0 == 0 and layout[-1].x1 == w
+    assert all(a.x1 == b.x0 and a.x1 % 2 == (tile == 48) for a, b in zip(layout, layout[1:]))  # odd only where no tile owns up to an even column
+    norm = Normalization(optical_scale=10000.0)
+    tiles = {}
+    scene_valid = np.zeros((h + tile, w + tile), bool)
+    scene_valid[:h, :w] = rng.random((h, w)) > 0.02
+    for r in range(len(grid.ys)):
+        for t in grid.row(r):
+            skipped = (t.row, t.col) == (1, layout[1].cols.start - 1)  # a band's last tile, skipped: an edge piece without classes
+            valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
+            tiles[t.row, t.col] = (t, rng.random((bands, tile, tile), dtype=np.float32), None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
+                                   rng.random((tile, tile), dtype=np.float32), valid)
+    expected = _plain_blend(grid, list(tiles.values()), norm, bands, classes)
+    got = {k: np.zeros_like(v) for k, v in expected.items()}
+    edges = EdgePieces(tmp_path)
+    for band in layout:
+        blender = Blender(grid, bands, classes, 0, norm, (band.x0, band.x1))
+        y0 = 0
+        for r in range(len(grid.ys)):
+            for c in band.cols:
+                t, recon, logits, rel, valid = tiles[r, c]
+                th, tw = int(t.window.height), int(t.window.width)
+                blend_tile(blender, band, grid, edges, t, recon[:, :th, :tw], None if logits is None else logits[:, :th, :tw], rel[:th, :tw], valid[:th, :tw])
+            upto = grid.final_rows(r)
+            for k, v in blender.take(upto).items():
+                got[k][..., y0:upto, band.x0 : band.x1] = v
+            y0 = upto
+    for k, v in expected.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
 
 
 def _scratch(tmp_path, width=40, height=30):

@@ -150,6 +150,56 @@ def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
 
 
 
+@pytest.fixture(scope="module")
+def wide_scene(tmp_path_factory) -> Path:
+    """96 x 1100: two overview levels, 23 tile columns of 64 pixels."""
+    folder = tmp_path_factory.mktemp("wide") / "scene"
+    write_scene(folder, make_scene(8, 0, (96, 1100)))
+    return folder
+
+
+def test_column_bands_give_the_same_cogs(wide_scene, tmp_path, random_checkpoint):
+    """A scene streamed in column bands writes the same COGs, byte for byte, as in one band
+    (overview levels included: level 1 made band by band, level 2 from it at the end). Batch 1:
+    bands change which tiles share a batch, and the model's float results with it."""
+    one = run_stream(opts(wide_scene, tmp_path / "one", random_checkpoint, batch=1, band_width=4096, quicklook=False))
+    banded = run_stream(opts(wide_scene, tmp_path / "banded", random_checkpoint, batch=1, band_width=300, quicklook=False))
+    assert (one["tiles"]["column_bands"], banded["tiles"]["column_bands"]) == (1, 4)
+    assert banded["tiles"]["processed"] == one["tiles"]["processed"] == len(TileGrid(96, 1100, 64, 16))
+    for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
+        with rasterio.open(tmp_path / "banded" / name) as src:
+            assert src.overviews(1) == [2, 4]
+        assert (tmp_path / "banded" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+
+
+def test_a_band_narrower_than_the_tile_is_refused_before_anything_is_written(scene, tmp_path, random_checkpoint):
+    with pytest.raises(ConfigError, match=r"--band-width 32 must be at least the tile \(64\)"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, band_width=32))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_banded_run_resumes_mid_band_to_the_same_cogs(wide_scene, tmp_path, random_checkpoint):
+    """Stopped in the third band (the journal, the scratch rasters and the edge pieces left as a
+    kill leaves them), resumed: the same COGs as a run never stopped."""
+    straight = run_stream(opts(wide_scene, tmp_path / "straight", random_checkpoint, batch=1, band_width=300, quicklook=False))
+    seen = []
+
+    def stop_after():
+        seen.append(1)
+        if len(seen) == 2 * straight["tiles"]["processed"] // 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stream(opts(wide_scene, tmp_path / "resumed", random_checkpoint, batch=1, band_width=300, quicklook=False), on_tile=stop_after)
+    journal = json.loads((tmp_path / "resumed" / ".partial" / "journal.json").read_text())
+    assert journal["band"] == 2 and journal["flushed"] > 0 and not (tmp_path / "resumed" / "reconstruction.tif").exists()
+    again = run_stream(opts(wide_scene, tmp_path / "resumed", random_checkpoint, batch=1, band_width=300, quicklook=False, resume=True))
+    assert again["tiles"]["resumed_from_band"] == 2 and again["tiles"]["processed"] < straight["tiles"]["processed"]
+    for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+    assert not (tmp_path / "resumed" / ".partial").exists()
+
+
 class _Probe:
     """Wraps the stream's runner: records each call's batch size and the most calls in flight."""
 

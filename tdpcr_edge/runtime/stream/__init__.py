@@ -8,11 +8,13 @@ One concern per module, in the order a tile meets them:
 - ``pipeline``: reader, inference workers and writer in threads joined by bounded queues,
   then the run record (``run_stream``).
 - ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
+- ``bands``: a wide scene's column bands, and the edge pieces where two bands meet.
 - ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.
 - ``overviews``: the reconstruction's overview levels, made strip by strip as rows finish.
 - ``assemble``: the complete scratch rasters into cloud-optimised GeoTIFFs.
 
-Tiles go row by row. Once a tile row is blended, the rows no later tile reaches are final:
+Tiles go row by row, within a column band when the scene is wider than ``band_width``
+(bands one after the other). Once a tile row is blended, the rows no later tile reaches are final:
 the writer writes them into the scratch rasters and records them in a journal. A run
 killed at any point resumes (``resume=True``) from the first tile row that touches an
 unfinished row, with the same per-row batches, so the result is identical to an

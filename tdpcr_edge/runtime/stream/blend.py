@@ -18,14 +18,15 @@ from ..tiles import TileGrid, spans
 from .scratch import ScratchRasters
 
 class Journal:
-    """The record of finished strips, written into the scratch rasters: what resume trusts."""
+    """The record of finished strips, written into the scratch rasters: what resume trusts.
+    ``band``: the column band in progress (``bands``), ``flushed``: its rows finished."""
 
     def __init__(self, folder: Path, fingerprint: dict, scratch: ScratchRasters):
         self.folder = folder
         self.path = folder / "journal.json"
         self.fingerprint = fingerprint
         self.scratch = scratch
-        self.flushed = 0
+        self.band, self.flushed = 0, 0
         self.strips: list[dict] = []
 
     def start(self) -> None:
@@ -43,14 +44,18 @@ class Journal:
         if d["fingerprint"] != self.fingerprint:
             raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
         self.scratch.check()
-        self.flushed, self.strips = d["flushed"], d["strips"]
+        self.band, self.flushed, self.strips = d["band"], d["flushed"], d["strips"]
         return True
 
-    def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
-        self.scratch.write(y0, y1, arrays)
-        self.strips.append({"y0": y0, "y1": y1})
+    def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray], band=None) -> None:
+        """Rows [y0, y1) of ``band`` (``bands.Band``; the whole width when None) are final."""
+        x0 = band.x0 if band is not None else 0
+        self.scratch.write(y0, y1, arrays, x0)
+        self.strips.append({"band": self.band, "y0": y0, "y1": y1})
         self.flushed = y1
-        write_json(self.path, {"fingerprint": self.fingerprint, "flushed": self.flushed, "strips": self.strips})
+        if band is not None and not band.last and y1 == self.scratch.specs["reconstruction"]["height"]:
+            self.band, self.flushed = band.index + 1, 0
+        write_json(self.path, {"fingerprint": self.fingerprint, "band": self.band, "flushed": self.flushed, "strips": self.strips})
 
 
 class _Sums:
@@ -101,60 +106,69 @@ class Blender:
     Sentinel-2 tile before). The sums are the same sums as over every pixel (a weight of 0
     adds nothing, x * 1 / 1 is x), so the outputs are the weighted mean bit for bit (tested)."""
 
-    def __init__(self, grid: TileGrid, bands: int, classes: int, base: int, norm: Normalization):
-        tile, width = grid.tile, grid.width
+    def __init__(self, grid: TileGrid, bands: int, classes: int, base: int, norm: Normalization, cols: tuple[int, int] | None = None):
+        tile = grid.tile
         self.base, self.norm = base, norm
-        self.ys, self.xs = spans(grid.ys, grid.height, tile, grid.overlap), spans(grid.xs, width, tile, grid.overlap)
+        # The scene columns [x0, x1) this strip finishes (a column band; the whole width by default).
+        self.x0, self.x1 = cols or (0, grid.width)
+        width = self.x1 - self.x0
+        self.ys, self.xs = spans(grid.ys, grid.height, tile, grid.overlap), spans(grid.xs, grid.width, tile, grid.overlap)
         self.row_of, self.col_of = {y: i for i, y in enumerate(grid.ys)}, {x: j for j, x in enumerate(grid.xs)}
         # Slots of the rows (columns) no tile owns: rank[y] of them come before scene row y.
         self.row_rank = np.concatenate([[0], np.cumsum(~self.ys.owned_mask)])
-        self.col_rank = np.concatenate([[0], np.cumsum(~self.xs.owned_mask)])
-        self.shared_cols = np.flatnonzero(~self.xs.owned_mask)
+        col_rank = np.concatenate([[0], np.cumsum(~self.xs.owned_mask)])
+        self.col_rank = col_rank[self.x0 :] - col_rank[self.x0]  # from the band's first column
+        self.shared_cols = np.flatnonzero(~self.xs.owned_mask[self.x0 : self.x1])
         y = np.arange(grid.height)
         slots = int((self.row_rank[np.minimum(y + tile, grid.height)] - self.row_rank[y]).max()) if grid.height else 0
         self.slot0 = int(self.row_rank[min(base, grid.height)])
         self.rows = _Sums(bands, classes, max(slots, 1), width)
-        self.cols = _Sums(bands, classes, tile, max(int(self.col_rank[-1]), 1))
+        self.cols = _Sums(bands, classes, tile, max(int(self.col_rank[width]), 1))
         self.valid = np.zeros((tile, width), bool)
         self.out = {"reconstruction": np.zeros((bands, tile, width), np.uint16), "classes": np.zeros((tile, width), np.uint8),
                     "confidence": np.zeros((tile, width), np.float32)}
         self._tmp = np.empty((max(bands, classes, 1), tile, tile), np.float32)  # weighted tile part, reused
 
-    def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid) -> None:
+    def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid, start: int = 0) -> None:
+        """Blend one tile. ``start``: the tile column the arrays begin at (an edge piece of the
+        band before, ``bands.EdgePieces``); columns outside the strip's are left out."""
         y0, x0 = int(window.row_off), int(window.col_off)
         skip = max(0, self.base - y0)  # rows already final (resume)
         (ny0, ny1), (ey0, ey1) = self.ys.nonzero[self.row_of[y0]], self.ys.owned[self.row_of[y0]]
         (nx0, nx1), (ex0, ex1) = self.xs.nonzero[self.col_of[x0]], self.xs.owned[self.col_of[x0]]
         ny0 = max(ny0, skip)
-        if ny0 >= ny1:
+        nx0, nx1 = max(nx0, start, self.x0 - x0), min(nx1, self.x1 - x0)
+        if ny0 >= ny1 or nx0 >= nx1:
             return
         ey0, ey1 = (max(ey0, ny0), max(ey1, ny0)) if ey1 > ey0 else (ny0, ny0)
+        ex0, ex1 = max(ex0, nx0), min(ex1, nx1)
         if ex1 <= ex0:
-            ex0 = ex1 = nx0  # the tile's column owns nothing: its whole width is shared
-        put = (y0 - self.base, x0)  # tile offsets -> strip rows, scene columns
+            ex0 = ex1 = nx0  # the tile's column owns nothing here: its whole width is shared
+        put = (y0 - self.base, x0 - self.x0, start)  # tile offsets -> strip rows, strip columns, array columns
         args = (put, weight, recon, logits, rel, valid)
         for r0, r1 in ((ny0, ey0), (ey1, ny1)):  # rows no tile owns: their row slots, every column
             if r1 > r0:
                 slots = slice(int(self.row_rank[y0 + r0]) - self.slot0, int(self.row_rank[y0 + r1]) - self.slot0)
-                self._blend(self.rows, (slice(r0, r1), slice(nx0, nx1)), (slots, slice(x0 + nx0, x0 + nx1)), *args)
+                self._blend(self.rows, (slice(r0, r1), slice(nx0, nx1)), (slots, _moved(slice(nx0, nx1), put[1])), *args)
         if ey1 > ey0:
             if ex1 > ex0:
                 self._own((slice(ey0, ey1), slice(ex0, ex1)), put, recon, logits, rel, valid)
             for c0, c1 in ((nx0, ex0), (ex1, nx1)):  # columns no tile owns: strip rows, their column slots
                 if c1 > c0:
-                    slots = slice(int(self.col_rank[x0 + c0]), int(self.col_rank[x0 + c1]))
+                    slots = slice(int(self.col_rank[x0 - self.x0 + c0]), int(self.col_rank[x0 - self.x0 + c1]))
                     self._blend(self.cols, (slice(ey0, ey1), slice(c0, c1)), (_moved(slice(ey0, ey1), put[0]), slots), *args)
 
     def _own(self, part, put, recon, logits, rel, valid) -> None:
-        dst = (_moved(part[0], put[0]), _moved(part[1], put[1]))
-        self.out["reconstruction"][(slice(None), *dst)] = self.norm.optical_from_model(recon[(slice(None), *part)])
-        self.out["classes"][dst] = 255 if logits is None else np.argmax(logits[(slice(None), *part)], axis=0)
-        self.out["confidence"][dst] = rel[part]
-        self.valid[dst] = valid[part]
+        dst, src = (_moved(part[0], put[0]), _moved(part[1], put[1])), (part[0], _moved(part[1], -put[2]))
+        self.out["reconstruction"][(slice(None), *dst)] = self.norm.optical_from_model(recon[(slice(None), *src)])
+        self.out["classes"][dst] = 255 if logits is None else np.argmax(logits[(slice(None), *src)], axis=0)
+        self.out["confidence"][dst] = rel[src]
+        self.valid[dst] = valid[src]
 
     def _blend(self, sums: _Sums, part, dst, put, weight, recon, logits, rel, valid) -> None:
-        sums.add(dst, part, weight[part], recon, logits, rel, self._tmp)
-        self.valid[_moved(part[0], put[0]), _moved(part[1], put[1])] |= valid[part]
+        src = (part[0], _moved(part[1], -put[2]))
+        sums.add(dst, src, weight[part], recon, logits, rel, self._tmp)
+        self.valid[_moved(part[0], put[0]), _moved(part[1], put[1])] |= valid[src]
 
     def take(self, upto: int) -> dict[str, np.ndarray]:
         """Finish rows [base, upto) and shift the strip up."""
@@ -197,8 +211,8 @@ def _runs(mask: np.ndarray):
     return [(bool(mask[a]), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def journal_fingerprint(opts, meta: dict, reader, workers: int) -> dict:
-    """What a journal's strips depend on: inputs, model, backend, tiling, batches, workers."""
+def journal_fingerprint(opts, meta: dict, reader, workers: int, bands=()) -> dict:
+    """What a journal's strips depend on: inputs, model, backend, tiling, column bands, batches, workers."""
     def stat(p):
         s = Path(p).stat()
         return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
@@ -211,4 +225,4 @@ def journal_fingerprint(opts, meta: dict, reader, workers: int) -> dict:
     return {"optical": stats(reader.optical_input), "sar": stats(reader.sar_input), "radiometry": reader.optical_input.radiometry,
             "resolution": reader.opt.grid.res, "model": model_id, "backend": meta["backend"],
             "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "workers": workers, "skip_clear": opts.skip_clear, "align": opts.align,
-            "size": [reader.height, reader.width]}
+            "size": [reader.height, reader.width], "bands": [b.x0 for b in bands]}

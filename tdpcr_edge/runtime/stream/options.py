@@ -46,11 +46,12 @@ class StreamOptions:
     labels: Path | None = None
     cloud: Path | None = None
     quicklook: bool = True
-    queue_depth: int = 8
+    queue_depth: int = 4  # tiles waiting between stages: 8 let both queues fill while the writer flushed a strip (+36 MB peak)
     compress: str = "zstd"
     workers: int | None = None  # concurrent inference calls; None: default_workers()
     resolution: float | None = None  # metres; None: the finest optical band's grid
     optical_offset: float | None = None  # added to every optical DN; None: what the data says
+    band_width: int = 2048  # columns streamed at a time (``bands``): memory follows this, not the scene's width
 
 
 def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
@@ -126,6 +127,8 @@ def check_stream_options(opts: StreamOptions) -> None:
         raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")
     if opts.workers is not None and opts.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {opts.workers}")
+    if opts.band_width < opts.tile:
+        raise ConfigError(f"--band-width {opts.band_width} must be at least the tile ({opts.tile})")
 
 
 def check_writable(out: Path) -> None:

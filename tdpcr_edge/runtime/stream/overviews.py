@@ -55,10 +55,22 @@ def streamed_levels(height: int, factors: list[int]) -> int:
 class StripOverviews:
     """Levels 1..n of one scratch raster, kept up to date with its finished rows."""
 
-    def __init__(self, base: Path, spec: dict, factors: list[int], resampling: Resampling, lock: threading.Lock):
+    def __init__(self, base: Path, spec: dict, factors: list[int], resampling: Resampling, lock: threading.Lock, cuts: tuple[int, ...] = ()):
         self.base, self.spec, self.resampling, self.lock = base, spec, resampling, lock
         self.factors = factors
         self.levels = streamed_levels(spec["height"], factors)
+        nodata = spec.get("nodata")
+        # Level 1 from the rows in memory (``half``) where that is GDAL's own average: an even
+        # width and unsigned 16-bit integers (the check in tests/runtime/test_blend.py compares them).
+        self.in_memory = self.levels > 0 and spec["width"] % 2 == 0 and np.dtype(spec["dtype"]) == np.uint16 and resampling == Resampling.average
+        # Column bands (meeting at ``cuts``) finish a band's rows, not the scene's: level 1 is made
+        # band by band from memory where the bands meet at even columns, the levels below it (or
+        # every level) by GDAL at the end.
+        self.banded = bool(cuts)
+        if cuts:
+            self.levels = 1 if self.in_memory and all(x % 2 == 0 for x in cuts) else 0
+            self.in_memory = self.in_memory and self.levels == 1
+        self.band_cols: tuple[int, int] | None = None
         # Made under names of their own, renamed to GDAL's overview names once complete: while
         # ``X.gtiff.ovr`` exists, GDAL answers a decimated read of X from it (the very level
         # being made) instead of averaging X's own pixels.
@@ -70,10 +82,6 @@ class StripOverviews:
             self.sizes.append((-(-h // 2), -(-w // 2)))
         self.done = [0] * self.levels
         self.carry: tuple[int, np.ndarray] | None = None  # (row, pixels): a full-resolution row whose pair is still to come
-        nodata = spec.get("nodata")
-        # Level 1 from the rows in memory (``half``) where that is GDAL's own average: an even
-        # width and unsigned 16-bit integers (the check in tests/runtime/test_blend.py compares them).
-        self.in_memory = self.levels > 0 and spec["width"] % 2 == 0 and np.dtype(spec["dtype"]) == np.uint16 and resampling == Resampling.average
         self.nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
 
     def create(self) -> None:
@@ -90,24 +98,31 @@ class StripOverviews:
             with rasterio.open(path, "w", **{**spec, "height": h, "width": w, "transform": transform, **tiled}):
                 pass
 
-    def update(self, flushed: int, rows: np.ndarray | None = None, y0: int | None = None) -> None:
+    def resume(self, bands: list, band: int, flushed: int) -> None:
+        """A resumed run's levels, remade from the rows the scratch raster holds: every row of
+        the bands before ``band`` (``bands.Band``), ``flushed`` rows of that one."""
+        if not self.banded:
+            self.update(flushed)
+            return
+        for b in bands[:band]:
+            self.update(self.spec["height"], cols=(b.x0, b.x1))
+        self.update(flushed, cols=(bands[band].x0, bands[band].x1))
+
+    def update(self, flushed: int, rows: np.ndarray | None = None, y0: int | None = None, cols: tuple[int, int] | None = None) -> None:
         """Make every level row whose source rows are all final (``flushed`` rows of the
         scratch raster are). ``rows``: the scratch raster's rows [y0, flushed), just written;
         level 1 is then made from them in memory instead of read back from the file (the
-        decimated read of the file cost 2.5x the CPU, see ``half``)."""
+        decimated read of the file cost 2.5x the CPU, see ``half``). ``cols``: the column band
+        they belong to, when the scene is streamed in bands."""
+        if self.banded:
+            self._update_band(flushed, rows, y0, cols)
+            return
         available = flushed
         for k in range(self.levels):
             (sh, sw), (h, w) = self.sizes[k], self.sizes[k + 1]
             upto = h if available >= sh else available // 2
             if k == 0 and upto > self.done[0] and (block := self._block(rows, y0)) is not None:
-                pairs = block.shape[1] // 2
-                level = np.empty((block.shape[0], pairs, w), block.dtype)
-                for r in range(0, pairs, HALF_ROWS):  # in pieces: the uint32 sums of a whole strip are 4x its size
-                    level[:, r : r + HALF_ROWS] = half(block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)], self.nodata)
-                with rasterio.open(self.paths[0], "r+") as dst:
-                    dst.write(level, window=Window(0, self.done[0], w, pairs))
-                self.carry = (2 * (self.done[0] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
-                self.done[0] += pairs
+                self._half(block, 0)
             elif upto > self.done[k]:
                 y0 = self.done[k]
                 src_path = self.base if k == 0 else self.paths[k - 1]
@@ -117,6 +132,34 @@ class StripOverviews:
                     dst.write(rows, window=Window(0, y0, w, upto - y0))
                 self.done[k] = upto
             available = self.done[k]
+
+    def _update_band(self, flushed: int, rows, y0, cols: tuple[int, int]) -> None:
+        if cols != self.band_cols:
+            self.band_cols, self.carry = cols, None
+            self.done = [0] * self.levels
+        if not self.levels:
+            return
+        block = self._block(rows, y0)
+        if block is not None:
+            self._half(block, cols[0])
+            return
+        while flushed - 2 * self.done[0] >= 2:  # rows not in memory (resume): read back from the scratch raster
+            y = 2 * self.done[0]
+            with self.lock, rasterio.open(self.base) as src:
+                block = src.read(window=Window(cols[0], y, cols[1] - cols[0], min(flushed, y + 256) - y))
+            self._half(block, cols[0])
+
+    def _half(self, block: np.ndarray, x0: int) -> None:
+        """Level 1 of full-resolution rows from 2 * done[0] on (columns from ``x0``, even),
+        an odd last row carried to the next strip."""
+        pairs, w = block.shape[1] // 2, block.shape[2] // 2
+        level = np.empty((block.shape[0], pairs, w), block.dtype)
+        for r in range(0, pairs, HALF_ROWS):  # in pieces: the uint32 sums of a whole strip are 4x its size
+            level[:, r : r + HALF_ROWS] = half(block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)], self.nodata)
+        with rasterio.open(self.paths[0], "r+") as dst:
+            dst.write(level, window=Window(x0 // 2, self.done[0], w, pairs))
+        self.carry = (2 * (self.done[0] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
+        self.done[0] += pairs
 
     def _block(self, rows, y0) -> np.ndarray | None:
         """Rows from level 1's next source row on, or None when they are not in memory (a

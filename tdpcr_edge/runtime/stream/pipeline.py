@@ -20,18 +20,18 @@ from typing import Callable
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from ...data.normalize import Normalization
 from ...io_utils import write_json
 from ..runner import Runner
-from ..tiles import TileGrid, feather
+from ..tiles import TileGrid
 from .assemble import assemble
+from .bands import EdgePieces, blend_tile, column_bands
 from .blend import Blender, Journal, journal_fingerprint
 from .overviews import overview_factors
 from .scratch import ScratchRasters, scratch_specs
 from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner, worker_slices
-from .read import READ_GROUP, SceneReader, check_not_all_nodata, cloud_fraction, pad_to
+from .read import SceneReader, check_not_all_nodata, row_items
 from .record import CpuTime, PeakMemory, Stages, run_record
 
 PARTIAL = ".partial"
@@ -83,8 +83,10 @@ class ScenePipeline:
         self.out = Path(opts.out)
         check_writable(self.out)
         partial = self.out / PARTIAL
-        scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands), overview_factors(self.reader.width, self.reader.height))
-        self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers), scratch)
+        self.bands = column_bands(self.grid, width=opts.band_width)
+        self.edges = EdgePieces(partial)
+        scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands), overview_factors(self.reader.width, self.reader.height), tuple(b.x0 for b in self.bands[1:]))
+        self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers, self.bands), scratch)
         if opts.resume and self.journal.load(strict=opts.resume is True):
             self.resumed_from = self.journal.flushed
         else:
@@ -93,7 +95,8 @@ class ScenePipeline:
             partial.mkdir(parents=True)
             self.journal.start()
             self.resumed_from = None
-        self.rows = list(range(self.grid.first_row_touching(self.journal.flushed), len(self.grid.ys)))
+        # Where the stream starts: a band, and the first tile row touching a row it has not finished.
+        self.start = (self.journal.band, self.journal.flushed, self.grid.first_row_touching(self.journal.flushed))
         self.stages = Stages()
         self.cpu = CpuTime()
         self.counts = {"tiles": 0, "skipped": 0}
@@ -130,44 +133,38 @@ class ScenePipeline:
 
         return run
 
+    def tile_rows(self):
+        """(band, tile row) in the order they are streamed, from where the run starts."""
+        for band in self.bands[self.start[0] :]:
+            for r in range(self.start[2] if band.index == self.start[0] else 0, len(self.grid.ys)):
+                yield band, r
+
     def read_stage(self) -> None:
-        opts, stages = self.opts, self.stages
-        for r in self.rows:
-            tiles = self.grid.row(r)
-            # One read per group of neighbouring tiles, the tiles sliced from it: GDAL served
-            # overlapping tile windows from a pixel-interleaved GeoTIFF 3x slower than one
-            # window holding them (0.45 s against 0.16 s for a 1024^2 scene). Groups, not
-            # whole rows, so memory does not grow with the scene's width.
-            for g in range(0, len(tiles), READ_GROUP):
-                group = tiles[g : g + READ_GROUP]
+        opts, stages, current = self.opts, self.stages, None
+        for band, r in self.tile_rows():
+            if band is not current:
+                self.reader.columns(*band.read)
+                self.put(self.q_in, ("band", band.index))
+                current = band
+            for item in row_items(self.reader, self.grid.row(r)[band.cols.start : band.cols.stop], opts, stages, self.cpu):
                 if self.stop.is_set():
                     return
-                t0 = time.perf_counter()
-                first, last = group[0].window, group[-1].window
-                c0 = int(first.col_off)
-                optical_g, sar_g, valid_g = self.reader.read(Window(c0, first.row_off, int(last.col_off + last.width) - c0, first.height))
-                stages.read += time.perf_counter() - t0
-                for t in group:
-                    t1, c1 = time.perf_counter(), time.thread_time()
-                    cols = slice(int(t.window.col_off) - c0, int(t.window.col_off + t.window.width) - c0)
-                    # Copies, so a queued tile does not keep its whole group alive.
-                    optical, sar, valid = (np.ascontiguousarray(a[..., cols]) for a in (optical_g, sar_g, valid_g))
-                    skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid, self.reader.blue) < opts.clear_fraction
-                    item = ("tile", t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
-                    stages.preprocess += time.perf_counter() - t1
-                    self.cpu.add("normalise", time.thread_time() - c1)
-                    self.put(self.q_in, item)
+                self.put(self.q_in, item)
             self.put(self.q_in, ("row", r))
         self.put(self.q_in, None)
 
     def write_stage(self) -> None:
-        opts, stages = self.opts, self.stages
-        blender = Blender(self.grid, self.reader.opt.count, len(self.meta["classes"]), self.journal.flushed, self.norm)
+        stages, band, blender = self.stages, None, None
         while True:
             item = self.get(self.q_out)
             if item is None:
                 return
             t0, c0 = time.perf_counter(), time.thread_time()
+            if item[0] == "band":
+                band = self.bands[item[1]]
+                base = self.start[1] if band.index == self.start[0] else 0
+                blender = Blender(self.grid, self.reader.opt.count, len(self.meta["classes"]), base, self.norm, (band.x0, band.x1))
+                continue
             if item[0] == "row":
                 upto = self.grid.final_rows(item[1])
                 if upto > blender.base:
@@ -176,14 +173,12 @@ class ScenePipeline:
                     t1, c1 = time.perf_counter(), time.thread_time()
                     stages.postprocess += t1 - t0
                     self.cpu.add("blend", c1 - c0)
-                    self.journal.add(y0, upto, arrays)
-                    self.put(self.q_flushed, (upto, arrays["reconstruction"], y0))
+                    self.journal.add(y0, upto, arrays, band)
+                    self.put(self.q_flushed, (upto, arrays["reconstruction"], y0, (band.x0, band.x1)))
                     stages.write += time.perf_counter() - t1
                     self.cpu.add("encode", time.thread_time() - c1)
                 continue
-            _, t, recon, logits, rel, valid = item
-            weight = feather(opts.tile, opts.tile, opts.overlap, t.taper)
-            blender.add(t.window, weight, recon, logits, rel, valid)
+            blend_tile(blender, band, self.grid, self.edges, *item[1:])
             stages.postprocess += time.perf_counter() - t0
             self.cpu.add("blend", time.thread_time() - c0)
             if self.on_tile:
@@ -193,7 +188,7 @@ class ScenePipeline:
         """The reconstruction's overview levels, brought up to date after each strip, in
         their own thread: on more cores than two they cost the writer nothing."""
         overviews = self.journal.scratch.overviews
-        overviews.update(self.journal.flushed)  # a resumed run remakes the levels of its rows
+        overviews.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
         while True:
             item = self.get(self.q_flushed)
             if item is None:
@@ -210,7 +205,7 @@ class ScenePipeline:
 
     def _emit_front(self, inflight: deque) -> None:
         entry = inflight.popleft()
-        if entry[0] == "row":
+        if entry[0] != "batch":  # a row or band marker
             self.put(self.q_out, entry)
             return
         _, future, items = entry
@@ -256,7 +251,7 @@ class ScenePipeline:
                         item = self.get(self.q_in)
                         if item is None:
                             break
-                        if item[0] == "row":
+                        if item[0] != "tile":  # a row or band marker
                             flush_batch()  # batches never span rows, so a resumed run batches alike
                             inflight.append(item)
                             continue
@@ -272,7 +267,7 @@ class ScenePipeline:
     def run(self, wall0: float, on_tile, on_start) -> dict:
         self.on_tile = on_tile
         if on_start:
-            on_start(sum(len(self.grid.xs) for _ in self.rows))
+            on_start(sum(len(band.cols) for band, _ in self.tile_rows()))
         reader_thread = threading.Thread(target=self._guarded(self.read_stage), daemon=True)
         writer_thread = threading.Thread(target=self._guarded(self.write_stage), daemon=True)
         overview_thread = threading.Thread(target=self._guarded(self.overview_stage), daemon=True)

@@ -46,6 +46,7 @@ class SceneReader:
         block = self.opt.block_shapes[0][0] if self.opt.block_shapes else 256
         self.chunk = block * max(1, -(-CHUNK_ROWS // block))
         self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.span = (0, self.width)  # the columns chunks hold: a column band's (``columns``)
         # Which band scores cloud: blue (B02) where the model has it, else the first band.
         self.blue = index_of(norm.optical_bands, "B02", "B01", "B03")
 
@@ -74,6 +75,11 @@ class SceneReader:
         self.cpu["normalise"] += time.thread_time() - t1
         return optical, sar, valid
 
+    def columns(self, x0: int, x1: int) -> None:
+        """Read only columns [x0, x1) from now on (a column band): chunks hold those columns."""
+        self.span = (x0, x1)
+        self._chunks.clear()
+
     def _rows(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows [y0, y1), columns [x0, x1) of both layers, as decoded: from chunks of rows aligned
         to the optical file's block rows, each decoded once and kept while later reads can
@@ -85,12 +91,13 @@ class SceneReader:
         parts = []
         for k in range(first, last + 1):
             if k not in self._chunks:
-                w = Window(0, k * self.chunk, self.width, min(self.chunk, self.height - k * self.chunk))
+                w = Window(self.span[0], k * self.chunk, self.span[1] - self.span[0], min(self.chunk, self.height - k * self.chunk))
                 o, valid = self.opt.read_valid(w)
                 s, sar_valid = self.sar_src.read_valid(w)
                 self._chunks[k] = (o, s, valid & sar_valid)
             parts.append(self._chunks[k])
         cuts = []
+        x0, x1 = x0 - self.span[0], x1 - self.span[0]
         for k, (o, s, valid) in zip(range(first, last + 1), parts):
             a, b = max(y0 - k * self.chunk, 0), min(y1 - k * self.chunk, self.chunk)
             cuts.append((o[:, a:b, x0:x1], s[:, a:b, x0:x1], valid[a:b, x0:x1]))
@@ -102,6 +109,32 @@ class SceneReader:
     def close(self) -> None:
         self.sar_src.close()
         self.opt.close()
+
+
+def row_items(reader: SceneReader, tiles: list, opts, stages, cpu):
+    """The queue items of one row of tiles: ("tile", tile, optical, SAR, valid, skip).
+
+    One read per group of neighbouring tiles, the tiles sliced from it: GDAL served
+    overlapping tile windows from a pixel-interleaved GeoTIFF 3x slower than one window
+    holding them (0.45 s against 0.16 s for a 1024^2 scene). Groups, not whole rows, so memory
+    does not grow with the scene's width."""
+    for g in range(0, len(tiles), READ_GROUP):
+        group = tiles[g : g + READ_GROUP]
+        t0 = time.perf_counter()
+        first, last = group[0].window, group[-1].window
+        c0 = int(first.col_off)
+        optical_g, sar_g, valid_g = reader.read(Window(c0, first.row_off, int(last.col_off + last.width) - c0, first.height))
+        stages.read += time.perf_counter() - t0
+        for t in group:
+            t1, c1 = time.perf_counter(), time.thread_time()
+            cols = slice(int(t.window.col_off) - c0, int(t.window.col_off + t.window.width) - c0)
+            # Copies, so a queued tile does not keep its whole group alive.
+            optical, sar, valid = (np.ascontiguousarray(a[..., cols]) for a in (optical_g, sar_g, valid_g))
+            skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid, reader.blue) < opts.clear_fraction
+            item = ("tile", t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
+            stages.preprocess += time.perf_counter() - t1
+            cpu.add("normalise", time.thread_time() - c1)
+            yield item
 
 
 def pad_to(a: np.ndarray, tile: int) -> np.ndarray:

@@ -44,12 +44,12 @@ def scratch_specs(reader, meta: dict, bands: tuple[str, ...]) -> dict[str, dict]
 
 class ScratchRasters:
     """The three scratch GeoTIFFs of one run, and the reconstruction's overview levels made
-    as its rows become final (``overviews``)."""
+    as its rows become final (``overviews``; ``cuts``: the columns where column bands meet)."""
 
-    def __init__(self, folder: Path, specs: dict[str, dict], factors: list[int] = ()):
+    def __init__(self, folder: Path, specs: dict[str, dict], factors: list[int] = (), cuts: tuple[int, ...] = ()):
         self.folder, self.specs = folder, specs
         self.lock = threading.Lock()  # the reconstruction's writes against the overviews' reads
-        self.overviews = StripOverviews(self.path("reconstruction"), specs["reconstruction"], list(factors), OVERVIEW_RESAMPLING["reconstruction"], self.lock)
+        self.overviews = StripOverviews(self.path("reconstruction"), specs["reconstruction"], list(factors), OVERVIEW_RESAMPLING["reconstruction"], self.lock, cuts)
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.gtiff"
@@ -80,9 +80,9 @@ class ScratchRasters:
                 raise DataError(f"{path}: scratch raster does not match this run's grid; delete {self.folder} and run again")
         self.overviews.create()  # remade from the rows the reconstruction holds
 
-    def write(self, y0: int, y1: int, arrays: dict[str, np.ndarray]) -> None:
+    def write(self, y0: int, y1: int, arrays: dict[str, np.ndarray], x0: int = 0) -> None:
         for name in NAMES:
             data = arrays[name]
             data = data if data.ndim == 3 else data[None]
             with self.lock if name == "reconstruction" else contextlib.nullcontext(), rasterio.open(self.path(name), "r+") as dst:
-                dst.write(data, window=Window(0, y0, data.shape[-1], y1 - y0))
+                dst.write(data, window=Window(x0, y0, data.shape[-1], y1 - y0))
