@@ -35,10 +35,11 @@ class Band:
 
 
 def column_bands(grid: TileGrid, width: int | None = None) -> list[Band]:
-    """As few bands as keep each within about ``width`` (BAND_WIDTH) columns, cut near equal widths. A band may end after tile column c when
-    that tile owns columns (no other tile's weight reaches them), at the end of those; at an
-    even column where the tiling has such ends (level 1 of the overviews is then made per band,
-    in 2x2 groups). One band when the scene is narrow or no column qualifies."""
+    """As few bands as keep each within about ``width`` (BAND_WIDTH) columns, cut near equal
+    widths. A band may end after tile column c when that tile owns columns (no other tile's
+    weight reaches them), at the end of those; at an even column where the tiling has such
+    ends (level 1 of the overviews is then made per band, in 2x2 groups). One band when the
+    scene is narrow or no column qualifies."""
     width = width or BAND_WIDTH
     xs = grid.xs
     n = len(xs)
@@ -51,7 +52,7 @@ def column_bands(grid: TileGrid, width: int | None = None) -> list[Band]:
     for k in range(1, count):
         target = grid.width * k / count
         best = min((c for c in cuts if not chosen or c > chosen[-1]), key=lambda c: abs(cuts[c] - target), default=None)
-        if best is not None and best not in chosen:
+        if best is not None:
             chosen.append(best)
     bands, first, x0 = [], 0, 0
     for i, c in enumerate([*chosen, n - 1]):
