@@ -48,7 +48,6 @@ def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int
     ref = _open_reference(opts.reference, reader, norm) if opts.reference else None
     lab = _open_matching(Path(opts.labels), reader, "labels", 1) if opts.labels else None
     cld = _open_matching(Path(opts.cloud), reader, "cloud map", 1) if opts.cloud else None
-    reader.columns(0, reader.width)  # the stream left it on its last column band
     with rasterio.open(out / "reconstruction.tif") as rec_src, rasterio.open(out / "classes.tif") as cls_src:
         for y in range(0, reader.height, STRIP):
             win = Window(0, y, reader.width, min(STRIP, reader.height - y))

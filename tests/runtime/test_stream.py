@@ -162,9 +162,11 @@ def test_column_bands_give_the_same_cogs(wide_scene, tmp_path, random_checkpoint
     """A scene streamed in column bands writes the same COGs, byte for byte, as in one band
     (overview levels included: level 1 made band by band, level 2 from it at the end). Batch 1:
     bands change which tiles share a batch, and the model's float results with it."""
-    one = run_stream(opts(wide_scene, tmp_path / "one", random_checkpoint, batch=1, band_width=4096, quicklook=False))
-    banded = run_stream(opts(wide_scene, tmp_path / "banded", random_checkpoint, batch=1, band_width=300, quicklook=False))
+    scored = dict(batch=1, quicklook=False, reference=wide_scene / FILES["clear"], labels=wide_scene / FILES["labels"])
+    one = run_stream(opts(wide_scene, tmp_path / "one", random_checkpoint, band_width=4096, **scored))
+    banded = run_stream(opts(wide_scene, tmp_path / "banded", random_checkpoint, band_width=300, **scored))
     assert (one["tiles"]["column_bands"], banded["tiles"]["column_bands"]) == (1, 4)
+    assert banded["accuracy"] == one["accuracy"]  # the scores read the whole width after the last band
     assert banded["tiles"]["processed"] == one["tiles"]["processed"] == len(TileGrid(96, 1100, 64, 16))
     for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
         with rasterio.open(tmp_path / "banded" / name) as src:

@@ -74,17 +74,17 @@ class EdgePieces:
         return self.folder / f"{band}-{row}.npz"
 
     def save(self, band: int, row: int, start: int, recon, logits, rel, valid) -> None:
-        """``start``: the tile column where the kept columns begin."""
+        """The tile's columns from ``start`` on (the next band's first column)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        arrays = dict(start=np.int64(start), recon=recon[..., start:], rel=rel[..., start:], valid=valid[..., start:])
+        arrays = dict(recon=recon[..., start:], rel=rel[..., start:], valid=valid[..., start:])
         if logits is not None:
             arrays["logits"] = logits[..., start:]
         with atomic_path(self.path(band, row)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    def load(self, band: int, row: int) -> tuple[int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    def load(self, band: int, row: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
         with np.load(self.path(band, row)) as z:
-            return int(z["start"]), z["recon"], z["logits"] if "logits" in z else None, z["rel"], z["valid"]
+            return z["recon"], z["logits"] if "logits" in z else None, z["rel"], z["valid"]
 
 
 def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, recon, logits, rel, valid) -> None:
@@ -93,8 +93,8 @@ def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, recon,
     ``t``; its own edge piece kept when it is the band's last tile and a band follows."""
     if band.index and t.col == band.cols.start:
         prev = grid.row(t.row)[t.col - 1]
-        start, *piece = edges.load(band.index - 1, t.row)
-        blender.add(prev.window, feather(grid.tile, grid.tile, grid.overlap, prev.taper), *piece, start=start)
+        blender.add(prev.window, feather(grid.tile, grid.tile, grid.overlap, prev.taper), *edges.load(band.index - 1, t.row),
+                    start=band.x0 - int(prev.window.col_off))
     blender.add(t.window, feather(grid.tile, grid.tile, grid.overlap, t.taper), recon, logits, rel, valid)
     if not band.last and t.col == band.cols.stop - 1:
         edges.save(band.index, t.row, band.x1 - int(t.window.col_off), recon, logits, rel, valid)

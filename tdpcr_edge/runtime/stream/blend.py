@@ -94,7 +94,8 @@ class _Sums:
 
 
 class Blender:
-    """One strip of rows [base, base + tile), full width.
+    """One strip of rows [base, base + tile), across the scene columns [x0, x1) (``cols``: a
+    column band; the whole width by default).
 
     Where one tile alone covers a pixel with weight exactly 1 (``tiles.spans``: 86% of the
     pixels at tile 256, overlap 32), that tile's values are the output: converted at once, in
@@ -109,7 +110,6 @@ class Blender:
     def __init__(self, grid: TileGrid, bands: int, classes: int, base: int, norm: Normalization, cols: tuple[int, int] | None = None):
         tile = grid.tile
         self.base, self.norm = base, norm
-        # The scene columns [x0, x1) this strip finishes (a column band; the whole width by default).
         self.x0, self.x1 = cols or (0, grid.width)
         width = self.x1 - self.x0
         self.ys, self.xs = spans(grid.ys, grid.height, tile, grid.overlap), spans(grid.xs, grid.width, tile, grid.overlap)

@@ -85,6 +85,8 @@ class SceneReader:
         to the optical file's block rows, each decoded once and kept while later reads can
         still need it (reads go down the scene). Overlapping tile rows and neighbouring tile
         windows then share decoded blocks instead of decoding them again."""
+        if x0 < self.span[0] or x1 > self.span[1]:
+            self.columns(0, self.width)  # a read beyond the column band (the scene's scores after the stream)
         first, last = y0 // self.chunk, (y1 - 1) // self.chunk
         for k in [k for k in self._chunks if not first <= k <= last]:
             del self._chunks[k]  # at most the chunks of one read are kept
