@@ -199,59 +199,81 @@ def test_level_one_in_memory_is_gdals_average(tmp_path, nodata):
     np.testing.assert_array_equal(half(data, nodata), expected)
 
 
-@pytest.mark.parametrize("in_memory", [True, False])
-@pytest.mark.parametrize("height", [1372, 1371, 1030])
-def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path, height, in_memory, monkeypatch):
+OUTPUT_KINDS = {  # dtype, nodata, GDAL resampling name, pixels: the three scratch rasters' kinds
+    "reconstruction": ("uint16", 0, "average", lambda rng, shape: rng.integers(1, 10000, shape)),
+    "classes": ("uint8", 255, "mode", lambda rng, shape: rng.integers(0, 6, shape)),
+    "confidence": ("float32", float("nan"), "average", lambda rng, shape: rng.random(shape)),
+}
+
+
+# The class map's levels never come from memory (GDAL's mode is read back), so it runs once.
+@pytest.mark.parametrize("kind,in_memory", [(k, m) for k in OUTPUT_KINDS for m in (True, False) if not (k == "classes" and m)])
+@pytest.mark.parametrize("height,cuts", [(1372, ()), (1371, ()), (1030, ()), (1372, (464, 912))])
+def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path, height, cuts, in_memory, kind, monkeypatch):
     """Levels made strip by strip (strips of uneven height, nodata pixels, a level with an
     odd row count below which GDAL builds the rest), level 1 from the rows in memory or read
-    back from the file, against GDAL building every level on the complete raster: the COGs
-    must be the same bytes."""
+    back from the file, in one band or in column bands (meeting at ``cuts``, each band's rows
+    top to bottom), for each output's kind (reflectance averaged, classes by mode, float
+    reliance with NaN nodata), against GDAL building every level on the complete raster: the
+    COGs must be the same bytes."""
     from rasterio.enums import Resampling
     from rasterio.shutil import copy as rio_copy
     import threading
 
-    from tdpcr_edge.runtime.stream import overviews
-    from tdpcr_edge.runtime.stream.overviews import half
     from tdpcr_edge.runtime.stream.overviews import StripOverviews, overview_factors, streamed_levels
 
-    calls = []
-    monkeypatch.setattr(overviews, "half", lambda block, nodata: calls.append(block.shape) or half(block, nodata))
+    calls = []  # (level made, its source block's shape): levels averaged from rows in memory
+    made_in_memory = StripOverviews._half
 
+    def recorded(self, k, block, x0):
+        calls.append((k, block.shape))
+        return made_in_memory(self, k, block, x0)
+
+    monkeypatch.setattr(StripOverviews, "_half", recorded)
+
+    dtype, nodata, resampling, pixels = OUTPUT_KINDS[kind]
     rng = np.random.default_rng(height)
     w = 1100
-    data = rng.integers(1, 10000, (2, height, w)).astype(np.uint16)
-    data[:, 40:300, 100:260] = 0  # nodata: left out of the averages
-    spec = dict(driver="GTiff", interleave="band", tiled=True, blockxsize=256, blockysize=256, count=2, dtype="uint16", nodata=0, width=w, height=height,
+    data = pixels(rng, (2, height, w)).astype(dtype)
+    data[:, 41:301, 101:261] = nodata  # left out of the averages and the mode: whole 2x2 groups, parts of groups
+    data[rng.random(data.shape) < 0.1] = nodata
+    spec = dict(driver="GTiff", interleave="band", tiled=True, blockxsize=256, blockysize=256, count=2, dtype=dtype, nodata=nodata, width=w, height=height,
                 crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 20000, 10, 10))
     factors = overview_factors(w, height)
-    assert streamed_levels(height, factors) == {1372: 2, 1371: 0, 1030: 1}[height]
-    cog = dict(driver="COG", overviews="FORCE_USE_EXISTING", blocksize=512, compress="ZSTD", level=1, predictor="YES")
+    assert streamed_levels(height, factors, w, cuts) == {(1372, ()): 2, (1371, ()): 0, (1030, ()): 1, (1372, (464, 912)): 2}[height, cuts]
+    cog = dict(driver="COG", blocksize=512, compress="ZSTD", level=1, predictor="YES")
 
     after = tmp_path / "after.gtiff"
     with rasterio.open(after, "w", **spec) as dst:
         dst.write(data)
     with rasterio.open(after, "r+") as dst:
-        dst.build_overviews(factors, Resampling.average)
-    rio_copy(str(after), str(tmp_path / "after.tif"), **cog)
+        dst.build_overviews(factors, Resampling[resampling])
+    rio_copy(str(after), str(tmp_path / "after.tif"), overviews="FORCE_USE_EXISTING", **cog)
 
     streamed = tmp_path / "streamed.gtiff"
     with rasterio.open(streamed, "w", **spec):
         pass
-    ovr = StripOverviews(streamed, spec, factors, Resampling.average, threading.Lock())
+    ovr = StripOverviews(streamed, spec, factors, Resampling[resampling], threading.Lock(), cuts)
     ovr.create()
-    y = 0
-    for rows in [224, 224, 31, 224] * 10:
-        y1 = min(y + rows, height)
-        with rasterio.open(streamed, "r+") as dst:
-            dst.write(data[:, y:y1], window=Window(0, y, w, y1 - y))
-        ovr.update(y1, data[:, y:y1] if in_memory else None, y)
-        y = y1
-        if y == height:
-            break
+    edges = [0, *cuts, w]
+    for x0, x1 in zip(edges[:-1], edges[1:]):
+        y = 0
+        for rows in [224, 224, 31, 224] * 10:
+            y1 = min(y + rows, height)
+            with rasterio.open(streamed, "r+") as dst:
+                dst.write(data[:, y:y1, x0:x1], window=Window(x0, y, x1 - x0, y1 - y))
+            ovr.update(y1, data[:, y:y1, x0:x1] if in_memory else None, y, (x0, x1))
+            y = y1
+            if y == height:
+                break
     ovr.finish()
     # In memory, every row of level 1 came from the strips (a strip's odd last row waits for the next).
-    assert sum(shape[1] for shape in calls) == (2 * ovr.sizes[1][0] if in_memory and ovr.levels else 0)
-    rio_copy(str(streamed), str(tmp_path / "streamed.tif"), **cog)
+    # Level 2 likewise from level 1's rows as they were made.
+    for k in range(ovr.levels):
+        rows = sum(2 * (shape[1] // 2) for level, shape in calls if level == k)
+        assert rows == (2 * ovr.sizes[k + 1][0] * len(edges[1:]) if in_memory and ovr.in_memory else 0), k
+    assert ovr.in_memory == (kind != "classes" and ovr.levels > 0)
+    rio_copy(str(streamed), str(tmp_path / "streamed.tif"), overviews="FORCE_USE_EXISTING", **cog)
     with rasterio.open(tmp_path / "streamed.tif") as src:
         assert src.overviews(1) == factors
     assert (tmp_path / "streamed.tif").read_bytes() == (tmp_path / "after.tif").read_bytes()

@@ -10,7 +10,7 @@ One concern per module, in the order a tile meets them:
 - ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
 - ``bands``: a wide scene's column bands, and the edge pieces where two bands meet.
 - ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.
-- ``overviews``: the reconstruction's overview levels, made strip by strip as rows finish.
+- ``overviews``: the outputs' overview levels, made strip by strip as rows finish.
 - ``assemble``: the complete scratch rasters into cloud-optimised GeoTIFFs.
 
 Tiles go row by row, within a column band when the scene is wider than ``band_width``

@@ -1,18 +1,19 @@
-"""Overviews of the reconstruction made while the stream runs, strip by strip, instead of
-in one pass over the whole scratch raster after the last tile.
+"""Overviews of the outputs made while the stream runs, strip by strip, instead of in one
+pass over each whole scratch raster after the last tile.
 
-GDAL builds each overview level from the level above it (2x average). Where the level
-above has an even number of rows, a window of whole row pairs averaged by GDAL itself
-(a decimated read with average resampling: the same kernel, the same nodata rule) gives the
-same pixels as the whole level does, so those levels are made as rows become final. They
+GDAL builds each overview level from the level above it (2x average, or mode for the class
+map). Where the level above has an even number of rows, a window of whole row pairs
+resampled by GDAL itself (a decimated read: the same kernel, the same nodata rule) gives
+the same pixels as the whole level does, so those levels are made as rows become final. They
 are written as GDAL's external overview files (``X.gtiff.ovr`` holds level 1,
 ``X.gtiff.ovr.ovr`` level 2, ...), which GDAL opens as the scratch raster's overviews and
 the COG driver reuses; the levels below the first odd one are built by GDAL at the end, on
 the last streamed level (a sixteenth of the scene or less). The COG is byte-identical to the
 one made from overviews built after the stream (tested).
 
-Only the reconstruction is done this way: it is 13 bands against one each for the class and
-confidence maps, whose overviews GDAL builds at the end in a few hundredths of a second."""
+The class and confidence maps were left to GDAL at the end while they cost a few hundredths
+of a second; on a 10980^2 Sentinel-2 tile their overviews took 4.7 and 5.6 s beside the
+reconstruction's, all before its COG copy could start (16.7 s of a 43.5 s replayed run)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from rasterio.windows import Window
 
 COG_BLOCK = 512
 HALF_ROWS = 16  # level-1 rows made at a time from a strip in memory
+READ_ROWS = 128  # level rows made at a time from rows read back
 OVERVIEW_RESAMPLING = {"reconstruction": Resampling.average, "classes": Resampling.mode, "confidence": Resampling.average}
 
 
@@ -40,37 +42,38 @@ def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[in
     return factors
 
 
-def streamed_levels(height: int, factors: list[int]) -> int:
+def streamed_levels(height: int, factors: list[int], width: int | None = None, cuts: tuple[int, ...] = (), even_widths: bool = False) -> int:
     """How many leading overview levels can be made strip by strip: as long as the level
-    they are made from has an even number of rows (an exact 2x in rows)."""
-    levels, h = 0, height
+    they are made from has an even number of rows (an exact 2x in rows). Made band by band
+    (column bands meeting at ``cuts``) or by ``half_float``, also an even number of columns
+    and every cut on a pixel of the level below (an exact 2x in columns)."""
+    levels, h, w = 0, height, width
     for _ in factors:
-        if h % 2:
+        if h % 2 or ((cuts or even_widths) and (w % 2 or any(x % 2 ** (levels + 1) for x in cuts))):
             break
         levels += 1
-        h = -(-h // 2)
+        h, w = -(-h // 2), w and -(-w // 2)
     return levels
 
 
 class StripOverviews:
-    """Levels 1..n of one scratch raster, kept up to date with its finished rows."""
+    """Levels 1..n of one scratch raster, kept up to date with its finished rows: the rows of
+    one column band at a time where the scene is streamed in bands (meeting at ``cuts``)."""
 
     def __init__(self, base: Path, spec: dict, factors: list[int], resampling: Resampling, lock: threading.Lock, cuts: tuple[int, ...] = ()):
         self.base, self.spec, self.resampling, self.lock = base, spec, resampling, lock
         self.factors = factors
-        self.levels = streamed_levels(spec["height"], factors)
+        # GDAL's decimated read averages floats in another order than its overviews (the last
+        # bit differs), so a float raster's levels are made by ``half_float``, GDAL's overview
+        # kernel at 2x, from rows in memory or read back: at even sizes only.
+        self.floats = np.dtype(spec["dtype"]).kind == "f"
+        self.levels = streamed_levels(spec["height"], factors, spec["width"], tuple(cuts), even_widths=self.floats)
         nodata = spec.get("nodata")
-        # Level 1 from the rows in memory (``half``) where that is GDAL's own average: an even
-        # width and unsigned 16-bit integers (the check in tests/runtime/test_blend.py compares them).
-        self.in_memory = self.levels > 0 and spec["width"] % 2 == 0 and np.dtype(spec["dtype"]) == np.uint16 and resampling == Resampling.average
-        # Column bands (meeting at ``cuts``) finish a band's rows, not the scene's: level 1 is made
-        # band by band from memory where the bands meet at even columns, the levels below it (or
-        # every level) by GDAL at the end.
-        self.banded = bool(cuts)
-        if cuts:
-            self.levels = 1 if self.in_memory and all(x % 2 == 0 for x in cuts) else 0
-            self.in_memory = self.in_memory and self.levels == 1
-        self.band_cols: tuple[int, int] | None = None
+        # Level 1 from the rows in memory where ``half`` or ``half_float`` is GDAL's own average:
+        # an even width, unsigned 16-bit integers or floats (tests/runtime/test_blend.py compares them).
+        self.in_memory = (self.levels > 0 and spec["width"] % 2 == 0 and resampling == Resampling.average
+                          and (self.floats or np.dtype(spec["dtype"]) == np.uint16))
+        self.band_cols = (0, spec["width"])  # the columns whose rows ``update`` is given
         # Made under names of their own, renamed to GDAL's overview names once complete: while
         # ``X.gtiff.ovr`` exists, GDAL answers a decimated read of X from it (the very level
         # being made) instead of averaging X's own pixels.
@@ -81,7 +84,10 @@ class StripOverviews:
             h, w = self.sizes[-1]
             self.sizes.append((-(-h // 2), -(-w // 2)))
         self.done = [0] * self.levels
-        self.carry: tuple[int, np.ndarray] | None = None  # (row, pixels): a full-resolution row whose pair is still to come
+        # Levels made from the level above in memory, as it is made: while the level above has
+        # an even width (the kernel is the same at every level).
+        self.memory_levels = next((k for k in range(self.levels) if self.sizes[k][1] % 2), self.levels) if self.in_memory else 0
+        self.carry: list = [None] * self.levels  # per level, (row, pixels): a source row whose pair is still to come
         self.nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
 
     def create(self) -> None:
@@ -101,76 +107,81 @@ class StripOverviews:
     def resume(self, bands: list, band: int, flushed: int) -> None:
         """A resumed run's levels, remade from the rows the scratch raster holds: every row of
         the bands before ``band`` (``bands.Band``), ``flushed`` rows of that one."""
-        if not self.banded:
-            self.update(flushed)
-            return
         for b in bands[:band]:
             self.update(self.spec["height"], cols=(b.x0, b.x1))
         self.update(flushed, cols=(bands[band].x0, bands[band].x1))
 
     def update(self, flushed: int, rows: np.ndarray | None = None, y0: int | None = None, cols: tuple[int, int] | None = None) -> None:
         """Make every level row whose source rows are all final (``flushed`` rows of the
-        scratch raster are). ``rows``: the scratch raster's rows [y0, flushed), just written;
-        level 1 is then made from them in memory instead of read back from the file (the
-        decimated read of the file cost 2.5x the CPU, see ``half``). ``cols``: the column band
-        they belong to, when the scene is streamed in bands."""
-        if self.banded:
-            self._update_band(flushed, rows, y0, cols)
-            return
+        scratch raster are, in the columns ``cols``: a column band's, the whole width by
+        default). ``rows``: the scratch raster's rows [y0, flushed), just written; level 1 is
+        then made from them in memory instead of read back from the file (the decimated read
+        of the file cost 2.5x the CPU, see ``half``)."""
+        cols = cols or (0, self.spec["width"])
+        if rows is not None and rows.ndim == 2:  # a one-band output's rows
+            rows = rows[None]
+        if cols != self.band_cols:  # a new band: its levels start at row 0
+            self.band_cols, self.carry = cols, [None] * self.levels
+            self.done = [0] * self.levels
         available = flushed
         for k in range(self.levels):
-            (sh, sw), (h, w) = self.sizes[k], self.sizes[k + 1]
+            sh, h = self.sizes[k][0], self.sizes[k + 1][0]
             upto = h if available >= sh else available // 2
-            if k == 0 and upto > self.done[0] and (block := self._block(rows, y0)) is not None:
-                self._half(block, 0)
-            elif upto > self.done[k]:
-                y0 = self.done[k]
-                src_path = self.base if k == 0 else self.paths[k - 1]
-                with self.lock if k == 0 else contextlib.nullcontext(), rasterio.open(src_path) as src:
-                    rows = src.read(window=Window(0, 2 * y0, sw, min(2 * upto, sh) - 2 * y0), out_shape=(src.count, upto - y0, w), resampling=self.resampling)
-                with rasterio.open(self.paths[k], "r+") as dst:
-                    dst.write(rows, window=Window(0, y0, w, upto - y0))
-                self.done[k] = upto
+            if upto > self.done[k] and (block := self._block(k, rows, y0)) is not None:
+                y0, rows = self.done[k], self._half(k, block, cols[0] >> k)
+            else:
+                rows = None
+                if upto > self.done[k]:
+                    self._read_level(k, upto)
             available = self.done[k]
 
-    def _update_band(self, flushed: int, rows, y0, cols: tuple[int, int]) -> None:
-        if cols != self.band_cols:
-            self.band_cols, self.carry = cols, None
-            self.done = [0] * self.levels
-        if not self.levels:
-            return
-        block = self._block(rows, y0)
-        if block is not None:
-            self._half(block, cols[0])
-            return
-        while flushed - 2 * self.done[0] >= 2:  # rows not in memory (resume): read back from the scratch raster
-            y = 2 * self.done[0]
-            with self.lock, rasterio.open(self.base) as src:
-                block = src.read(window=Window(cols[0], y, cols[1] - cols[0], min(flushed, y + 256) - y))
-            self._half(block, cols[0])
+    def _read_level(self, k: int, upto: int) -> None:
+        """Rows [done, upto) of level k + 1 in the band's columns, from level k (the scratch
+        raster itself for k = 0) in whole row pairs, so the same pixels as GDAL's overview of
+        the whole level: GDAL's decimated read, or ``half_float`` of the rows read back.
+        In pieces of READ_ROWS level rows, so a resumed run's read-back stays small."""
+        (sh, sw), (h, w) = self.sizes[k], self.sizes[k + 1]
+        x0, x1 = self.band_cols
+        sx0, sx1 = x0 >> k, min(-(-x1 // 2**k), sw)  # exact: cuts fall on pixels of every streamed level
+        dx0, dx1 = x0 >> (k + 1), min(-(-x1 // 2 ** (k + 1)), w)
+        src_path = self.base if k == 0 else self.paths[k - 1]
+        for y in range(self.done[k], upto, READ_ROWS):
+            y1 = min(y + READ_ROWS, upto)
+            window = Window(sx0, 2 * y, sx1 - sx0, min(2 * y1, sh) - 2 * y)
+            with self.lock if k == 0 else contextlib.nullcontext(), rasterio.open(src_path) as src:
+                if self.floats:
+                    rows = half_float(src.read(window=window), self.spec.get("nodata"))
+                else:
+                    rows = src.read(window=window, out_shape=(src.count, y1 - y, dx1 - dx0), resampling=self.resampling)
+            with rasterio.open(self.paths[k], "r+") as dst:
+                dst.write(rows, window=Window(dx0, y, dx1 - dx0, y1 - y))
+            self.done[k] = y1
 
-    def _half(self, block: np.ndarray, x0: int) -> None:
-        """Level 1 of full-resolution rows from 2 * done[0] on (columns from ``x0``, even),
-        an odd last row carried to the next strip."""
+    def _half(self, k: int, block: np.ndarray, x0: int) -> np.ndarray:
+        """Level k + 1 of level k's rows from 2 * done[k] on (columns from ``x0``, even), an odd
+        last row carried to the next strip; returns the rows made."""
         pairs, w = block.shape[1] // 2, block.shape[2] // 2
         level = np.empty((block.shape[0], pairs, w), block.dtype)
-        for r in range(0, pairs, HALF_ROWS):  # in pieces: the uint32 sums of a whole strip are 4x its size
-            level[:, r : r + HALF_ROWS] = half(block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)], self.nodata)
-        with rasterio.open(self.paths[0], "r+") as dst:
-            dst.write(level, window=Window(x0 // 2, self.done[0], w, pairs))
-        self.carry = (2 * (self.done[0] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
-        self.done[0] += pairs
+        for r in range(0, pairs, HALF_ROWS):  # in pieces: the sums of a whole strip are 2x to 4x its size
+            piece = block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)]
+            level[:, r : r + HALF_ROWS] = half_float(piece, self.spec.get("nodata")) if self.floats else half(piece, self.nodata)
+        with rasterio.open(self.paths[k], "r+") as dst:
+            dst.write(level, window=Window(x0 // 2, self.done[k], w, pairs))
+        self.carry[k] = (2 * (self.done[k] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
+        self.done[k] += pairs
+        return level
 
-    def _block(self, rows, y0) -> np.ndarray | None:
-        """Rows from level 1's next source row on, or None when they are not in memory (a
-        resumed run's rows, a width GDAL does not average in pairs)."""
-        if rows is None or not self.in_memory:
+    def _block(self, k: int, rows, y0) -> np.ndarray | None:
+        """Level k's rows from level k + 1's next source row on, or None when they are not in
+        memory (a resumed run's rows, a width GDAL does not average in pairs)."""
+        if rows is None or k >= self.memory_levels:
             return None
-        start = 2 * self.done[0]
+        start = 2 * self.done[k]
         if y0 == start:
             return rows
-        if self.carry is not None and self.carry[0] == start and y0 == start + 1:
-            return np.concatenate([self.carry[1], rows], axis=1)
+        carry = self.carry[k]
+        if carry is not None and carry[0] == start and y0 == start + 1:
+            return np.concatenate([carry[1], rows], axis=1)
         return None
 
     def finish(self) -> None:
@@ -207,3 +218,22 @@ def half(block: np.ndarray, nodata: int | None) -> np.ndarray:
     total += count // 2
     out = np.where(count > 0, total // np.maximum(count, 1), nodata)
     return out.astype(block.dtype)
+
+
+def half_float(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """GDAL's 2x average overview of float bands x rows x columns (even sizes): each 2x2
+    group's valid pixels (not NaN, not ``nodata``) summed in float64 and divided by their
+    count, then rounded to float32; NaN where none is valid (nodata where it is a number).
+    Its decimated read rounds some pixels the other way, so it cannot stand in for this."""
+    invalid = np.isnan(block)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= block == nodata
+    values = np.where(invalid, 0.0, block.astype(np.float64))
+    total = values[:, 0::2] + values[:, 1::2]
+    total = total[..., 0::2] + total[..., 1::2]
+    valid = (~invalid).astype(np.uint8)
+    count = valid[:, 0::2] + valid[:, 1::2]
+    count = count[..., 0::2] + count[..., 1::2]
+    empty = np.nan if nodata is None or np.isnan(nodata) else nodata
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, empty).astype(block.dtype)

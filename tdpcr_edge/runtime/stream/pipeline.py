@@ -174,7 +174,7 @@ class ScenePipeline:
                     stages.postprocess += t1 - t0
                     self.cpu.add("blend", c1 - c0)
                     self.journal.add(y0, upto, arrays, band)
-                    self.put(self.q_flushed, (upto, arrays["reconstruction"], y0, (band.x0, band.x1)))
+                    self.put(self.q_flushed, (upto, arrays, y0, (band.x0, band.x1)))
                     stages.write += time.perf_counter() - t1
                     self.cpu.add("encode", time.thread_time() - c1)
                 continue
@@ -185,16 +185,19 @@ class ScenePipeline:
                 self.on_tile()
 
     def overview_stage(self) -> None:
-        """The reconstruction's overview levels, brought up to date after each strip, in
-        their own thread: on more cores than two they cost the writer nothing."""
+        """The outputs' overview levels, brought up to date after each strip, in their own
+        thread: on more cores than two they cost the writer nothing."""
         overviews = self.journal.scratch.overviews
-        overviews.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
+        for levels in overviews.values():
+            levels.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
         while True:
             item = self.get(self.q_flushed)
             if item is None:
                 return
             c0 = time.thread_time()
-            overviews.update(*item)
+            upto, arrays, y0, cols = item
+            for name, levels in overviews.items():
+                levels.update(upto, arrays[name], y0, cols)
             self.cpu.add("encode", time.thread_time() - c0)
 
     def _infer_batch(self, run: list) -> tuple[dict, float]:

@@ -156,7 +156,11 @@ def cloud_fraction(optical: np.ndarray, valid: np.ndarray, blue: int | None = 1)
 
 
 def check_not_all_nodata(reader: SceneReader, path: Path) -> None:
-    """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene."""
+    """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene. None to
+    look at where no file has a mask or a nodata value (GDAL would build an all-valid mask:
+    0.05 s of a replayed 2048^2 stream's set-up)."""
+    if not reader.opt.masked:
+        return
     h, w = min(reader.height, 512), min(reader.width, 512)
     masks = reader.opt.read_masks(out_shape=(reader.opt.count, h, w), resampling=Resampling.nearest)
     if not masks.any():

@@ -11,7 +11,6 @@ from the journal's last row on are rewritten in full)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from pathlib import Path
@@ -43,13 +42,13 @@ def scratch_specs(reader, meta: dict, bands: tuple[str, ...]) -> dict[str, dict]
 
 
 class ScratchRasters:
-    """The three scratch GeoTIFFs of one run, and the reconstruction's overview levels made
-    as its rows become final (``overviews``; ``cuts``: the columns where column bands meet)."""
+    """The three scratch GeoTIFFs of one run, and their overview levels made as rows become
+    final (``overviews``; ``cuts``: the columns where column bands meet)."""
 
     def __init__(self, folder: Path, specs: dict[str, dict], factors: list[int] = (), cuts: tuple[int, ...] = ()):
         self.folder, self.specs = folder, specs
-        self.lock = threading.Lock()  # the reconstruction's writes against the overviews' reads
-        self.overviews = StripOverviews(self.path("reconstruction"), specs["reconstruction"], list(factors), OVERVIEW_RESAMPLING["reconstruction"], self.lock, cuts)
+        self.locks = {name: threading.Lock() for name in NAMES}  # a file's writes against its overviews' reads
+        self.overviews = {name: StripOverviews(self.path(name), specs[name], list(factors), OVERVIEW_RESAMPLING[name], self.locks[name], cuts) for name in NAMES}
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.gtiff"
@@ -65,7 +64,8 @@ class ScratchRasters:
                     dst.write_colormap(1, colormap)
                 if tags:
                     dst.update_tags(**tags)
-        self.overviews.create()
+        for overviews in self.overviews.values():
+            overviews.create()
 
     def check(self) -> None:
         """Resume trusts these files: each must open with the grid this run writes."""
@@ -78,11 +78,12 @@ class ScratchRasters:
                 raise DataError(f"{path}: scratch raster of the interrupted run cannot be read ({exc}); delete {self.folder} and run again") from exc
             if not ok:
                 raise DataError(f"{path}: scratch raster does not match this run's grid; delete {self.folder} and run again")
-        self.overviews.create()  # remade from the rows the reconstruction holds
+        for overviews in self.overviews.values():
+            overviews.create()  # remade from the rows the scratch rasters hold
 
     def write(self, y0: int, y1: int, arrays: dict[str, np.ndarray], x0: int = 0) -> None:
         for name in NAMES:
             data = arrays[name]
             data = data if data.ndim == 3 else data[None]
-            with self.lock if name == "reconstruction" else contextlib.nullcontext(), rasterio.open(self.path(name), "r+") as dst:
+            with self.locks[name], rasterio.open(self.path(name), "r+") as dst:
                 dst.write(data, window=Window(x0, y0, data.shape[-1], y1 - y0))
