@@ -2,9 +2,10 @@
 pass over each whole scratch raster after the last tile.
 
 GDAL builds each overview level from the level above it (2x average, or mode for the class
-map). Where the level above has an even number of rows, a window of whole row pairs
-resampled by GDAL itself (a decimated read: the same kernel, the same nodata rule) gives
-the same pixels as the whole level does, so those levels are made as rows become final. They
+map). Where the level above has an even number of rows, a window of whole row pairs gives
+the same pixels as the whole level does, resampled by GDAL itself (a decimated read: the
+same kernel, the same nodata rule) or, for averages, by ``half`` and ``half_float`` (GDAL's
+kernel in numpy, from rows still in memory), so those levels are made as rows become final. They
 are written as GDAL's external overview files (``X.gtiff.ovr`` holds level 1,
 ``X.gtiff.ovr.ovr`` level 2, ...), which GDAL opens as the scratch raster's overviews and
 the COG driver reuses; the levels below the first odd one are built by GDAL at the end, on
@@ -150,7 +151,7 @@ class StripOverviews:
             window = Window(sx0, 2 * y, sx1 - sx0, min(2 * y1, sh) - 2 * y)
             with self.lock if k == 0 else contextlib.nullcontext(), rasterio.open(src_path) as src:
                 if self.floats:
-                    rows = half_float(src.read(window=window), self.spec.get("nodata"))
+                    rows = self._average(src.read(window=window))
                 else:
                     rows = src.read(window=window, out_shape=(src.count, y1 - y, dx1 - dx0), resampling=self.resampling)
             with rasterio.open(self.paths[k], "r+") as dst:
@@ -163,13 +164,16 @@ class StripOverviews:
         pairs, w = block.shape[1] // 2, block.shape[2] // 2
         level = np.empty((block.shape[0], pairs, w), block.dtype)
         for r in range(0, pairs, HALF_ROWS):  # in pieces: the sums of a whole strip are 2x to 4x its size
-            piece = block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)]
-            level[:, r : r + HALF_ROWS] = half_float(piece, self.spec.get("nodata")) if self.floats else half(piece, self.nodata)
+            level[:, r : r + HALF_ROWS] = self._average(block[:, 2 * r : 2 * min(r + HALF_ROWS, pairs)])
         with rasterio.open(self.paths[k], "r+") as dst:
             dst.write(level, window=Window(x0 // 2, self.done[k], w, pairs))
         self.carry[k] = (2 * (self.done[k] + pairs), block[:, 2 * pairs :]) if block.shape[1] % 2 else None
         self.done[k] += pairs
         return level
+
+    def _average(self, block: np.ndarray) -> np.ndarray:
+        """GDAL's 2x average of whole row and column pairs, in numpy."""
+        return half_float(block, self.spec.get("nodata")) if self.floats else half(block, self.nodata)
 
     def _block(self, k: int, rows, y0) -> np.ndarray | None:
         """Level k's rows from level k + 1's next source row on, or None when they are not in
@@ -207,14 +211,12 @@ def half(block: np.ndarray, nodata: int | None) -> np.ndarray:
         invalid = None
     if invalid is not None and nodata:
         block = np.where(invalid, 0, block)
-    rows = np.add(block[:, 0::2], block[:, 1::2], dtype=np.uint32)
-    total = np.add(rows[..., 0::2], rows[..., 1::2])
+    total = _sum_2x2(block, np.uint32)
     if invalid is None:
         total += 2
         total >>= 2
         return total.astype(block.dtype)
-    valid_rows = np.add(~invalid[:, 0::2], ~invalid[:, 1::2], dtype=np.uint8)
-    count = np.add(valid_rows[..., 0::2], valid_rows[..., 1::2])
+    count = _sum_2x2(~invalid, np.uint8)
     total += count // 2
     out = np.where(count > 0, total // np.maximum(count, 1), nodata)
     return out.astype(block.dtype)
@@ -228,12 +230,15 @@ def half_float(block: np.ndarray, nodata: float | None) -> np.ndarray:
     invalid = np.isnan(block)
     if nodata is not None and not np.isnan(nodata):
         invalid |= block == nodata
-    values = np.where(invalid, 0.0, block.astype(np.float64))
-    total = values[:, 0::2] + values[:, 1::2]
-    total = total[..., 0::2] + total[..., 1::2]
-    valid = (~invalid).astype(np.uint8)
-    count = valid[:, 0::2] + valid[:, 1::2]
-    count = count[..., 0::2] + count[..., 1::2]
+    total = _sum_2x2(np.where(invalid, 0.0, block.astype(np.float64)))
+    count = _sum_2x2(~invalid, np.uint8)
     empty = np.nan if nodata is None or np.isnan(nodata) else nodata
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, empty).astype(block.dtype)
+
+
+def _sum_2x2(a: np.ndarray, dtype=None) -> np.ndarray:
+    """Sums of each 2x2 group of bands x rows x columns (even sizes): row pairs first, whole
+    rows at a time (``half``'s measured order), in ``dtype``."""
+    rows = np.add(a[:, 0::2], a[:, 1::2], dtype=dtype)
+    return np.add(rows[..., 0::2], rows[..., 1::2])
