@@ -10,7 +10,7 @@ kept for the report's peer row ("what a user gets by loading our FP32 graph unch
 Compiled models are cached (OpenVINO's model cache, keyed by graph, precision and device),
 so a second start skips compilation. openvino is imported on activation only: the package
 imports without it; onnx only for a graph given in memory or to explain a refusal (importing
-it cost 0.87 s of a CLI stream's start on a 2-core AMD EPYC)."""
+it took 0.9 to 1.2 s of a CLI stream's start on a 2-core AMD EPYC)."""
 
 from __future__ import annotations
 

@@ -325,8 +325,8 @@ print("ok")
 
 
 def test_an_artifact_runs_on_openvino_without_importing_onnx(fp32_artifact, tiles):
-    """OpenVINO reads the artifact's model.onnx itself: importing onnx cost 0.87 s of a CLI
-    stream's start. A fresh process loads, runs and compares with this one's result."""
+    """OpenVINO reads the artifact's model.onnx itself: importing onnx took about a second of
+    a CLI stream's start. A fresh process loads, runs and compares with this one's result."""
     optical, sar = batch(tiles)
     here = load_runner(fp32_artifact, backend="openvino")(optical, sar)["reconstruction"]
     code = ("import sys, numpy as np; from tdpcr_edge.runtime import load_runner\n"
