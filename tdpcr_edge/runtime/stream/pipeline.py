@@ -86,6 +86,7 @@ class ScenePipeline:
         self.bands = column_bands(self.grid, width=opts.band_width)
         self.edges = EdgePieces(partial)
         scratch = ScratchRasters(partial, scratch_specs(self.reader, meta, self.norm.optical_bands), overview_factors(self.reader.width, self.reader.height), tuple(b.x0 for b in self.bands[1:]))
+        cleanup.callback(scratch.close)
         self.journal = Journal(partial, journal_fingerprint(opts, meta, self.reader, workers, self.bands), scratch)
         if opts.resume and self.journal.load(strict=opts.resume is True):
             self.resumed_from = self.journal.flushed

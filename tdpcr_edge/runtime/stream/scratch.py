@@ -81,6 +81,11 @@ class ScratchRasters:
         for overviews in self.overviews.values():
             overviews.create()  # remade from the rows the scratch rasters hold
 
+    def close(self) -> None:
+        """The overview level files' handles (a failed run's too)."""
+        for overviews in self.overviews.values():
+            overviews.close()
+
     def write(self, y0: int, y1: int, arrays: dict[str, np.ndarray], x0: int = 0) -> None:
         for name in NAMES:
             data = arrays[name]
