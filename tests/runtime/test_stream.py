@@ -202,6 +202,30 @@ def test_a_banded_run_resumes_mid_band_to_the_same_cogs(wide_scene, tmp_path, ra
     assert not (tmp_path / "resumed" / ".partial").exists()
 
 
+def test_a_run_with_tiled_scratch_rasters_resumes_to_the_same_cogs(tmp_path, random_checkpoint):
+    """520 x 260: tiled scratch rasters (256-pixel blocks, which strips of 48 rows end inside)
+    and overview levels made from rows in memory; stopped three quarters through, resumed:
+    the same COGs as a run never stopped."""
+    folder = tmp_path / "scene"
+    write_scene(folder, make_scene(6, 0, (520, 260)))
+    straight = run_stream(opts(folder, tmp_path / "straight", random_checkpoint, batch=1, quicklook=False))
+    seen = []
+
+    def stop_after():
+        seen.append(1)
+        if len(seen) == 3 * straight["tiles"]["processed"] // 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stream(opts(folder, tmp_path / "resumed", random_checkpoint, batch=1, quicklook=False), on_tile=stop_after)
+    journal = json.loads((tmp_path / "resumed" / ".partial" / "journal.json").read_text())
+    assert 256 < journal["flushed"] < 520 and journal["flushed"] % 256
+    again = run_stream(opts(folder, tmp_path / "resumed", random_checkpoint, batch=1, quicklook=False, resume=True))
+    assert again["tiles"]["resumed_from_row"] == journal["flushed"]
+    for name in ("reconstruction.tif", "classes.tif", "confidence.tif"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
 class _Probe:
     """Wraps the stream's runner: records each call's batch size and the most calls in flight."""
 
