@@ -92,6 +92,7 @@ class BandStack:
         self._identity = all(f.scale == 1.0 and f.offset == 0.0 and f.units != "linear" for f in f0)
         self._fast = (len(self._groups) == 1 and not self._groups[0].warped and self._identity
                       and self._groups[0].indexes == list(range(1, first.count + 1)) and all(f.nodata is None for f in f0))
+        self.read_dtype = self.dtype if self._identity else np.dtype(np.float32)  # what read() returns
         self.profile = {"crs": self.crs, "transform": self.transform, "width": self.width, "height": self.height,
                         "nodata": self.nodata, "count": self.count, "dtype": str(self.dtype)}
 
@@ -152,20 +153,26 @@ class BandStack:
         valid = self._read(window, out_shape, resampling, with_valid=True)[1]
         return np.where(valid, 255, 0).astype(np.uint8)
 
-    def read_valid(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels and where every band holds data, from one read per file."""
-        return self._read(window, None, Resampling.nearest, with_valid=True)
+    def read_valid(self, window: Window, out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels and where every band holds data, from one read per file; into ``out``
+        (``count`` x h x w of ``read_dtype``, h x w bool; views of a larger buffer will do)
+        when given."""
+        return self._read(window, None, Resampling.nearest, with_valid=True, into=out)
 
-    def _read(self, window, out_shape, resampling, with_valid: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _read(self, window, out_shape, resampling, with_valid: bool, into=None) -> tuple[np.ndarray, np.ndarray | None]:
         h, w = self._shape(window, out_shape)
-        valid = np.ones((h, w), bool) if with_valid else None
+        valid = None
+        if with_valid:
+            valid = np.ones((h, w), bool) if into is None else into[1]
+            valid[...] = True
         if self._fast:
             g = self._groups[0]
-            data = self._guard(lambda: g.reader.read(window=window, out_shape=out_shape and (self.count, h, w), resampling=resampling))
+            data = self._guard(lambda: g.reader.read(window=window, out_shape=out_shape and (self.count, h, w), resampling=resampling,
+                                                     **({"out": into[0]} if into is not None else {})))
             if with_valid and g.masked:
                 valid &= (self._guard(lambda: g.reader.read_masks(window=window, out_shape=(self.count, h, w))) != 0).all(0)
             return data, valid
-        out = np.empty((self.count, h, w), self.dtype if self._identity else np.float32)
+        out = np.empty((self.count, h, w), self.read_dtype) if into is None else into[0]
         for g in self._groups:
             data = self._guard(lambda: g.reader.read(g.indexes, window=window, out_shape=(len(g.indexes), h, w), resampling=resampling))
             if with_valid and g.read_masks:

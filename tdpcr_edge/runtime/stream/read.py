@@ -45,7 +45,11 @@ class SceneReader:
         # rows, so a striped file is not read a few rows at a time).
         block = self.opt.block_shapes[0][0] if self.opt.block_shapes else 256
         self.chunk = block * max(1, -(-CHUNK_ROWS // block))
-        self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Each chunk is decoded left to right as reads reach its columns, in whole block
+        # columns: the first tiles of a chunk go on while the rest of it is still to decode
+        # (a whole 2048-pixel chunk held the stream's first tile back 90 ms, AMD EPYC).
+        self.block_cols = self.opt.block_shapes[0][1] if self.opt.block_shapes else 256
+        self._chunks: dict[int, list] = {}  # chunk -> [optical, SAR, valid, columns decoded]
         self.span = (0, self.width)  # the columns chunks hold: a column band's (``columns``)
         # Which band scores cloud: blue (B02) where the model has it, else the first band.
         self.blue = index_of(norm.optical_bands, "B02", "B01", "B03")
@@ -90,16 +94,9 @@ class SceneReader:
         first, last = y0 // self.chunk, (y1 - 1) // self.chunk
         for k in [k for k in self._chunks if not first <= k <= last]:
             del self._chunks[k]  # at most the chunks of one read are kept
-        parts = []
-        for k in range(first, last + 1):
-            if k not in self._chunks:
-                w = Window(self.span[0], k * self.chunk, self.span[1] - self.span[0], min(self.chunk, self.height - k * self.chunk))
-                o, valid = self.opt.read_valid(w)
-                s, sar_valid = self.sar_src.read_valid(w)
-                self._chunks[k] = (o, s, valid & sar_valid)
-            parts.append(self._chunks[k])
-        cuts = []
         x0, x1 = x0 - self.span[0], x1 - self.span[0]
+        parts = [self._decoded(k, x1) for k in range(first, last + 1)]
+        cuts = []
         for k, (o, s, valid) in zip(range(first, last + 1), parts):
             a, b = max(y0 - k * self.chunk, 0), min(y1 - k * self.chunk, self.chunk)
             cuts.append((o[:, a:b, x0:x1], s[:, a:b, x0:x1], valid[a:b, x0:x1]))
@@ -107,6 +104,26 @@ class SceneReader:
             o, s, valid = cuts[0]
             return o, s, valid.copy()  # valid is narrowed in place by the caller
         return tuple(np.concatenate([c[i] for c in cuts], axis=1 if i < 2 else 0) for i in range(3))
+
+    def _decoded(self, k: int, upto: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chunk k, decoded at least to column ``upto`` of the span (to the block column's end)."""
+        width, rows = self.span[1] - self.span[0], min(self.chunk, self.height - k * self.chunk)
+        chunk = self._chunks.get(k)
+        if chunk is None:
+            chunk = self._chunks[k] = [np.empty((self.opt.count, rows, width), self.opt.read_dtype),
+                                       np.empty((self.sar_src.count, rows, width), self.sar_src.read_dtype), np.empty((rows, width), bool), 0]
+        o, s, valid, done = chunk
+        if upto > done:
+            # Block columns of the file, which the span's start need not be aligned to.
+            end = min(width, -(-(self.span[0] + upto) // self.block_cols) * self.block_cols - self.span[0])
+            w = Window(self.span[0] + done, k * self.chunk, end - done, rows)
+            cols = slice(done, end)
+            self.opt.read_valid(w, out=(o[:, :, cols], valid[:, cols]))
+            sar_valid = np.empty((rows, end - done), bool)
+            self.sar_src.read_valid(w, out=(s[:, :, cols], sar_valid))
+            valid[:, cols] &= sar_valid
+            chunk[3] = end
+        return o, s, valid
 
     def close(self) -> None:
         self.sar_src.close()
