@@ -180,20 +180,26 @@ def test_a_band_narrower_than_the_tile_is_refused_before_anything_is_written(sce
     assert not (tmp_path / "out").exists()
 
 
-def test_a_banded_run_resumes_mid_band_to_the_same_cogs(wide_scene, tmp_path, random_checkpoint):
-    """Stopped in the third band (the journal, the scratch rasters and the edge pieces left as a
-    kill leaves them), resumed: the same COGs as a run never stopped."""
-    straight = run_stream(opts(wide_scene, tmp_path / "straight", random_checkpoint, batch=1, band_width=300, quicklook=False))
+def _straight_and_stopped(options, tmp_path, part: tuple[int, int]) -> tuple[dict, dict]:
+    """A run never stopped (``tmp_path/straight``) and one stopped after ``part`` (num, den) of its
+    tiles (``tmp_path/resumed``, left as a kill leaves it): the first's record, the second's journal."""
+    straight = run_stream(options(tmp_path / "straight"))
     seen = []
 
     def stop_after():
         seen.append(1)
-        if len(seen) == 2 * straight["tiles"]["processed"] // 3:
+        if len(seen) == part[0] * straight["tiles"]["processed"] // part[1]:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_stream(opts(wide_scene, tmp_path / "resumed", random_checkpoint, batch=1, band_width=300, quicklook=False), on_tile=stop_after)
-    journal = json.loads((tmp_path / "resumed" / ".partial" / "journal.json").read_text())
+        run_stream(options(tmp_path / "resumed"), on_tile=stop_after)
+    return straight, json.loads((tmp_path / "resumed" / ".partial" / "journal.json").read_text())
+
+
+def test_a_banded_run_resumes_mid_band_to_the_same_cogs(wide_scene, tmp_path, random_checkpoint):
+    """Stopped in the third band (the journal, the scratch rasters and the edge pieces left as a
+    kill leaves them), resumed: the same COGs as a run never stopped."""
+    straight, journal = _straight_and_stopped(lambda out: opts(wide_scene, out, random_checkpoint, batch=1, band_width=300, quicklook=False), tmp_path, (2, 3))
     assert journal["band"] == 2 and journal["flushed"] > 0 and not (tmp_path / "resumed" / "reconstruction.tif").exists()
     again = run_stream(opts(wide_scene, tmp_path / "resumed", random_checkpoint, batch=1, band_width=300, quicklook=False, resume=True))
     assert again["tiles"]["resumed_from_band"] == 2 and again["tiles"]["processed"] < straight["tiles"]["processed"]
@@ -208,17 +214,7 @@ def test_a_run_with_tiled_scratch_rasters_resumes_to_the_same_cogs(tmp_path, ran
     the same COGs as a run never stopped."""
     folder = tmp_path / "scene"
     write_scene(folder, make_scene(6, 0, (520, 260)))
-    straight = run_stream(opts(folder, tmp_path / "straight", random_checkpoint, batch=1, quicklook=False))
-    seen = []
-
-    def stop_after():
-        seen.append(1)
-        if len(seen) == 3 * straight["tiles"]["processed"] // 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_stream(opts(folder, tmp_path / "resumed", random_checkpoint, batch=1, quicklook=False), on_tile=stop_after)
-    journal = json.loads((tmp_path / "resumed" / ".partial" / "journal.json").read_text())
+    straight, journal = _straight_and_stopped(lambda out: opts(folder, out, random_checkpoint, batch=1, quicklook=False), tmp_path, (3, 4))
     assert 256 < journal["flushed"] < 520 and journal["flushed"] % 256
     again = run_stream(opts(folder, tmp_path / "resumed", random_checkpoint, batch=1, quicklook=False, resume=True))
     assert again["tiles"]["resumed_from_row"] == journal["flushed"]
