@@ -62,3 +62,16 @@ def test_sizes_must_be_a_multiple_of_the_models_stride(args, flag, tmp_path, cap
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and f"{flag} " in lines[0] and "not a multiple of 4" in lines[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_piped_output_keeps_long_lines_whole(tmp_path):
+    """Piped, a line naming a long path stays one line (rich wrapped it at the console's width)."""
+    import subprocess
+    import sys
+
+    long = "/" + "/".join(["a-folder-with-a-long-name"] * 12) + "/reconstruction.tif"
+    code = ("from tdpcr_edge.cli.console import console, err_console, print_wrote\n"
+            f"print_wrote({long!r}); console.print('x ' * 150); err_console.print('y ' * 150)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert [line.rstrip() for line in done.stdout.splitlines()] == [f"wrote {long}", ("x " * 150).rstrip()]
+    assert [line.rstrip() for line in done.stderr.splitlines()] == [("y " * 150).rstrip()]
