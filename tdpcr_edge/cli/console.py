@@ -10,11 +10,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-# Piped or logged output (CI, `| tee`) gets a wide fixed width instead of rich's 80
-# columns, which would crush the tables, and its lines are not wrapped: a summary line
-# naming a long path stays one line for grep.
-console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200, soft_wrap=not sys.stderr.isatty())
+def _console(stream, **kw) -> Console:
+    # Piped or logged output (CI, `| tee`) gets a wide fixed width instead of rich's 80
+    # columns, which would crush the tables, and its lines are not wrapped: a summary line
+    # naming a long path stays one line for grep.
+    piped = not stream.isatty()
+    return Console(width=200 if piped else None, soft_wrap=piped, **kw)
+
+
+console = _console(sys.stdout)
+err_console = _console(sys.stderr, stderr=True)
 
 
 @contextmanager

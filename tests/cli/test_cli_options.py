@@ -1,6 +1,8 @@
 """Every numeric option of every command is checked at the boundary: a value out of its range
 is one line naming the option, exit 2, before any work (nothing is written)."""
 
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -64,11 +66,8 @@ def test_sizes_must_be_a_multiple_of_the_models_stride(args, flag, tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
-def test_piped_output_keeps_long_lines_whole(tmp_path):
+def test_piped_output_keeps_long_lines_whole():
     """Piped, a line naming a long path stays one line (rich wrapped it at the console's width)."""
-    import subprocess
-    import sys
-
     long = "/" + "/".join(["a-folder-with-a-long-name"] * 12) + "/reconstruction.tif"
     code = ("from tdpcr_edge.cli.console import console, err_console, print_wrote\n"
             f"print_wrote({long!r}); console.print('x ' * 150); err_console.print('y ' * 150)")
