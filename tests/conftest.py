@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,17 @@ from tdpcr_edge.data.scenes import write_synthetic
 from tdpcr_edge.model import build_model
 from tdpcr_edge.train.checkpoint import Checkpoint, save_checkpoint
 from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
+
+
+def pytest_configure(config):
+    """One graph cache per test run (tdpcr_edge.export.graph_cache), shared by the xdist
+    workers, which inherit this process's environment, and by every CLI the tests start: the
+    run traces each graph once, and never reads one that an earlier run or the user left."""
+    if hasattr(config, "workerinput"):
+        return
+    folder = tempfile.mkdtemp(prefix="tdpcr-graph-cache-")
+    os.environ["TDPCR_GRAPH_CACHE"] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

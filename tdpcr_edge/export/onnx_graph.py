@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import ConfigError, RunFailed
 from ..model import TDPCR
 from ..model.pgf import PromptGuidedFusion
+from . import graph_cache
 from .plugin_op import count_plugin_nodes, register_schema, translation_table
 
 INPUT_NAMES = ("optical", "sar")
@@ -43,7 +44,8 @@ class GraphModule(nn.Module):
 
 
 # Graphs already exported in this process, by weights, config and options: exporting costs
-# 20-30 s on two cores, and bench (or a test session) exports one model at several precisions.
+# 20-50 s on two cores, and bench (or a test session) exports one model at several precisions.
+# Between processes, ``graph_cache`` keeps them on disk.
 _EXPORTED: dict[str, bytes] = {}
 
 
@@ -51,7 +53,7 @@ def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
     import hashlib
 
     clips = sorted(getattr(model, "activation_clips", {}).items())  # train.qat.clip_activations
-    h = hashlib.sha256(repr((model.config.to_dict(), tile, plugin, simplify, OPSET, clips)).encode())
+    h = hashlib.sha256(repr((model.config.to_dict(), tile, plugin, simplify, OPSET, clips, graph_cache.code_fingerprint())).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -61,12 +63,17 @@ def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
 def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: bool = True) -> onnx.ModelProto:
     """Export ``model`` (left untouched) to an ONNX model proto, opset 18, dynamic batch,
     height and width. ``plugin`` replaces each PGF by one TDP_PGF node. The same weights
-    and options exported again in this process return a copy of the first graph."""
+    and options exported again, in this process or from the graph cache, return a copy of
+    the first graph."""
     key = _export_key(model, tile, plugin, simplify)
     if key not in _EXPORTED:
         if len(_EXPORTED) >= 8:
             _EXPORTED.pop(next(iter(_EXPORTED)))
-        _EXPORTED[key] = _export(model, tile, plugin, simplify).SerializeToString()
+        data = graph_cache.load(key)
+        if data is None:
+            data = _export(model, tile, plugin, simplify).SerializeToString()
+            graph_cache.store(key, data)
+        _EXPORTED[key] = data
     return onnx.ModelProto.FromString(_EXPORTED[key])
 
 

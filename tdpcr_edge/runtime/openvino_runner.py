@@ -23,6 +23,7 @@ import numpy as np
 
 from ..contract import OUTPUTS
 from ..errors import INSTALL as EXTRAS, CheckpointError, ConfigError, MissingDependency
+from ..io_utils import user_cache
 from ..probe import cpu_cores, cpu_isa
 from .runner import Runner
 from .signal_stack import kept_signal_stack
@@ -39,7 +40,7 @@ def cache_dir() -> Path:
     env = os.environ.get("TDPCR_OPENVINO_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tdpcr-edge" / "openvino"
+    return user_cache("openvino")
 
 
 def import_openvino():

@@ -326,22 +326,6 @@ def test_ort_runner_in_a_fresh_interpreter(tmp_path, random_checkpoint):
     assert "(1, 13, 32, 32)" in p.stdout
 
 
-def test_export_reuses_a_graph_only_for_the_same_weights_and_options(random_checkpoint, monkeypatch):
-    import tdpcr_edge.export.onnx_graph as og
-
-    model = load_checkpoint(random_checkpoint).build()
-    calls = []
-    real = og._export
-    monkeypatch.setattr(og, "_export", lambda *a: calls.append(a[1]) or real(*a))
-    monkeypatch.setattr(og, "_EXPORTED", {})
-    first, again = export_onnx(model, tile=32), export_onnx(model, tile=32)
-    assert calls == [32] and first == again and first is not again
-    with torch.no_grad():
-        next(model.parameters()).add_(1.0)
-    export_onnx(model, tile=32)
-    assert calls == [32, 32]
-
-
 def test_int8_graph_computes_what_quantisation_aware_training_simulates():
     """The deployed INT8 graph and the training-time simulation (train.qat) must round the
     same tensors the same way, or a --qat model is trained for a graph it never runs in.

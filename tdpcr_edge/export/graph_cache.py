@@ -1,0 +1,94 @@
+"""Traced graphs kept on disk between processes: ``torch.onnx.export`` costs 20-50 s on two
+cores, and each `tdpcr-edge export` of the same checkpoint at another precision (a fresh
+process) would trace the same graph again.
+
+An entry is the simplified FP32 graph, named by a key that covers everything that decides
+it: the weights, config, tile and options (``onnx_graph._export_key``), the source of the
+packages that build and trace the model, and the versions of the libraries that trace and
+simplify it. Any change to one of them is a new key, so a stale graph is never read; an entry
+whose content does not match the digest stored with it is removed and the graph traced again.
+
+``$TDPCR_GRAPH_CACHE`` names the folder (default ``~/.cache/tdpcr-edge/graphs``); ``off``
+keeps nothing. The newest ``KEEP`` entries are kept. A cache that cannot be written costs
+nothing but the trace: it is never a reason for an export to fail."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from importlib import metadata
+from pathlib import Path
+
+from ..io_utils import atomic_path, user_cache
+
+ENV = "TDPCR_GRAPH_CACHE"
+KEEP = 16
+PACKAGE = Path(__file__).resolve().parents[1]
+# What builds the model and traces it (the plugin node's name, version and schema too): a
+# change to any of these files changes every key.
+SOURCES = ("model", "export", "contract.py", "runtime/graph.py")
+LIBRARIES = ("torch", "onnx", "onnxscript", "onnxsim")
+
+
+def cache_dir() -> Path | None:
+    env = os.environ.get(ENV)
+    if env and env.lower() in ("off", "0", "none"):
+        return None
+    return Path(env) if env else user_cache("graphs")
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(root: Path = PACKAGE, sources: tuple[str, ...] = SOURCES) -> str:
+    """sha256 of the Python sources ``root/<sources>`` (files, or folders' .py files) and the
+    tracing libraries' versions."""
+    h = hashlib.sha256()
+    for source in sources:
+        for path in sorted((root / source).rglob("*.py")) if (root / source).is_dir() else [root / source]:
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    for name in LIBRARIES:
+        try:
+            h.update(f"{name}=={metadata.version(name)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{name} absent".encode())
+    return h.hexdigest()
+
+
+def _path(folder: Path, key: str) -> Path:
+    return folder / f"{key}.graph"  # the graph's sha256, then the serialised ONNX model
+
+
+def load(key: str) -> bytes | None:
+    """The serialised graph stored under ``key``, or None."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    path = _path(folder, key)
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    data = blob[32:]
+    if hashlib.sha256(data).digest() != blob[:32]:
+        path.unlink(missing_ok=True)  # damaged on disk: traced again
+        return None
+    try:
+        os.utime(path)  # the entries used last are the ones kept
+    except OSError:
+        pass
+    return data
+
+
+def store(key: str, data: bytes) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        with atomic_path(_path(folder, key)) as tmp:
+            tmp.write_bytes(hashlib.sha256(data).digest() + data)
+        entries = sorted(folder.glob("*.graph"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
