@@ -14,6 +14,7 @@ nothing but the trace: it is never a reason for an export to fail."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -70,14 +71,13 @@ def load(key: str) -> bytes | None:
     except OSError:
         return None
     data = blob[32:]
-    if hashlib.sha256(data).digest() != blob[:32]:
-        path.unlink(missing_ok=True)  # damaged on disk: traced again
-        return None
-    try:
-        os.utime(path)  # the entries used last are the ones kept
-    except OSError:
-        pass
-    return data
+    damaged = hashlib.sha256(data).digest() != blob[:32]
+    with contextlib.suppress(OSError):  # a read-only cache still serves its entries
+        if damaged:
+            path.unlink()  # traced again
+        else:
+            os.utime(path)  # the entries used last are the ones kept
+    return None if damaged else data
 
 
 def store(key: str, data: bytes) -> None:
