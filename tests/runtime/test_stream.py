@@ -283,6 +283,44 @@ def test_workers_split_batches_and_agree(scene, tmp_path, random_checkpoint, mon
         run_stream(opts(scene, tmp_path / "w0", random_checkpoint, workers=0))
 
 
+def test_a_batch_reaches_the_writer_before_the_next_is_read(scene, tmp_path, random_checkpoint, monkeypatch):
+    """A finished batch is handed to the writer while the reader is still on the next one: the
+    reader, held after the first batch's tiles until a tile is blended, is not waited for
+    (the first batch used to leave only when the next batch was submitted)."""
+    import threading
+
+    import tdpcr_edge.runtime.stream.pipeline as stream
+
+    blended, waited = threading.Event(), []
+
+    def gated(*args):
+        for n, item in enumerate(real(*args), 1):
+            yield item
+            if n == 3 and not waited:  # the first batch (batch=3) is queued
+                waited.append(blended.wait(20))
+
+    real = stream.row_items
+    monkeypatch.setattr(stream, "row_items", gated)
+    run_stream(opts(scene, tmp_path / "out", random_checkpoint, workers=1, quicklook=False), on_tile=blended.set)
+    assert waited == [True]
+
+
+def test_a_failure_to_create_the_scratch_rasters_ends_the_run(scene, tmp_path, random_checkpoint, monkeypatch):
+    """The scratch rasters are created in the overview thread while the reader starts: a
+    failure there is the run's error, the writer does not wait for them, no output appears."""
+    from tdpcr_edge.runtime.stream.scratch import ScratchRasters
+
+    def fail(self):
+        raise DataError("scratch: no space left on device")
+
+    monkeypatch.setattr(ScratchRasters, "create", fail)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="no space left"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, quicklook=False))
+    assert time.perf_counter() - t0 < 30
+    assert not any((tmp_path / "out").glob("*.tif"))
+
+
 def test_only_cpu_backends_share_the_cores(random_checkpoint):
     from tdpcr_edge.probe import cpu_cores
     from tdpcr_edge.runtime.torch_runner import TorchRunner

@@ -7,6 +7,7 @@ One concern per module, in the order a tile meets them:
 - ``read``: the scene's optical and SAR, checked against each other, read by window.
 - ``pipeline``: reader, inference workers and writer in threads joined by bounded queues,
   then the run record (``run_stream``).
+- ``infer``: the inference stage: tiles batched, run on the workers, handed on in order.
 - ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
 - ``bands``: a wide scene's column bands, and the edge pieces where two bands meet.
 - ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.

@@ -13,12 +13,9 @@ import queue
 import shutil
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import rasterio
 
 from ...data.normalize import Normalization
@@ -28,9 +25,10 @@ from ..tiles import TileGrid
 from .assemble import assemble
 from .bands import EdgePieces, blend_tile, column_bands
 from .blend import Blender, Journal, journal_fingerprint
+from .infer import InferenceStage
 from .overviews import overview_factors
 from .scratch import ScratchRasters, scratch_specs
-from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner, worker_slices
+from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner
 from .read import SceneReader, check_not_all_nodata, row_items
 from .record import CpuTime, PeakMemory, Stages, run_record
 
@@ -94,8 +92,13 @@ class ScenePipeline:
             if partial.exists():
                 shutil.rmtree(partial)
             partial.mkdir(parents=True)
-            self.journal.start()
             self.resumed_from = None
+        # A new run's scratch rasters are created by the overview thread as the stream starts
+        # (43 ms on a 2048^2 scene, AMD EPYC), beside the reader's first reads; the writer
+        # waits for them before its first strip.
+        self.scratch_ready = threading.Event()
+        if self.resumed_from is not None:
+            self.scratch_ready.set()
         # Where the stream starts: a band, and the first tile row touching a row it has not finished.
         self.start = (self.journal.band, self.journal.flushed, self.grid.first_row_touching(self.journal.flushed))
         self.stages = Stages()
@@ -115,6 +118,12 @@ class ScenePipeline:
                 return
             except queue.Full:
                 continue
+
+    def wait(self, event: threading.Event) -> bool:
+        while not event.wait(0.2):
+            if self.stop.is_set():
+                return False
+        return True
 
     def get(self, q):
         while not self.stop.is_set():
@@ -168,7 +177,7 @@ class ScenePipeline:
                 continue
             if item[0] == "row":
                 upto = self.grid.final_rows(item[1])
-                if upto > blender.base:
+                if upto > blender.base and self.wait(self.scratch_ready):
                     y0 = blender.base
                     arrays = blender.take(upto)
                     t1, c1 = time.perf_counter(), time.thread_time()
@@ -188,6 +197,9 @@ class ScenePipeline:
     def overview_stage(self) -> None:
         """The outputs' overview levels, brought up to date after each strip, in their own
         thread: on more cores than two they cost the writer nothing."""
+        if not self.scratch_ready.is_set():
+            self.journal.start()
+            self.scratch_ready.set()
         overviews = self.journal.scratch.overviews
         for levels in overviews.values():
             levels.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
@@ -201,73 +213,6 @@ class ScenePipeline:
                 levels.update(upto, arrays[name], y0, cols)
             self.cpu.add("encode", time.thread_time() - c0)
 
-    def _infer_batch(self, run: list) -> tuple[dict, float]:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        res = self.runner(np.stack([p[2] for p in run]), np.stack([p[3] for p in run]))
-        self.cpu.add("infer", time.thread_time() - c0)
-        return res, time.perf_counter() - t0
-
-    def _emit_front(self, inflight: deque) -> None:
-        entry = inflight.popleft()
-        if entry[0] != "batch":  # a row or band marker
-            self.put(self.q_out, entry)
-            return
-        _, future, items = entry
-        res = None
-        if future is not None:
-            res, seconds = future.result()
-            self.stages.infer += seconds
-        k = 0
-        for _, t, optical, _sar, valid, skip in items:
-            h, w = int(t.window.height), int(t.window.width)
-            if skip:
-                self.counts["skipped"] += 1
-                self.put(self.q_out, ("tile", t, optical[:, :h, :w], None, np.zeros((h, w), np.float32), valid))
-            else:
-                self.put(self.q_out, ("tile", t, res["reconstruction"][k][:, :h, :w], res["segmentation"][k][:, :h, :w], res["reliance"][k][0, :h, :w], valid))
-                k += 1
-            self.counts["tiles"] += 1
-
-    def infer_stage(self) -> None:
-        """Batches of one tile row on ``workers`` threads; results leave in submission order
-        (row markers included), so the writer sees exactly what a single worker would give."""
-        pending: list = []
-        inflight: deque = deque()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="tdpcr-infer") as pool:
-
-            def flush_batch():
-                if not pending:
-                    return
-                for part in worker_slices(len(pending), self.workers):
-                    items = pending[part]
-                    run = [p for p in items if not p[5]]
-                    inflight.append(("batch", pool.submit(self._infer_batch, run) if run else None, items))
-                pending.clear()
-                # At most `workers` batches computing or waiting to be emitted: memory stays bounded.
-                while sum(e[0] == "batch" for e in inflight) > self.workers:
-                    self._emit_front(inflight)
-
-            try:
-                # Already active: leaving it frees the model before the COG assembly, unless
-                # the runner serves the next scene too.
-                with contextlib.nullcontext() if self.keep_active else self.runner:
-                    while True:
-                        item = self.get(self.q_in)
-                        if item is None:
-                            break
-                        if item[0] != "tile":  # a row or band marker
-                            flush_batch()  # batches never span rows, so a resumed run batches alike
-                            inflight.append(item)
-                            continue
-                        pending.append(item)
-                        if len(pending) == self.opts.batch:
-                            flush_batch()
-                    flush_batch()
-                    while inflight:
-                        self._emit_front(inflight)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-
     def run(self, wall0: float, on_tile, on_start) -> dict:
         self.on_tile = on_tile
         if on_start:
@@ -278,7 +223,7 @@ class ScenePipeline:
         for thread in (reader_thread, writer_thread, overview_thread):
             thread.start()
         try:
-            self._guarded(self.infer_stage)()
+            self._guarded(InferenceStage(self).run)()
         finally:
             self.put(self.q_out, None)  # the writer drains what is queued, then ends (at once if stopped)
             writer_thread.join()
