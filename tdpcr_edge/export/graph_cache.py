@@ -10,7 +10,9 @@ whose content does not match the digest stored with it is removed and the graph 
 
 ``$TDPCR_GRAPH_CACHE`` names the folder (default ``~/.cache/tdpcr-edge/graphs``); ``off``
 keeps nothing. The newest ``KEEP`` entries are kept. A cache that cannot be written costs
-nothing but the trace: it is never a reason for an export to fail."""
+nothing but the trace: it is never a reason for an export to fail. Processes that need the
+same missing graph at once trace it once: the others wait on a lock file beside the entry
+(``tracing``) and then read the entry the first one stored."""
 
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ import hashlib
 import os
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 from ..io_utils import atomic_path, user_cache
 
 ENV = "TDPCR_GRAPH_CACHE"
 KEEP = 16
+# How long a process waits for another's trace of the same graph before tracing it itself
+# (one trace takes 20-50 s on two cores, twice that beside a second trace).
+LOCK_WAIT_S = 600
 PACKAGE = Path(__file__).resolve().parents[1]
 # What builds the model and traces it (the plugin node's name, version and schema too): a
 # change to any of these files changes every key.
@@ -80,6 +86,31 @@ def load(key: str) -> bytes | None:
     return None if damaged else data
 
 
+@contextlib.contextmanager
+def tracing(key: str) -> Iterator[None]:
+    """Held while ``key``'s graph is traced and stored, so that a second process missing the
+    same graph waits for the first's entry (``load`` it again inside) instead of tracing it
+    beside it. The lock is the OS's (flock): a holder killed midway releases it. A cache that
+    cannot hold a lock file, or a holder still tracing after ``LOCK_WAIT_S``, costs only the
+    trace."""
+    from filelock import FileLock, Timeout
+
+    folder = cache_dir()
+    lock = None
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(folder / f"{key}.lock", timeout=LOCK_WAIT_S)
+            lock.acquire()
+        except (OSError, Timeout):
+            lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def store(key: str, data: bytes) -> None:
     folder = cache_dir()
     if folder is None:
@@ -90,5 +121,6 @@ def store(key: str, data: bytes) -> None:
         entries = sorted(folder.glob("*.graph"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in entries[KEEP:]:
             old.unlink(missing_ok=True)
+            old.with_suffix(".lock").unlink(missing_ok=True)
     except OSError:
         return

@@ -71,8 +71,11 @@ def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: b
             _EXPORTED.pop(next(iter(_EXPORTED)))
         data = graph_cache.load(key)
         if data is None:
-            data = _export(model, tile, plugin, simplify).SerializeToString()
-            graph_cache.store(key, data)
+            with graph_cache.tracing(key):
+                data = graph_cache.load(key)  # traced by another process while this one waited
+                if data is None:
+                    data = _export(model, tile, plugin, simplify).SerializeToString()
+                    graph_cache.store(key, data)
         _EXPORTED[key] = data
     return onnx.ModelProto.FromString(_EXPORTED[key])
 

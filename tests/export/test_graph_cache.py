@@ -41,6 +41,61 @@ def test_a_graph_is_traced_once_then_reused_in_process_and_from_disk(random_chec
     assert calls == [32, 32]  # no cache: traced again
 
 
+def test_two_exports_of_one_missing_graph_at_once_trace_it_once(random_checkpoint, cache, monkeypatch):
+    """Two exporters (threads here, xdist workers or CLI processes in use: the lock is a file
+    lock, which two handles contend for as two processes do) miss the same graph at once: the
+    first traces it, the second waits and reads the first's entry."""
+    import threading
+    import time
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    x, y = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]), helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]))
+    calls, both_missed, local = [], threading.Barrier(2), threading.local()
+
+    def traced(*a):
+        calls.append(a[1])
+        time.sleep(1.0)  # the other exporter is at the lock by now
+        return graph
+
+    real_load = gc.load
+
+    def load(key):  # each exporter's first look finds the graph missing before either traces
+        data = real_load(key)
+        if not getattr(local, "looked", False):
+            local.looked = True
+            both_missed.wait(10)
+        return data
+
+    monkeypatch.setattr(og, "_export", traced)
+    monkeypatch.setattr(gc, "load", load)
+    model, results = load_checkpoint(random_checkpoint).build(), []
+
+    def one():
+        og._EXPORTED.pop(og._export_key(model, 32, False, True), None)  # as two processes: neither sees the other's in memory
+        results.append(export_onnx(model, tile=32))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert calls == [32] and results == [graph, graph]
+    assert isinstance(results[0], onnx.ModelProto) and len(list(cache.glob("*.graph"))) == 1
+
+
+def test_a_cache_that_cannot_hold_a_lock_still_traces(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(gc.ENV, str(blocker / "graphs"))
+    ran = []
+    with gc.tracing("k"):
+        ran.append(1)
+    assert ran == [1]
+
+
 def test_the_key_changes_with_weights_tile_and_plugin(random_checkpoint):
     model = load_checkpoint(random_checkpoint).build()
     key = og._export_key(model, 32, False, True)
