@@ -321,6 +321,54 @@ def test_a_failure_to_create_the_scratch_rasters_ends_the_run(scene, tmp_path, r
     assert not any((tmp_path / "out").glob("*.tif"))
 
 
+def test_small_outputs_are_assembled_beside_the_reconstructions_last_levels(scene, tmp_path, random_checkpoint, monkeypatch):
+    """The class and confidence maps' COG copies start once their own overview levels are
+    final, while the reconstruction's last levels are still being made."""
+    import importlib
+
+    from tdpcr_edge.runtime.stream.overviews import StripOverviews
+
+    assembly = importlib.import_module("tdpcr_edge.runtime.stream.assemble")
+    times = {}
+    real_update, real_copy = StripOverviews.update, assembly.rio_copy
+
+    def update(self, flushed, *args, **kw):
+        real_update(self, flushed, *args, **kw)
+        if self.base.name == "reconstruction.gtiff" and flushed == 150:  # the scene's last strip
+            time.sleep(1.0)
+            times["reconstruction levels final"] = time.perf_counter()
+
+    def copy(src, dst, **kw):
+        times.setdefault(Path(src).stem, time.perf_counter())
+        return real_copy(src, dst, **kw)
+
+    monkeypatch.setattr(StripOverviews, "update", update)
+    monkeypatch.setattr(assembly, "rio_copy", copy)
+    run_stream(opts(scene, tmp_path / "out", random_checkpoint, quicklook=False))
+    assert times["classes"] < times["reconstruction levels final"] and times["confidence"] < times["reconstruction levels final"]
+    assert times["reconstruction"] > times["reconstruction levels final"]
+
+
+def test_an_output_that_fails_to_assemble_leaves_none(scene, tmp_path, random_checkpoint, monkeypatch):
+    """The three COGs are renamed into place together: one failing copy leaves no output and no
+    temporary file."""
+    import importlib
+
+    assembly = importlib.import_module("tdpcr_edge.runtime.stream.assemble")
+    real_copy = assembly.rio_copy
+
+    def copy(src, dst, **kw):
+        if Path(src).stem == "confidence":
+            raise rasterio.errors.RasterioIOError(f"{dst}: No space left on device")
+        return real_copy(src, dst, **kw)
+
+    monkeypatch.setattr(assembly, "rio_copy", copy)
+    with pytest.raises(rasterio.errors.RasterioIOError, match="No space left"):
+        run_stream(opts(scene, tmp_path / "out", random_checkpoint, quicklook=False))
+    left = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".partial")
+    assert left == []
+
+
 def test_only_cpu_backends_share_the_cores(random_checkpoint):
     from tdpcr_edge.probe import cpu_cores
     from tdpcr_edge.runtime.torch_runner import TorchRunner

@@ -1,11 +1,13 @@
 """Assembly: the scratch rasters, complete, get their overviews and become cloud-optimised
-GeoTIFFs, each renamed into place only when complete."""
+GeoTIFFs, renamed into place together only when all are complete."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import rasterio
 from rasterio.shutil import copy as rio_copy
@@ -26,22 +28,32 @@ COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate
                "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
 
 
-def assemble(out: Path, journal: Journal, compress: str = "zstd") -> tuple[list[str], float]:
-    """Scratch rasters -> COGs, each renamed into place only when complete; returns the
-    files and the CPU seconds of the threads that made them. The three outputs are made at
-    once, in threads: GDAL's COG copy runs outside the GIL, so the small class and confidence
-    maps cost no wall time beside the reconstruction."""
-    def one(name: str) -> tuple[str, float]:
+class Stopped(Exception):
+    """The run stopped (another stage failed) while an output waited to be assembled."""
+
+
+def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callable[[str], bool] | None = None) -> tuple[list[str], float]:
+    """Scratch rasters -> COGs, renamed into place together once all three are complete;
+    returns the files and the CPU seconds of the threads that made them. The three outputs are
+    made at once, in threads: GDAL's COG copy runs outside the GIL, so the small class and
+    confidence maps cost no wall time beside the reconstruction. ``ready(name)`` waits until
+    that output's overview levels are final (False: the run stopped), so an output's copy
+    starts while the others' last levels are still being made."""
+    def one(name: str, tmp: Path) -> float:
         c0 = time.thread_time()
-        final, scratch = out / f"{name}.tif", journal.scratch.path(name)
+        if ready is not None and not ready(name):
+            raise Stopped(name)
         # Overviews built on the uncompressed scratch file and reused by the COG driver: left
         # to it, it writes them to a compressed temporary file and reads them back (0.67 s
         # against 0.32 s for a 1024^2 reconstruction, identical pixels).
         journal.scratch.overviews[name].finish()  # the levels not made during the stream
-        with atomic_path(final) as tmp:
-            rio_copy(str(scratch), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
-        return final.name, time.thread_time() - c0
+        rio_copy(str(journal.scratch.path(name)), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
+        return time.thread_time() - c0
 
-    with ThreadPoolExecutor(len(NAMES), thread_name_prefix="tdpcr-cog") as pool:
-        done = list(pool.map(one, NAMES))
-    return [name for name, _ in done], sum(cpu for _, cpu in done)
+    # Each output is made under a temporary name; if one fails, none is renamed.
+    with contextlib.ExitStack() as stack:
+        tmps = {name: stack.enter_context(atomic_path(out / f"{name}.tif")) for name in NAMES}
+        with ThreadPoolExecutor(len(NAMES), thread_name_prefix="tdpcr-cog") as pool:
+            futures = [pool.submit(one, name, tmps[name]) for name in NAMES]
+            cpu = sum(f.result() for f in futures)
+    return list(OUTPUTS), cpu

@@ -22,12 +22,12 @@ from ...data.normalize import Normalization
 from ...io_utils import write_json
 from ..runner import Runner
 from ..tiles import TileGrid
-from .assemble import assemble
+from .assemble import Stopped, assemble
 from .bands import EdgePieces, blend_tile, column_bands
 from .blend import Blender, Journal, journal_fingerprint
 from .infer import InferenceStage
 from .overviews import overview_factors
-from .scratch import ScratchRasters, scratch_specs
+from .scratch import NAMES, ScratchRasters, scratch_specs
 from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner
 from .read import SceneReader, check_not_all_nodata, row_items
 from .record import CpuTime, PeakMemory, Stages, run_record
@@ -97,6 +97,7 @@ class ScenePipeline:
         # (43 ms on a 2048^2 scene, AMD EPYC), beside the reader's first reads; the writer
         # waits for them before its first strip.
         self.scratch_ready = threading.Event()
+        self.levels_final = {name: threading.Event() for name in NAMES}  # the overview thread's, for the assembly
         if self.resumed_from is not None:
             self.scratch_ready.set()
         # Where the stream starts: a band, and the first tile row touching a row it has not finished.
@@ -203,15 +204,22 @@ class ScenePipeline:
         overviews = self.journal.scratch.overviews
         for levels in overviews.values():
             levels.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
+        # The scene's last strip: the small outputs' levels first, whose COG copies then start
+        # beside the reconstruction's last levels (35 ms of a 2048^2 scene's, AMD EPYC).
+        names = sorted(overviews, key=lambda name: name == "reconstruction")
         while True:
             item = self.get(self.q_flushed)
             if item is None:
-                return
+                break
             c0 = time.thread_time()
             upto, arrays, y0, cols = item
-            for name, levels in overviews.items():
-                levels.update(upto, arrays[name], y0, cols)
+            for name in names:
+                overviews[name].update(upto, arrays[name], y0, cols)
+                if upto == self.grid.height and cols[1] == self.grid.width:
+                    self.levels_final[name].set()
             self.cpu.add("encode", time.thread_time() - c0)
+        for final in self.levels_final.values():
+            final.set()  # a resumed run that had every row: nothing came
 
     def run(self, wall0: float, on_tile, on_start) -> dict:
         self.on_tile = on_tile
@@ -222,19 +230,24 @@ class ScenePipeline:
         overview_thread = threading.Thread(target=self._guarded(self.overview_stage), daemon=True)
         for thread in (reader_thread, writer_thread, overview_thread):
             thread.start()
+        t0 = None
         try:
             self._guarded(InferenceStage(self).run)()
-        finally:
             self.put(self.q_out, None)  # the writer drains what is queued, then ends (at once if stopped)
             writer_thread.join()
             self.put(self.q_flushed, None)  # likewise the overviews, after the writer's last strip
-            overview_thread.join()
-            self.stop.set()
-            reader_thread.join()
+            if not self.errors:
+                # Each output's COG starts once its overview levels are final.
+                t0 = time.perf_counter()
+                written, cpu = assemble(self.out, self.journal, self.opts.compress, ready=lambda name: self.wait(self.levels_final[name]))
+        except Stopped:
+            pass  # the stage that failed is in self.errors
+        finally:
+            self.stop.set()  # a failure anywhere ends every stage still waiting
+            for thread in (writer_thread, overview_thread, reader_thread):
+                thread.join()
         if self.errors:
             raise self.errors[0]
-        t0 = time.perf_counter()
-        written, cpu = assemble(self.out, self.journal, self.opts.compress)
         self.stages.write += time.perf_counter() - t0
         self.cpu.add("encode", cpu)
         for stage, seconds in self.reader.cpu.items():
