@@ -66,6 +66,7 @@ def check_inference_precision(precision: str | None) -> None:
 
 class OpenVinoRunner(Runner):
     name = "openvino"
+    activates_on_any_thread = True  # a compiled model serves calls from any thread
 
     def __init__(self, model: str | Path | onnx.ModelProto, config: dict, inference_precision: str | None = "f32",
                  threads: int | None = None, cache: str | Path | None = None, device: str = "CPU"):

@@ -16,6 +16,10 @@ from .runner import Runner
 class OrtRunner(Runner):
     name = "ort"
 
+    @property
+    def activates_on_any_thread(self) -> bool:  # a CPU session serves calls from any thread
+        return self.providers == ["CPUExecutionProvider"]
+
     def __init__(self, model: str | Path | onnx.ModelProto, config: dict, providers: list[str] | None = None, threads: int | None = None):
         """``model``: an .onnx path or a model proto; ``config``: the model config dict
         (manifest["model"])."""

@@ -21,6 +21,10 @@ from ..errors import DataError
 
 class Runner(ABC):
     name: str = "runner"
+    # Whether ``activate`` may run on another thread than the calls that follow (the scene
+    # stream activates such a runner while it opens and first reads the scene): not where
+    # activation binds something to its thread (a CUDA context) or sets what a thread keeps.
+    activates_on_any_thread: bool = False
 
     def __init__(self, multiple: int, optical_bands: int, sar_bands: int):
         self.multiple = multiple

@@ -369,6 +369,49 @@ def test_an_output_that_fails_to_assemble_leaves_none(scene, tmp_path, random_ch
     assert left == []
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_runner_is_activated_while_the_scene_is_opened(scene, tmp_path, random_checkpoint, monkeypatch, fails):
+    """A runner that may be activated on any thread (OpenVINO, ONNX Runtime on the CPU) is
+    activated beside the set-up and the first reads; one that cannot start leaves nothing."""
+    import threading
+
+    import tdpcr_edge.runtime.stream.pipeline as stream
+    from tdpcr_edge.errors import CheckpointError
+    from tdpcr_edge.runtime.torch_runner import TorchRunner
+
+    events = {}
+
+    class SlowStart(TorchRunner):
+        activates_on_any_thread = True
+
+        def activate_impl(self):
+            events["activating on"] = threading.current_thread().name
+            time.sleep(0.5)
+            if fails:
+                raise CheckpointError("model.onnx: cannot compile this graph; export the artifact again")
+            super().activate_impl()
+            events["active"] = time.perf_counter()
+
+    class Reader(stream.SceneReader):
+        def __init__(self, *args, **kw):
+            events.setdefault("opening the scene", time.perf_counter())
+            super().__init__(*args, **kw)
+
+    real = stream.open_runner
+    monkeypatch.setattr(stream, "open_runner", lambda model, backend: (SlowStart(random_checkpoint), real(model, backend)[1]))
+    monkeypatch.setattr(stream, "SceneReader", Reader)
+    out = tmp_path / "new" / "out"
+    if fails:
+        with pytest.raises(CheckpointError, match="cannot compile"):
+            run_stream(opts(scene, out, random_checkpoint, workers=1, quicklook=False))
+        assert not (tmp_path / "new").exists()
+        return
+    run_stream(opts(scene, out, random_checkpoint, workers=1, quicklook=False))
+    assert events["activating on"] != threading.main_thread().name
+    assert events["opening the scene"] < events["active"]
+    assert (out / "reconstruction.tif").exists()
+
+
 def test_only_cpu_backends_share_the_cores(random_checkpoint):
     from tdpcr_edge.probe import cpu_cores
     from tdpcr_edge.runtime.torch_runner import TorchRunner

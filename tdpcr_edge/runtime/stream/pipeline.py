@@ -25,7 +25,7 @@ from ..tiles import TileGrid
 from .assemble import Stopped, assemble
 from .bands import EdgePieces, blend_tile, column_bands
 from .blend import Blender, Journal, journal_fingerprint
-from .infer import InferenceStage
+from .infer import Activation, InferenceStage
 from .overviews import overview_factors
 from .scratch import NAMES, ScratchRasters, scratch_specs
 from .options import StreamOptions, check_stream_options, check_writable, default_workers, open_runner
@@ -62,23 +62,28 @@ def _run_stream(opts: StreamOptions, on_tile, on_start, opened=None) -> dict:
     workers = runner.share_cpu(opts.workers or default_workers())
     # Deactivated and closed however the run ends: a torch CPU runner restores the thread
     # count it set, and the reader's files are not left open by a refused scene.
-    with runner, contextlib.ExitStack() as cleanup:
-        return ScenePipeline(opts, runner, meta, workers, cleanup).run(wall0, on_tile, on_start)
+    with contextlib.ExitStack() as cleanup:
+        activation = Activation(runner)
+        cleanup.callback(activation.close)
+        return ScenePipeline(opts, runner, meta, workers, cleanup, activation=activation).run(wall0, on_tile, on_start)
 
 
 class ScenePipeline:
     """One scene through reader, inference workers and writer. Every queue wait checks
     ``stop``, so a failure in any stage ends the others promptly; the first error is raised."""
 
-    def __init__(self, opts: StreamOptions, runner: Runner, meta: dict, workers: int, cleanup: contextlib.ExitStack, keep_active: bool = False):
+    def __init__(self, opts: StreamOptions, runner: Runner, meta: dict, workers: int, cleanup: contextlib.ExitStack, keep_active: bool = False,
+                 activation: Activation | None = None):
         self.opts, self.runner, self.meta, self.workers = opts, runner, meta, workers
-        self.keep_active = keep_active
+        self.keep_active, self.activation = keep_active, activation
         self.norm = Normalization.from_dict(meta["normalization"])
         self.reader = SceneReader(opts.optical, opts.sar, self.norm, opts.align, opts.resolution, opts.optical_offset)
         cleanup.callback(self.reader.close)
         self.grid = TileGrid(self.reader.height, self.reader.width, opts.tile, opts.overlap)
         check_not_all_nodata(self.reader, opts.optical)
         self.out = Path(opts.out)
+        # The topmost folder of ``out`` this run creates: a runner that cannot start removes it.
+        self.created = next((p for p in reversed([self.out, *self.out.parents]) if not p.exists()), None)
         check_writable(self.out)
         partial = self.out / PARTIAL
         self.bands = column_bands(self.grid, width=opts.band_width)
@@ -247,6 +252,8 @@ class ScenePipeline:
             for thread in (writer_thread, overview_thread, reader_thread):
                 thread.join()
         if self.errors:
+            if self.activation is not None and self.activation.failed and self.resumed_from is None:
+                shutil.rmtree(self.created or self.out / PARTIAL, ignore_errors=True)  # a runner that cannot start leaves nothing
             raise self.errors[0]
         self.stages.write += time.perf_counter() - t0
         self.cpu.add("encode", cpu)
