@@ -46,7 +46,7 @@ def _rows() -> dict:
     (symmetric INT8) on the same runtime: {name: (combo, artifact, runner options)}."""
     rows = {}
     for c in select(None, "fp32,bf16,int8"):
-        if c.device != "cpu":
+        if c.device != "cpu" or c.variant == "nncf":  # NNCF's peer row: bench_alone and bench run it
             continue
         name = c.name.removesuffix("-cpu").replace("-eager", "")
         options = {"inference_precision": precisions.get("bf16").inference_precision(c.backend)} if c.precision == "bf16" else {}

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from tdpcr_edge.probe import device_info
-from tdpcr_edge.bench import BenchOptions, accuracy_fields, ensure_artifacts, ensure_engine, make_runner, method_text
+from tdpcr_edge.bench import BenchOptions, accuracy_fields, artifact_key, artifact_keys, ensure_artifacts, ensure_engine, method_text
 from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
-from tdpcr_edge.runtime.combos import COMBOS, unavailable
+from tdpcr_edge.runtime.combos import COMBOS, make_runner, unavailable
 from tdpcr_edge.runtime.torch_runner import TorchRunner
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
@@ -37,7 +37,7 @@ def setup(tmp_path_factory):
     opts = BenchOptions(report=root, tiles=TILES, tile=TILE, warmup=WARMUP, iterations=ROUNDS, artifacts=Path(artifacts) if artifacts else None)
     ckpt = load_checkpoint(None)
     tiles = tiles_from("synthetic", TILES, TILE, ckpt.normalization, ckpt.config.num_classes, DRIFT_SEED)
-    needed = sorted({c.precision for c in COMBOS if c.needs_artifact and not unavailable(c)})
+    needed = artifact_keys([c for c in COMBOS if not unavailable(c)])
     artifacts, _ = ensure_artifacts(opts, needed, lambda name: None)
     torch.set_num_threads(os.cpu_count())
     return {"opts": opts, "ckpt": ckpt, "tiles": tiles, "artifacts": artifacts, "reference": TorchRunner(ckpt.path), "cache": {}}
@@ -49,7 +49,7 @@ def test_precision_row(benchmark, setup, combo):
     if reason:
         pytest.skip(reason)
     ckpt, tiles = setup["ckpt"], setup["tiles"]
-    artifact = setup["artifacts"].get(combo.precision) if combo.needs_artifact else None
+    artifact = setup["artifacts"].get(artifact_key(combo)) if combo.needs_artifact else None
     engine = ensure_engine(artifact, setup["opts"].report / "engines", combo.precision) if combo.backend == "trt" else None
     runner = make_runner(combo, ckpt.path, artifact, engine).activate()
     drift, setup["cache"]["ref"] = measure_drift(setup["reference"], runner, tiles, ckpt.config.num_classes, setup["cache"].get("ref"))

@@ -23,7 +23,7 @@ from .train import TrainOptions, load_checkpoint, train
 from .train.qat import enable_fake_quant, load_fake_quant_ranges
 
 FUSIONS = ("pgf", "concat")
-# The bar the product claims (DESIGN section 6): PGF ahead of concatenation under thick cloud.
+# The bar the product claims (docs/model.md#pgf-against-concatenation): PGF ahead of concatenation under thick cloud.
 CRITERIA = ("thick_psnr", "miou")
 
 

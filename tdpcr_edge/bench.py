@@ -18,19 +18,20 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .data.scenes import SceneArrays
 from .errors import ConfigError
+from .export import nncf_peer
 from .export.drift import measure_drift
 from . import precisions
 from .memory_probe import peak_memory_mb
 from .probe import cuda_available, device_info, device_label
-from .runtime.combos import Combo, combos as all_combos, make_runner, select, unavailable  # noqa: F401 (make_runner re-exported)
+from .runtime.combos import Combo, combos as all_combos, make_runner, select, unavailable
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
 from .runtime.torch_runner import TorchRunner
+from .timing import DEFAULT_ROUNDS, latency_fields, time_rows
 from .train.checkpoint import file_sha256, load_checkpoint
 
 ROW_FIELDS = (
@@ -50,6 +51,7 @@ class BenchOptions:
     tile: int = 256
     warmup: int = 3
     iterations: int = 20
+    rounds: int = DEFAULT_ROUNDS  # blocks per row, rotated (timing.time_rows)
     artifacts: Path | None = None  # default: REPORT/artifacts
     engines: Path | None = None  # default: REPORT/engines
     calib: str = "synthetic"
@@ -71,10 +73,14 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         f"{tiles} held-out {opts.tile}x{opts.tile} tiles (data {opts.data}), batch 1. Accuracy: every tile against its ground truth; "
         "deltas against torch FP32 on the CPU on the same tiles (PSNR in dB, mIoU in points). Latency: "
         f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
-        + ("every row timed interleaved, round-robin call by call with the order rotated each round, so a burst of load hits all rows alike; "
+        + (f"every row timed as it runs alone: in {min(opts.rounds, opts.iterations)} blocks of consecutive calls, one block per row and round, "
+           "each block after one untimed call, the order of the rows rotated each round; ONNX Runtime's threads do not spin between "
+           "calls, so no row's idle pool takes the cores from the next; a round whose median is over 10% slower than the row's best "
+           "round ran in a slow spell of the host and is left out (rounds kept: report.json's rounds_kept); "
            if timer == "tdpcr-edge bench" else "") +
-        "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls; "
-        "rows whose p25-p75 ranges overlap, or that run the same graph on the same backend, are tied, and a tie is broken by drift, then size; "
+        "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls kept; "
+        "rows whose p25-p75 ranges overlap, or whose kept rounds' medians overlap, or that run the same graph on the same backend, "
+        "are tied, and a tie is broken by drift, then size; "
         "tiles/s = timed calls / their total time. "
         f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
         "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
@@ -94,15 +100,32 @@ def _artifact_matches(path: Path, precision: str, sha: str, tile: int, target: s
             and m.get("target") == target)
 
 
+def artifact_key(combo: Combo) -> str:
+    """The artifact folder a row runs, named as ``ensure_artifacts`` keys it: its precision's,
+    or NNCF's INT8 IR for the ``openvino int8 nncf`` peer row."""
+    return nncf_peer.FOLDER if nncf_peer.is_row(combo) else combo.precision
+
+
+def artifact_keys(combos: list[Combo]) -> list[str]:
+    """The artifact folders these rows run (``artifact_key``), in precision order, NNCF's last."""
+    keys = {artifact_key(k) for k in combos if k.needs_artifact}
+    return sorted(keys - {nncf_peer.FOLDER}, key=precisions.names().index) + sorted(keys & {nncf_peer.FOLDER})
+
+
 def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callable[[str], None]) -> tuple[dict[str, Path], list[str]]:
     """An artifact folder per precision, exported when missing; returns them and the names
-    of those exported now."""
+    of those exported now. ``nncf_peer.FOLDER`` among them is NNCF's INT8 IR, made from the
+    fp32 artifact (exported too if need be) unless a matching one is there."""
     from .export import ExportOptions, run_export
 
     ckpt = load_checkpoint(opts.checkpoint)
     sha = file_sha256(ckpt.path)
     root = Path(opts.artifacts or Path(opts.report) / "artifacts")
     paths, exported = {}, []
+    nncf = nncf_peer.FOLDER in precisions
+    precisions = [p for p in precisions if p != nncf_peer.FOLDER]
+    if nncf and nncf_peer.SOURCE_PRECISION not in precisions:
+        precisions.insert(0, nncf_peer.SOURCE_PRECISION)
     for precision in precisions:
         path = root / precision
         if not _artifact_matches(path, precision, sha, opts.tile, opts.target):
@@ -112,9 +135,13 @@ def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callab
             # Over-budget precisions are kept: the report is where their cost is shown.
             run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib,
                                      calib_tiles=opts.calib_tiles, eval_tiles=opts.eval_tiles, allow_drift=True, target=opts.target,
-                                     drift_budget=opts.drift_budget))
+                                     drift_budget=opts.drift_budget), on_stage=lambda stage, p=precision: on_stage(f"export {p}: {stage}"))
             exported.append(precision)
         paths[precision] = path
+    if nncf:
+        paths[nncf_peer.FOLDER] = root / nncf_peer.FOLDER
+        if nncf_peer.ensure(paths[nncf_peer.SOURCE_PRECISION], paths[nncf_peer.FOLDER], calib=opts.calib, calib_tiles=opts.calib_tiles, on_stage=on_stage):
+            exported.append(nncf_peer.FOLDER)
     return paths, exported
 
 
@@ -128,38 +155,29 @@ def ensure_engine(artifact: Path, engines: Path, precision: str) -> Path:
 
 
 def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
-    """Milliseconds per infer() call, batch 1, cycling through ``tiles``."""
-    return time_interleaved([runner], tiles, warmup, iterations)[0]
+    """Milliseconds per infer() call, batch 1, cycling through ``tiles``, in one block."""
+    return time_rows([_tile_calls(runner, tiles)], warmup, iterations, rounds=1, sync=_sync())[0].calls_ms
 
 
-def time_interleaved(runners: list[Runner], tiles: list[SceneArrays], warmup: int, iterations: int) -> list[list[float]]:
-    """Milliseconds per infer() call of each runner, batch 1, timed round-robin: call i of
-    every runner on tile i, the order rotated each round, so a burst of load on a noisy
-    machine hits every row alike instead of whichever row was being timed."""
-    cuda = cuda_available()
-    for runner in runners:
-        for i in range(warmup):
-            t = tiles[i % len(tiles)]
-            runner(t.optical[None], t.sar[None])
-    times: list[list[float]] = [[] for _ in runners]
-    for i in range(iterations):
+def _tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
+    """The i-th call of a row: ``runner`` on tile i (cycling), batch 1."""
+    def call(i: int):
         t = tiles[i % len(tiles)]
-        for k in [(i + j) % len(runners) for j in range(len(runners))]:
-            start = time.perf_counter()
-            runners[k](t.optical[None], t.sar[None])
-            if cuda:
-                torch.cuda.synchronize()
-            times[k].append((time.perf_counter() - start) * 1e3)
-    return times
+        return runner(t.optical[None], t.sar[None])
+    return call
+
+
+def _sync() -> Callable[[], None] | None:
+    return torch.cuda.synchronize if cuda_available() else None
 
 
 def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path | None, engine: Path | None) -> dict:
     """A report row's identity, size and accuracy, from a ``measure_drift`` result."""
-    model_path = engine / "model.engine" if engine else artifact / "model.onnx" if artifact else Path(checkpoint)
+    model_files = [engine / "model.engine"] if engine else nncf_peer.model_files(artifact) if artifact else [Path(checkpoint)]
     cand = drift["candidate"]
     row = {
         "backend": combo.backend, "precision": combo.precision, "variant": combo.variant, "device": combo.device,
-        "model_mb": model_path.stat().st_size / 2**20,
+        "model_mb": sum(f.stat().st_size for f in model_files) / 2**20,
         "psnr": cand["psnr"], "ssim": cand["ssim"], "sam": cand["sam"], "miou": cand["miou"],
         "psnr_delta": drift["psnr_delta"], "miou_delta": drift["miou_delta"],
         "max_abs_error": drift["max_abs_error"], "class_agreement": drift["class_agreement"],
@@ -172,19 +190,6 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
         row["export_gate"] = {"backend": gate.get("backend", "ort"), "within_budget": gate["within_budget"]}
         row["graph_sha256"] = manifest.get("onnx_sha256")  # identical graphs on one backend are tied
     return row
-
-
-def latency_fields(times_ms: list[float]) -> dict[str, float]:
-    """Median and spread (interquartile range) of the timed calls; rows whose ranges overlap
-    are tied (``report.bench_report.tied``)."""
-    a = np.asarray(times_ms)
-    return {
-        "latency_ms_p50": float(np.percentile(a, 50)),
-        "latency_ms_p25": float(np.percentile(a, 25)),
-        "latency_ms_p75": float(np.percentile(a, 75)),
-        "latency_ms_p95": float(np.percentile(a, 95)),
-        "tiles_per_s": float(len(a) / (a.sum() / 1e3)),
-    }
 
 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
@@ -213,7 +218,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
 
     stage("load held-out tiles")
     tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
-    artifacts, exported = ensure_artifacts(opts, sorted({k.precision for k in runnable if k.needs_artifact}, key=precisions.names().index), stage)
+    artifacts, exported = ensure_artifacts(opts, artifact_keys(runnable), stage)
     engines_root = Path(opts.engines or Path(opts.report) / "engines")
 
     stage("torch FP32 reference")
@@ -223,7 +228,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
     measured = []
     for combo in runnable:
         stage(combo.name)
-        artifact = artifacts.get(combo.precision) if combo.needs_artifact else None
+        artifact = artifacts.get(artifact_key(combo)) if combo.needs_artifact else None
         engine = ensure_engine(artifact, engines_root, combo.precision) if combo.reads == "engine" else None
         gc.collect()
         cuda = combo.device == "cuda"
@@ -236,9 +241,9 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         measured.append((combo, runner, artifact, engine, drift, start_s, peak))
-    # Every row's runner stays active, so the rows are timed interleaved, call by call.
-    stage(f"time {len(measured)} rows interleaved")
-    times = time_interleaved([m[1] for m in measured], tiles, opts.warmup, opts.iterations)
+    # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
+    times = time_rows([_tile_calls(m[1], tiles) for m in measured], opts.warmup, opts.iterations, opts.rounds, sync=_sync(),
+                      on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"))
     rows = []
     for (combo, runner, artifact, engine, drift, start_s, peak), row_times in zip(measured, times):
         power = TegraStats()
@@ -246,7 +251,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
             with power:
                 time_runner(runner, tiles, 0, opts.iterations)
         runner.deactivate()
-        lat = latency_fields(row_times)
+        lat = latency_fields(row_times.blocks)
         row = {
             **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
             **lat,

@@ -1,7 +1,7 @@
 """The artifact contract: what ``export`` and ``build-engine`` write and what the runtime
 reads, in one place that both sides import and that imports neither.
 
-    ART/manifest.json   DESIGN section 4's fields (``build_manifest`` / ``read_manifest``)
+    ART/manifest.json   the fields docs/architecture.md#the-artifact-contract lists (``build_manifest`` / ``read_manifest``)
     ENGINE/engine.json  TensorRT version, GPU, plugin digest, build options (``read_engine_record``)
 
 It also names what a graph must be called by: model inputs and outputs, the TDP_PGF plugin
@@ -25,7 +25,7 @@ from .errors import CheckpointError
 SCHEMA_VERSION = 1  # manifest.json
 ENGINE_SCHEMA = 1  # engine.json
 
-# Model boundary (DESIGN section 4): every backend returns these outputs.
+# Model boundary (docs/architecture.md#the-artifact-contract): every backend returns these outputs.
 OUTPUTS = ("reconstruction", "segmentation", "reliance")
 
 # The TDP_PGF plugin node: a plain ONNX node that TensorRT's parser maps to our creator.

@@ -122,10 +122,25 @@ def fast_cpu_rows(isa) -> list[str]:
         lines.append("bf16: not native on this CPU, skipped")
     if isa.int8_dot:
         lines.append("openvino int8 (VNNI/AMX integer dot products)")
+    elif isa.has("AVX2"):
+        lines.append("openvino int8 placed cpu-no-vnni (no VNNI: u8 x s8 pairs sum into saturating 16 bits, which the cpu placement "
+                     "overflows and cpu-no-vnni cannot; measured on AVX2: within budget, faster than f32; docs/cpu.md)")
     else:
-        lines.append("int8: no VNNI, so 16-bit sums saturate and INT8 leaves the drift budget (measured on AVX2: -2.3 dB); use fp32")
+        lines.append("int8: no AVX2 or INT8 dot product, not measured here; fp32")
     lines.append("ort int8: slower than ort fp32 on every CPU measured (its convolutions run in float; docs/benchmarks.md)")
     return lines
+
+
+def profile_pick(profile, isa) -> str:
+    """What a CPU profile picks on ``isa``: backend, precision and why; the INT8 placement
+    too where that row has its own (not the profile's default)."""
+    from . import precisions
+
+    precision, why = profile.precision_for(isa)
+    placement = profile.int8_placement_for(isa)
+    if precisions.get(precision).calibrated and placement != profile.default_int8_placement:
+        return f"{profile.backend} {precision}, placement {placement} ({why}; the profile's default is {profile.default_int8_placement})"
+    return f"{profile.backend} {precision} ({why})"
 
 
 def cpu_rows() -> list[Row]:
@@ -137,7 +152,5 @@ def cpu_rows() -> list[Row]:
             Row("CPU ISA", "info", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in isa.features.items())),
             Row("fast CPU rows here", "info", "; ".join(fast_cpu_rows(isa)))]
     for name in list_profiles("cpu"):
-        profile = load_profile(name)
-        precision, why = profile.precision_for(isa)
-        rows.append(Row(f"profile {name}", "info", f"{profile.backend} {precision} ({why})"))
+        rows.append(Row(f"profile {name}", "info", profile_pick(load_profile(name), isa)))
     return rows

@@ -2,7 +2,7 @@
 also inherits the matching built-in, so library callers catch them by the standard type
 (``except ValueError``) and the CLI prints one line and exits with the class's code.
 
-Exit codes (documented in docs/cli.md):
+Exit codes (documented in README.md, Commands, and docs/extending.md#errors-and-exit-codes):
     2  bad input or usage: a file, an option value, a missing library (one line, the fix)
     3  the drift gate refused an export: the artifact was measured and is over budget
 """
@@ -53,7 +53,7 @@ INSTALL = {
     "onnx": "pip install 'tdpcr-edge[export]'", "onnxruntime": "pip install 'tdpcr-edge[ort]'", "onnxsim": "pip install 'tdpcr-edge[export]'",
     "onnxscript": "pip install 'tdpcr-edge[export]'", "onnxconverter_common": "pip install 'tdpcr-edge[export]'",
     "onnxruntime_extensions": "pip install 'tdpcr-edge[export]'", "openvino": "pip install 'tdpcr-edge[openvino]'",
-    "matplotlib": "pip install 'tdpcr-edge[train]'", "ray": "pip install 'tdpcr-edge[cluster]'",
+    "matplotlib": "pip install 'tdpcr-edge[train]'", "ray": "pip install 'tdpcr-edge[cluster]'", "nncf": "pip install 'tdpcr-edge[nncf]'",
     "tensorrt": "JetPack's python3-libnvinfer, or pip install 'tdpcr-edge[trt]'",
 }
 

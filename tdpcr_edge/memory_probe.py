@@ -55,8 +55,9 @@ def _probe_memory(spec_path: str) -> None:
 def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3) -> float | None:
     """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
     memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
-    so later rows' growth read 0-3 MB whatever they needed. None where /proc is missing, and
-    for torch.compile, whose compiler's own memory would be all the figure said."""
+    so later rows' growth read next to nothing whatever they needed (docs/benchmarks.md).
+    None where /proc is missing, and for torch.compile, whose compiler's own memory would be
+    all the figure said."""
     if not Path("/proc/self/status").exists() or combo.variant == "compile":
         return None
     with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:

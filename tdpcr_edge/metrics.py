@@ -1,4 +1,4 @@
-"""Image-quality and segmentation metrics (DESIGN section 4).
+"""Image-quality and segmentation metrics (docs/datasets.md#metrics).
 
 Units: PSNR in dB on [0, 1] data (data range 1), SSIM with an 11 x 11 Gaussian window of
 sigma 1.5 averaged over bands, SAM in degrees, MAE on [0, 1] data, mIoU and OA in percent.

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .console import console, err_console, print_wrote
+from .console import console, print_wrote, stage_status
 from .options import Calib, CalibTiles, Checkpoint, DriftBudget, EvalTiles, Tile, choices, value
 
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         tile: Tile = 256,
         warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 3,
         iterations: Annotated[int, typer.Option(min=1, help="Timed calls per row.")] = 20,
+        rounds: Annotated[int, typer.Option(min=1, help="Blocks the timed calls of each row are split into; each block runs the row alone, the rows' order rotated each round; a round over 10% slower than the row's best is left out.")] = 5,
         artifacts: Annotated[Optional[Path], typer.Option(help="Where artifacts are reused from or exported to (default REPORT/artifacts).")] = None,
         calib: Calib = "synthetic",
         calib_tiles: CalibTiles = 32,
@@ -37,10 +38,10 @@ def register(app: typer.Typer) -> None:
         from ..report.bench_report import write_report
 
         opts = BenchOptions(report=report, checkpoint=checkpoint, backends=backends, precisions=precisions, data=data, tiles=tiles, tile=tile,
-                            warmup=warmup, iterations=iterations, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles,
+                            warmup=warmup, iterations=iterations, rounds=rounds, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles,
                             target=value(target), drift_budget=drift_budget, skip=skip)
-        with err_console.status("bench") as status:
-            result = run_bench(opts, on_stage=lambda name: status.update(f"bench: {name}"))
+        with stage_status("bench") as stage:
+            result = run_bench(opts, on_stage=stage)
         print_bench(result)
         print_wrote(*write_report(result, report))
 
@@ -57,7 +58,8 @@ def register(app: typer.Typer) -> None:
 
 def print_bench(report: dict) -> None:
     """The report's table, with the columns report.md has (one spec, ``bench_report.COLUMNS``)."""
-    from ..report.bench_report import COLUMNS, fastest_within_budget, row_label, table, tie_note
+    from ..report.bench_report import COLUMNS, table, tie_note
+    from ..report.rows import fastest_within_budget, row_label
 
     out = Table(title=f"accuracy against latency: {report['device_label']}, {report['date']}, {report.get('tiles', '?')} tiles")
     for header, _, _, align in COLUMNS:

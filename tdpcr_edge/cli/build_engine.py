@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .console import console, err_console
+from .console import console, stage_status
 from .options import choices, value
 
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from ..export.engine import build_engine
 
         # build_engine checks the artifact, its graph and the options before TensorRT is needed.
-        with err_console.status("building the TensorRT engine (minutes on a Jetson)"):
+        with stage_status("building the TensorRT engine (minutes on a Jetson)"):
             record = build_engine(artifact, out, target=value(target), plugin_lib=plugin_lib, timing_cache=timing_cache, workspace_mb=workspace,
                                   max_batch=max_batch)
         console.print(f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), {record['precision']}")

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .console import console, err_console
+from .console import console, stage_status
 from .options import choices, value
 
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         """The drift table of several artifacts side by side."""
         from ..export import compare_artifacts
 
-        with err_console.status("compare"):
+        with stage_status("compare"):
             rows = compare_artifacts(artifacts, data, tiles, value(backend))
         print_compare(rows)
 

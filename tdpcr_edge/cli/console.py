@@ -35,6 +35,20 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable]:
     err_console.print(f"{description}: {done}/{total:.0f} in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
+@contextmanager
+def stage_status(label: str) -> Iterator[Callable[[str], None]]:
+    """Progress of long work by stages: ``update(stage)``. On a terminal one line that changes
+    in place; piped or logged (CI, `make demo | tee`), which would show nothing of it, one
+    line per stage with the seconds since the start."""
+    if err_console.is_terminal:
+        with err_console.status(label) as status:
+            yield lambda stage: status.update(f"{label}: {stage}")
+        return
+    # No line before the first stage: bad options are refused in their one error line.
+    start = time.perf_counter()
+    yield lambda stage: err_console.print(f"{label}: {stage} ({time.perf_counter() - start:.0f} s)", highlight=False, markup=False)
+
+
 def fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 

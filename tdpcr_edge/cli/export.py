@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .console import console, err_console
+from .console import console, stage_status
 from .options import Calib, CalibTiles, Checkpoint, DriftBudget, EvalTiles, choices, value
 
 
@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: Checkpoint = None,
         target: Annotated[Optional[c.target], typer.Option(help="Deployment profile (sets precision, tile, drift backend; a CPU profile picks the precision from this CPU's ISA).")] = None,
         backend: Annotated[Optional[c.drift_backend], typer.Option(help="Runtime the drift is measured on (default: the target's, else ort; openvino for bf16).")] = None,
-        int8_placement: Annotated[Optional[c.placement], typer.Option(help="INT8 activations: tensorrt (symmetric INT8) or cpu (UINT8 where non-negative); default: the target's, else tensorrt.")] = None,
+        int8_placement: Annotated[Optional[c.placement], typer.Option(help="INT8 activations: tensorrt (symmetric INT8), cpu (UINT8 where non-negative; x86 with VNNI) or cpu-no-vnni (as cpu, every u8 x s8 pair sum within 16 bits: x86 without VNNI); default: the target's (x86-cpu: by this CPU's ISA), else tensorrt.")] = None,
         calib: Calib = "synthetic",
         calib_tiles: CalibTiles = 32,
         calib_method: Annotated[c.calib_method, typer.Option(help="Activation calibration.")] = "percentile",
@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
         opts = ExportOptions(out=out, precision=value(precision), checkpoint=checkpoint, target=value(target), calib=calib, calib_tiles=calib_tiles,
                              calib_method=value(calib_method), eval_data=eval_data, eval_tiles=eval_tiles, tile=tile, plugin=plugin,
                              drift_budget=drift_budget, allow_drift=allow_drift, backend=value(backend), int8_placement=value(int8_placement))
-        with err_console.status("export") as status:
-            manifest = run_export(opts, on_stage=lambda name: status.update(f"export: {name}"))
+        with stage_status("export") as stage:
+            manifest = run_export(opts, on_stage=stage)
         print_export(out, manifest)
 
 

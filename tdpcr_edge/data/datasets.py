@@ -11,7 +11,7 @@ Every command that takes ``--data`` accepts one spec:
 
 Readers are lazy: building one indexes file names and checks the layout (a missing file in
 a split is an error naming it); pixels are read with rasterio when a sample is asked for.
-Normalisation follows the published cloud-removal code (README, Data sets).
+Normalisation follows the published cloud-removal code (docs/datasets.md).
 """
 
 from __future__ import annotations

@@ -297,8 +297,8 @@ def sar_units(src) -> str:
     """``linear`` when a float raster holds no negative value and its median is below 1 (sigma0
     as power: 0.001 to 1), else ``db`` (backscatter in dB is mostly -30 to 0). Told from nine
     of the file's blocks spread over the scene: a decimated read of a file without overviews
-    decodes every block it samples from, which was the whole raster (0.26 s for a 2048^2
-    two-band DEFLATE file, AMD EPYC; most of a replayed stream's setup)."""
+    decodes every block it samples from, which is the whole raster, and would be most of a
+    stream's set-up (docs/streaming.md)."""
     if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
         return "db"
     bh, bw = src.block_shapes[0]
@@ -316,8 +316,8 @@ def sar_units(src) -> str:
 
 def _valid_values(src, **read) -> np.ndarray:
     """The finite values of a read where the band's mask holds data, as float64. Pixels and
-    masks read apart rather than ``masked=True``: that imports numpy.ma, 47 ms of a replayed
-    stream's set-up where Python writes no bytecode."""
+    masks read apart rather than ``masked=True``: that imports numpy.ma, a cost in the
+    stream's set-up where Python writes no bytecode (docs/streaming.md)."""
     data, masks = src.read(**read), src.read_masks(**read)
     values = np.asarray(data[masks != 0], np.float64)
     return values[np.isfinite(values)]

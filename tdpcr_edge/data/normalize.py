@@ -1,4 +1,4 @@
-"""Value conventions between raw rasters and model tensors (DESIGN section 4).
+"""Value conventions between raw rasters and model tensors (docs/datasets.md#scenes-and-value-conventions).
 
 The normalisation travels with every checkpoint, so a model is never fed data scaled
 differently from what it was trained on.

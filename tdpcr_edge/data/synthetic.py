@@ -1,4 +1,4 @@
-"""A procedural SAR-optical world (DESIGN section 5), deterministic from (seed, index).
+"""A procedural SAR-optical world (docs/datasets.md#the-synthetic-world), deterministic from (seed, index).
 
 Each sample is a small georeferenced scene: a land-cover map made of smooth random
 regions, Sentinel-2-like reflectance per class with texture, Sentinel-1-like backscatter

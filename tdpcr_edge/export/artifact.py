@@ -22,7 +22,7 @@ from ..runtime.torch_runner import TorchRunner
 from ..train.checkpoint import Checkpoint, load_checkpoint
 from .calibration import check_calibration_method
 from .drift import measure_drift, parse_budget
-from .profiles import INT8_PLACEMENTS, Profile, load_profile
+from .profiles import INT8_PLACEMENTS, UNSIGNED_PLACEMENTS, Profile, load_profile
 from .tiles import DRIFT_SEED, tiles_from
 
 
@@ -119,8 +119,8 @@ def resolve_runtime(opts: ExportOptions, profile: Profile | None, precision: str
     placement = opts.int8_placement or (profile.int8_placement if profile else "tensorrt")
     if placement not in INT8_PLACEMENTS:
         raise ConfigError(f"--int8-placement {placement}: choose one of {', '.join(INT8_PLACEMENTS)}")
-    if placement == "cpu" and profile is not None and not profile.is_cpu:
-        raise ConfigError(f"--int8-placement cpu writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt")
+    if placement in UNSIGNED_PLACEMENTS and profile is not None and not profile.is_cpu:
+        raise ConfigError(f"--int8-placement {placement} writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt")
     if backend == "openvino":
         from ..runtime.openvino_runner import check_inference_precision, import_openvino
 

@@ -21,8 +21,9 @@ def check_calibration_method(method: str) -> str:
 
 # Tiles per calibration group. ONNX Runtime's calibrator keeps every intermediate tensor of
 # every tile it has run until the group ends, then folds them into its histograms (or
-# min/max) and drops them: one call over 32 tiles peaked at 10.1 GB. Groups bound the peak
-# by the group, whatever the number of tiles.
+# min/max) and drops them, so one call over every tile peaks in proportion to the tiles
+# (docs/export.md#calibration-in-bounded-memory). Groups bound the peak by the group,
+# whatever the number of tiles.
 CALIB_GROUP = 1
 
 

@@ -56,7 +56,9 @@ def check_tensorrt_artifact(artifact: Path, manifest: dict, target: str | None =
     """Refuse artifacts made for a CPU runtime: UINT8 activations (TensorRT takes symmetric
     INT8 only) and bf16 (a runtime precision of OpenVINO, not a graph TensorRT can build);
     then the graph itself, node by node, against the target's TensorRT (export.trt_check)."""
-    if (manifest.get("calibration") or {}).get("placement") == "cpu":
+    from .profiles import UNSIGNED_PLACEMENTS
+
+    if (manifest.get("calibration") or {}).get("placement") in UNSIGNED_PLACEMENTS:
         raise ConfigError(f"{artifact}: exported for a CPU runtime (UINT8 activations), which TensorRT does not take; "
                           "export it again with a TensorRT --target or --int8-placement tensorrt")
     if manifest["precision"] == "bf16":

@@ -1,6 +1,6 @@
-"""Traced graphs kept on disk between processes: ``torch.onnx.export`` costs 20-50 s on two
-cores, and each `tdpcr-edge export` of the same checkpoint at another precision (a fresh
-process) would trace the same graph again.
+"""Traced graphs kept on disk between processes: ``torch.onnx.export`` is the slowest step of
+an export (docs/export.md), and each `tdpcr-edge export` of the same checkpoint at another
+precision (a fresh process) would trace the same graph again.
 
 An entry is the simplified FP32 graph, named by a key that covers everything that decides
 it: the weights, config, tile and options (``onnx_graph._export_key``), the source of the
@@ -28,8 +28,8 @@ from ..io_utils import atomic_path, user_cache
 
 ENV = "TDPCR_GRAPH_CACHE"
 KEEP = 16
-# How long a process waits for another's trace of the same graph before tracing it itself
-# (one trace takes 20-50 s on two cores, twice that beside a second trace).
+# How long a process waits for another's trace of the same graph before tracing it itself:
+# well beyond one trace, also one slowed by a second trace beside it (docs/export.md).
 LOCK_WAIT_S = 600
 PACKAGE = Path(__file__).resolve().parents[1]
 # What builds the model and traces it (the plugin node's name, version and schema too): a

@@ -43,8 +43,9 @@ class GraphModule(nn.Module):
         return out["reconstruction"], out["segmentation"], reliance
 
 
-# Graphs already exported in this process, by weights, config and options: exporting costs
-# 20-50 s on two cores, and bench (or a test session) exports one model at several precisions.
+# Graphs already exported in this process, by weights, config and options: exporting is the
+# slowest step of an export (docs/export.md), and bench (or a test session) exports one model
+# at several precisions.
 # Between processes, ``graph_cache`` keeps them on disk.
 _EXPORTED: dict[str, bytes] = {}
 

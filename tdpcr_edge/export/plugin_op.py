@@ -1,6 +1,7 @@
 """The TDP_PGF node: its ONNX schema and its translation from ``tdpcr::pgf_fuse``.
 
-The node carries the per-pixel part of PGF (DESIGN section 0, steps 2, 4 and 5):
+The node carries the per-pixel part of PGF (``model.pgf.pgf_fuse``: b, Q, A and F of the
+formulation in model/pgf.py and docs/model.md):
 inputs (optical, sar_proj, prompt, bank, context, bias_weight, bias_bias), outputs
 (fused, reliance),
 attributes ``plugin_version="1"`` and ``plugin_namespace=""`` that TensorRT's ONNX parser

@@ -1,6 +1,6 @@
 """Prompt-Guided Fusion (PGF), the reference PyTorch implementation.
 
-Formulation (DESIGN section 0; the paper names the parts, the equations are our reading):
+Formulation (docs/model.md; the paper names the parts, the equations are our reading):
 
     P = softmax_k(conv1x1(act(dwconv3x3([O, S]))))      degradation prompt weights, K x H x W
     Q = sum_k P_k * E_k                                 per-pixel prompt feature, E is K x C
@@ -11,10 +11,10 @@ Formulation (DESIGN section 0; the paper names the parts, the equations are our 
 
 phi is a 1 x 1 convolution, batch norm and ReLU over both modalities: where A -> 1 the
 features become a learned SAR-optical mix (exactly the concatenation baseline's block),
-where A -> 0 the optical features pass untouched. DESIGN's first reading had phi see SAR
-alone; at an equal training budget that lost 5 dB to plain concatenation under thick cloud
-(README, fusion ablation), because a per-channel blend of O and phi(S) cannot mix the
-modalities the way the baseline's convolution can.
+where A -> 0 the optical features pass untouched. Our first reading of the paper had phi see
+SAR alone; at an equal training budget that lost to plain concatenation under thick cloud
+(docs/model.md, docs/experiments.md#fusion-ablations), because a per-channel blend of O and
+phi(S) cannot mix the modalities the way the baseline's convolution can.
 
 ``pgf_fuse`` is the per-pixel part (the spatial bias b, then Q, A, F). It is kept as a
 free function with plain tensor arguments because it is exactly what the fused CUDA kernel

@@ -109,8 +109,8 @@ def _row_figures(record: dict) -> dict:
 def default_batch(ray: str | None, cpus_per_worker: float = 1.0) -> int:
     """Tiles per inference call when ``--batch`` is left out. In this process a batch of 4 is
     split between two single-threaded workers on two cores: calls of 2 tiles per core. A Ray
-    worker streams alone on its CPU share, and calls of 4 tiles on one core ran 25% slower per
-    tile than 2 (docs/streaming.md)."""
+    worker streams alone on its CPU share, and calls of 4 tiles on one core run slower per
+    tile than calls of 2 (docs/streaming.md)."""
     return max(1, round(2 * cpus_per_worker)) if ray else 4
 
 

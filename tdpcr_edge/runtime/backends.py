@@ -80,12 +80,15 @@ REGISTRY: dict[str, Backend] = {b.name: b for b in (
             stream="on the CPU, the inference workers split each batch, each with its share of torch's threads; on CUDA one call at a time"),
     Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", INSTALL["onnxruntime"],
             ("cpu",), True, "manifest.json", "ONNX Runtime on the artifact's model.onnx",
-            stream="the stream's inference workers each get a session's share of the cores (intra-op threads)"),
+            stream="the stream's inference workers each get a session's share of the cores (intra-op threads), which sleep between "
+                   "calls instead of spinning (ONNX Runtime's default), so an idle session leaves the reader and writer their cores"),
     # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
+    # And NNCF's post-training INT8 of that graph at NNCF's defaults (when nncf is installed):
+    # the peer of our INT8 export (export.nncf_peer makes its IR from the fp32 artifact).
     Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", INSTALL["openvino"],
             ("cpu",), True, "manifest.json", "OpenVINO on the artifact's model.onnx (f32, BF16, INT8; fastest on most CPUs)",
             stream="one compiled model, one OpenVINO stream and infer request per inference worker (THROUGHPUT hint; measured faster than one stream on every core)",
-            extra_rows=(("fp32", "default", "cpu"),)),
+            extra_rows=(("fp32", "default", "cpu"), ("int8", "nncf", "cpu"))),
     Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", INSTALL["tensorrt"],
             ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
             stream="one inference call at a time on the GPU while the CPU cores read, blend and write"),

@@ -2,14 +2,12 @@
 
 glibc serves every allocation over its mmap threshold (128 KiB, rising to at most 32 MiB)
 with a fresh mapping and unmaps it on free. CPU inference allocates and frees activations of
-tens of MB on every call, so every call page-faults them in again: on a 25-tile 1024^2 scene
-(shipped tiny model, torch, 2 AMD EPYC cores) that was 570 000 minor faults and 1.3 s of
-system time out of 7 s, and the streaming pipeline's reads and blends added 100 000 more.
-With both thresholds raised the faults disappear and the same work takes 6.1 s. The memory
-stays mapped at the process's peak, which streaming bounds anyway; one arena for all threads,
-because per-thread arenas that keep freed memory each hold their own peak: peak RSS of a
-streamed 2048^2 scene then varied by 80 MB from run to run (one arena: 834 and 863 MB, against
-1024^2's 763 and 793 MB).
+tens of MB on every call, so every call page-faults them in again, and the streaming
+pipeline's reads and blends add more faults of their own: system time a stream spends on
+nothing but mapping the same memory again. With both thresholds raised the faults disappear.
+The memory stays mapped at the process's peak, which streaming bounds anyway; one arena for
+all threads, because per-thread arenas that keep freed memory each hold their own peak, and
+a stream's peak RSS then varies from run to run. The figures: docs/experiments.md#streaming.
 """
 
 from __future__ import annotations

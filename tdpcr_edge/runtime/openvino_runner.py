@@ -1,5 +1,7 @@
 """OpenVINO backend for CPUs: reads an artifact's model.onnx as exported (FP32, FP16, INT8
-Q/DQ, mixed) and compiles it for the CPU plugin.
+Q/DQ, mixed) and compiles it for the CPU plugin. A folder whose manifest says ``format:
+openvino-ir`` holds an OpenVINO IR (model.xml + model.bin) instead: NNCF's INT8 of our FP32
+graph, which bench makes for its peer row ``openvino int8 nncf`` (``export.nncf_peer``).
 
 The inference precision is always set, never left to OpenVINO: on CPUs with AMX or
 AVX512_BF16 its default runs FP32 graphs in BF16, and the drift gate must measure what
@@ -9,8 +11,8 @@ kept for the report's peer row ("what a user gets by loading our FP32 graph unch
 
 Compiled models are cached (OpenVINO's model cache, keyed by graph, precision and device),
 so a second start skips compilation. openvino is imported on activation only: the package
-imports without it; onnx only for a graph given in memory or to explain a refusal (importing
-it took 0.9 to 1.2 s of a CLI stream's start on a 2-core AMD EPYC)."""
+imports without it; onnx only for a graph given in memory or to explain a refusal, because
+its import is a noticeable part of a CLI stream's start (docs/cpu.md#the-openvino-backend)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 
 INFERENCE_PRECISIONS = ("f32", "bf16")
 INSTALL = EXTRAS["openvino"]
+IR_FORMAT = "openvino-ir"  # manifest "format" of a folder holding model.xml + model.bin
+NNCF_VARIANT = "nncf"  # the bench row running NNCF's INT8 IR (export.nncf_peer makes it)
+NNCF_INSTALL = EXTRAS["nncf"]
 
 
 def cache_dir() -> Path:
@@ -70,7 +75,8 @@ class OpenVinoRunner(Runner):
 
     def __init__(self, model: str | Path | onnx.ModelProto, config: dict, inference_precision: str | None = "f32",
                  threads: int | None = None, cache: str | Path | None = None, device: str = "CPU"):
-        """``model``: an .onnx path or a model proto; ``config``: the model config dict
+        """``model``: an .onnx path, an OpenVINO IR's .xml path (its .bin beside it) or a
+        model proto; ``config``: the model config dict
         (manifest["model"]); ``inference_precision``: f32, bf16, or None for OpenVINO's
         default; ``cache``: the model-cache folder (default ``cache_dir()``), or "" for none."""
         super().__init__(2 ** (len(config["widths"]) - 1), config["optical_bands"], config["sar_bands"])
@@ -105,11 +111,13 @@ class OpenVinoRunner(Runner):
         return cfg
 
     def _read(self, core):
-        """The graph as OpenVINO reads it: a file by its path (onnx is not imported), a proto
-        in memory by its bytes."""
+        """The graph as OpenVINO reads it: a file by its path (an .onnx, or an IR's .xml with
+        its .bin; onnx is not imported), a proto in memory by its bytes."""
         if isinstance(self.model, (str, Path)):
             self.graph_outputs = list(OUTPUTS)
             path = Path(self.model)
+            if path.suffix == ".xml":
+                return _read_ir(core, path)
             if not path.is_file():
                 raise CheckpointError(f"{path}: no ONNX model there; export the artifact again")
             try:
@@ -181,6 +189,17 @@ class OpenVinoRunner(Runner):
             gc.collect()  # the compiled model is destroyed here, inside the guard, not at a later collection
 
 
+def _read_ir(core, xml: Path):
+    """An OpenVINO IR: model.xml, its weights in model.bin beside it."""
+    for f in (xml, xml.with_suffix(".bin")):
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing; make the OpenVINO IR again (tdpcr-edge bench remakes NNCF's)")
+    try:
+        return core.read_model(str(xml), str(xml.with_suffix(".bin")))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{xml}: not an OpenVINO IR this OpenVINO reads ({_reason(exc)}); make it again") from None
+
+
 def _reason(exc: Exception) -> str:
     """The most telling line of an OpenVINO exception (they span a dozen lines of C++ frames)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
@@ -194,13 +213,19 @@ def _reason(exc: Exception) -> str:
 def load(path: Path, manifest: dict, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> OpenVinoRunner:
     """The registry's entry point: an artifact folder, computed as its precision says. The
     ``default`` variant is the FP32 graph as OpenVINO runs it untouched, with no model cache,
-    as a first-time user has none."""
+    as a first-time user has none. The ``nncf`` variant runs NNCF's INT8 IR (a folder of
+    ``format: openvino-ir``), computed as our INT8 artifact is (f32 inference precision, the
+    same hints and model cache), so the two rows differ by the quantiser alone."""
     from .. import precisions
 
+    ir = manifest.get("format") == IR_FORMAT
+    if variant == NNCF_VARIANT and not ir:
+        raise ConfigError(f"{path}: the openvino int8 nncf row runs NNCF's OpenVINO IR (a folder bench makes, ARTIFACTS/int8-nncf), "
+                          f"not an exported {manifest['precision']} artifact")
     if variant == "default":
         kwargs.update(inference_precision=None, cache="")
     kwargs.setdefault("inference_precision", precisions.get(manifest["precision"]).inference_precision("openvino"))
-    return OpenVinoRunner(Path(path) / "model.onnx", manifest["model"], **kwargs)
+    return OpenVinoRunner(Path(path) / ("model.xml" if ir else "model.onnx"), manifest["model"], **kwargs)
 
 
 def _load_onnx(path: Path) -> onnx.ModelProto:
@@ -222,7 +247,10 @@ def load_graph(proto: onnx.ModelProto, config: dict, precision: str) -> OpenVino
 
 def unavailable(combo) -> str | None:
     from ..probe import isa_cap
+    from .backends import has_module
 
     if combo.variant == "default" and isa_cap():
         return f"OpenVINO's defaults follow the CPU's own flags, not ONEDNN_MAX_CPU_ISA={isa_cap()}"
+    if combo.variant == NNCF_VARIANT and not has_module("nncf"):
+        return f"nncf is not installed ({NNCF_INSTALL})"
     return None

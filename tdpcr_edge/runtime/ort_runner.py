@@ -13,6 +13,14 @@ from ..probe import cpu_cores
 from .runner import Runner
 
 
+# ONNX Runtime's intra-op threads spin after each call by default, waiting for the next one.
+# Idle, they still hold the cores: another runtime timed next in one process, or the scene
+# stream's reader, blender and writer threads beside the inference, lose those cores. Off,
+# the threads sleep between calls; docs/streaming.md and docs/benchmarks.md have the
+# measurements that chose it.
+SPIN_BETWEEN_CALLS = False
+
+
 class OrtRunner(Runner):
     name = "ort"
 
@@ -20,13 +28,16 @@ class OrtRunner(Runner):
     def activates_on_any_thread(self) -> bool:  # a CPU session serves calls from any thread
         return self.providers == ["CPUExecutionProvider"]
 
-    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, providers: list[str] | None = None, threads: int | None = None,
+                 spinning: bool | None = None):
         """``model``: an .onnx path or a model proto; ``config``: the model config dict
-        (manifest["model"])."""
+        (manifest["model"]); ``spinning``: whether idle threads spin between calls (default
+        ``SPIN_BETWEEN_CALLS``)."""
         super().__init__(2 ** (len(config["widths"]) - 1), config["optical_bands"], config["sar_bands"])
         self.model = model
         self.providers = providers or ["CPUExecutionProvider"]
         self.threads = threads or cpu_cores()
+        self.spinning = SPIN_BETWEEN_CALLS if spinning is None else spinning
         self.session = None
 
     def share_cpu(self, workers: int) -> int:
@@ -49,6 +60,9 @@ class OrtRunner(Runner):
         plugin = has_plugin_nodes(proto)
         so = session_options(plugin)
         so.intra_op_num_threads = self.threads
+        spin = "1" if self.spinning else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        so.add_session_config_entry("session.inter_op.allow_spinning", spin)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         data = (to_ort_domain(proto) if plugin else proto).SerializeToString()
         self.session = ort.InferenceSession(data, sess_options=so, providers=self.providers)

@@ -5,9 +5,9 @@ logits and the SAR reliance are arrays made once per shape and replayed. Streami
 measures the scene pipeline's own ceiling: tiles per second with zero inference time.
 
 It reads an artifact's manifest (the shipped FP32 artifact without ``--model``), never a
-checkpoint: loading one imports torch, and in a fresh process that import took longer than
-streaming a 2048 x 2048 scene (6 s against 5 s, AMD EPYC), so it was counted as pipeline
-time."""
+checkpoint: loading one imports torch, and in a fresh process that import takes longer than
+streaming a 2048 x 2048 scene, time a benchmark would count as the pipeline's
+(docs/streaming.md)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ class TrainOptions:
     seed: int = 0
     prompt_weight: float = 0.1
     # Gate supervision (BCE of each scale's reliance against thickness). Off: at an equal
-    # budget it cost 0.4 dB thick-cloud PSNR and 21 mIoU points (docs/experiments.md).
+    # budget it cost thick-cloud PSNR and much of the mIoU (docs/experiments.md#fusion-ablations).
     reliance_weight: float = 0.0
     save_every: int = 100
     val_scenes: int | None = None  # held-out samples: 8 synthetic scenes, or all of a data set's val split

@@ -2,10 +2,10 @@
 
 ``tdpcr-edge export --precision int8`` puts Q/DQ on the inputs and weights of every
 convolution (per-tensor symmetric INT8 activations, per-output-channel symmetric INT8
-weights, float biases). A model trained in FP32 and quantised afterwards loses 7.6 dB and
-43 mIoU points that way (README, Export): its decoder computes small residuals from
-differences of large, heavy-tailed activations that INT8 cannot hold. Trained with the same
-rounding in the loop, the network learns features that survive it.
+weights, float biases). A model trained in FP32 and quantised afterwards loses most of its
+accuracy that way (docs/experiments.md#int8-within-the-drift-budget): its decoder computes
+small residuals from differences of large, heavy-tailed activations that INT8 cannot hold.
+Trained with the same rounding in the loop, the network learns features that survive it.
 
 Activation ranges: for the first half of each phase a range follows a moving average of
 the batch maximum (nothing is clipped while the weights take shape); for the second half
@@ -13,10 +13,11 @@ it is learned (LSQ, Esser et al., "Learned Step Size Quantization", ICLR 2020): 
 step is a parameter moved by the loss through the straight-through estimator, so each
 layer settles its own trade between clipping rare large values and rounding the common
 small ones. The batch maximum cannot make that trade: the reconstruction head's last input
-has a 99th percentile of 2.6 and a maximum of 40, and rounding at a step set by the
-maximum cost 0.9 dB PSNR on its own. Learned from the first step instead, tight ranges
-starve the layers before them of gradient while they form (3 dB worse, measured). Steps
-are learned as logarithms, so Adam moves them by relative amounts whatever their size.
+is heavy-tailed (its maximum far above its 99th percentile), and a step set by the maximum
+rounds the common values coarsely. Learned from the first step instead, tight ranges
+starve the layers before them of gradient while they form (the figures of both:
+docs/export.md#quantisation-aware-training). Steps are learned as logarithms, so Adam moves
+them by relative amounts whatever their size.
 
 A learned range clips, and the network learns to rely on that: the clip is part of the
 trained function, at every precision. ``clip_activations`` installs the ranges as clips on

@@ -1,4 +1,4 @@
-"""Two-phase training (DESIGN section 0).
+"""Two-phase training (docs/training.md).
 
 Phase 1 learns reconstruction: everything but the segmentation head and the adapters,
 with L1 + SSIM and, for PGF, the degradation prompt and the gate's SAR reliance both
@@ -7,8 +7,9 @@ Phase 2 is the parameter-efficient semantic phase: encoders, PGF, decoder and th
 reconstruction head are frozen (batch-norm statistics included); only the segmentation
 head and the low-rank multi-scale adapters beside the decoder train, on cross-entropy.
 Because the adapters sit on a side branch, phase 2 leaves the reconstruction bit-identical;
-DESIGN's light reconstruction-consistency term has nothing left to protect and is dropped
-(with adapters inside the shared decoder it cost 1 to 2 dB PSNR in our first runs).
+the light reconstruction-consistency term of our first reading of the paper has nothing left
+to protect and is dropped (adapters inside the shared decoder would change the reconstruction
+in phase 2, which is what such a term guards against: docs/training.md).
 
 With ``qat``, every convolution trains with the INT8 export's rounding simulated (train.qat)
 in both phases; in the second half of each phase the INT8 ranges of the layers it trains are
@@ -16,7 +17,7 @@ learned too, and the ranges are checkpointed with the weights. Phase 2 then trai
 segmentation on two forwards of each batch, INT8 simulated and FP32, with a consistency term
 between them: a head trained on INT8 features alone misreads FP32 ones (and the reverse),
 and noise flips the ambiguous pixels, each flip more often away from the right class
-(measured, README Export); the term makes the two precisions agree.
+(measured: docs/export.md#quantisation-aware-training); the term makes the two precisions agree.
 
 Every ``save_every`` steps the run is checkpointed atomically; a run restarted with the
 same output folder continues where it stopped, on the same batches. When phase 1 ends its

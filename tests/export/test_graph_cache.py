@@ -71,6 +71,8 @@ def test_two_exports_of_one_missing_graph_at_once_trace_it_once(random_checkpoin
 
     monkeypatch.setattr(og, "_export", traced)
     monkeypatch.setattr(gc, "load", load)
+    # The fake graph is kept in memory under the real checkpoint's key: never beyond this test.
+    monkeypatch.setattr(og, "_EXPORTED", {})
     model, results = load_checkpoint(random_checkpoint).build(), []
 
     def one():

@@ -49,11 +49,13 @@ def test_isa_features_from_cpuinfo_flags():
 
 def test_x86_cpu_profile_picks_the_precision_from_the_isa():
     p = load_profile("x86-cpu")
-    assert p.is_cpu and p.backend == "openvino" and p.int8_placement == "cpu"
+    assert p.is_cpu and p.backend == "openvino" and p.default_int8_placement == "cpu"
     assert p.precision_for(isa("avx2", "avx512_vnni", "amx_bf16"))[0] == "bf16"
     assert p.precision_for(isa("avx2", "avx512_vnni", "avx512_bf16")) == ("int8", "this CPU has VNNI")
-    # Without VNNI, INT8's 16-bit intermediate sums saturate: out of budget, so FP32.
-    assert p.precision_for(isa("avx2")) == ("fp32", "no faster path on this CPU")
+    # Without VNNI, INT8's 16-bit intermediate sums would saturate: 7-bit activations that cannot.
+    assert p.precision_for(isa("avx2")) == ("int8", "this CPU has AVX2")
+    assert p.int8_placement_for(isa("avx2")) == "cpu-no-vnni"
+    assert p.int8_placement_for(isa("avx2", "avx512_vnni")) == "cpu"
     assert p.precision_for(isa("sse4_2"))[0] == "fp32"
     # TensorRT profiles have one precision whatever the host.
     assert load_profile("jetson-orin-nano-jp6").precision_for(isa("amx_bf16"))[0] == "mixed"

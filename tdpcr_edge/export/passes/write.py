@@ -1,4 +1,4 @@
-"""The last pass: the manifest (DESIGN section 4's fields) and the artifact folder, assembled in
+"""The last pass: the manifest (docs/architecture.md#the-artifact-contract) and the artifact folder, assembled in
 a temporary folder and renamed into place, so a failed export leaves nothing behind:
 
     ART/model.onnx      the graph (FP32 I/O whatever the precision inside)

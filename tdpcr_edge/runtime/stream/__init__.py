@@ -5,8 +5,8 @@ One concern per module, in the order a tile meets them:
 - ``options``: what the stream is asked (StreamOptions), how many inference workers share the
   CPU, which runner runs the model (``open_runner``), the scene lists of ``--pairs``.
 - ``read``: the scene's optical and SAR, checked against each other, read by window.
-- ``pipeline``: reader, inference workers and writer in threads joined by bounded queues,
-  then the run record (``run_stream``).
+- ``pipeline``: reader, inference workers, writer and overview thread joined by bounded
+  queues, then the run record (``run_stream``; the threads: docs/architecture.md).
 - ``infer``: the inference stage: tiles batched, run on the workers, handed on in order.
 - ``blend``: tiles blended into a strip of rows; finished rows written and journaled.
 - ``bands``: a wide scene's column bands, and the edge pieces where two bands meet.

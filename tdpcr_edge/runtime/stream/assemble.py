@@ -18,12 +18,11 @@ from .overviews import COG_BLOCK
 from .scratch import NAMES
 
 OUTPUTS = tuple(f"{name}.tif" for name in NAMES)
-# COG compression, with the horizontal predictor. Measured on a 1024^2 13-band reconstruction
-# (AMD EPYC, 2 cores): ZSTD level 1 23.3 MB in 0.52 s, DEFLATE level 3 24.0 MB in 0.88 s (the
-# default before), LZW 27.7 MB in 0.92 s. ZSTD needs GDAL >= 2.3 to read; `deflate` is there
-# for older readers. Overviews average (reflectance, reliance) or take the mode (classes):
-# GDAL's default cubic resampling cost more than compressing the full resolution
-# (overviews.OVERVIEW_RESAMPLING).
+# COG compression, with the horizontal predictor. ZSTD level 1 is the default: of the three it
+# writes the smallest files in the least time (docs/streaming.md has the figures). ZSTD needs
+# GDAL >= 2.3 to read; `deflate` is there for older readers. Overviews average (reflectance,
+# reliance) or take the mode (classes): GDAL's default cubic resampling cost more than
+# compressing the full resolution (overviews.OVERVIEW_RESAMPLING).
 COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
                "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
 
@@ -44,8 +43,8 @@ def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callabl
         if ready is not None and not ready(name):
             raise Stopped(name)
         # Overviews built on the uncompressed scratch file and reused by the COG driver: left
-        # to it, it writes them to a compressed temporary file and reads them back (0.67 s
-        # against 0.32 s for a 1024^2 reconstruction, identical pixels).
+        # to it, it writes them to a compressed temporary file and reads them back, which takes
+        # longer for identical pixels (docs/streaming.md).
         journal.scratch.overviews[name].finish()  # the levels not made during the stream
         rio_copy(str(journal.scratch.path(name)), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
         return time.thread_time() - c0

@@ -1,7 +1,7 @@
 """Column bands: a wide scene streamed as bands of tile columns, one after the other, each
 band top to bottom, so the reader's decoded rows, the blender's strip and the finished strips
-in flight span a band's width instead of the scene's (a 10980-pixel Sentinel-2 tile kept
-860 MB resident against 300 MB for a 2048^2 scene before).
+in flight span a band's width instead of the scene's, and a stream's memory does not grow
+with the scene's width (docs/streaming.md#a-full-sentinel-2-tile).
 
 Bands meet where a tile owns its pixels (``tiles.spans``): band b finishes the scene columns
 [x0, x1), x1 being the end of its last tile's owned columns. The next band's columns from x1

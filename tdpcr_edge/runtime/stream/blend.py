@@ -103,9 +103,9 @@ class Blender:
     bands where neighbours' weights overlap, is summed with weights and divided when the rows
     are final: rows no tile owns in ``rows`` (every column, only as many rows as a strip can
     hold of them), the columns no tile owns in ``cols`` (every row of the strip, only those
-    columns), so the float sums no longer span the strip (250 MB across a 10980-pixel
-    Sentinel-2 tile before). The sums are the same sums as over every pixel (a weight of 0
-    adds nothing, x * 1 / 1 is x), so the outputs are the weighted mean bit for bit (tested)."""
+    columns), so no float sums span the whole strip (docs/streaming.md). The sums are the
+    same sums as over every pixel (a weight of 0 adds nothing, x * 1 / 1 is x), so the
+    outputs are the weighted mean bit for bit (tested)."""
 
     def __init__(self, grid: TileGrid, bands: int, classes: int, base: int, norm: Normalization, cols: tuple[int, int] | None = None):
         tile = grid.tile

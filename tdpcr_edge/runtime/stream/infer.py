@@ -17,8 +17,8 @@ from .options import worker_slices
 
 class Activation:
     """The runner activated for one scene: on a thread of its own while the scene is opened
-    and its first tiles read, where the runner allows it (an OpenVINO compile from its cache
-    took 0.3 s, AMD EPYC), else at once on this thread. ``wait`` before the first call;
+    and its first tiles read, where the runner allows it (so a compile, even from the cache,
+    overlaps the set-up), else at once on this thread. ``wait`` before the first call;
     ``close`` deactivates however the run ends."""
 
     def __init__(self, runner):
@@ -67,8 +67,8 @@ class InferenceStage:
 
     def _next_item(self, inflight: deque):
         """The reader's next item; while waiting for it, what leads ``inflight`` and is done is
-        handed to the writer: a batch no longer waits for the next one to be read (the
-        stream's first tile was blended 50 ms later, AMD EPYC)."""
+        handed to the writer: a finished batch does not wait for the next one to be read and
+        submitted, so the writer starts on the first tiles as early as it can."""
         while not self.pipe.stop.is_set():
             while inflight and (inflight[0][0] != "batch" or inflight[0][1] is None or inflight[0][1].done()):
                 self._emit_front(inflight)

@@ -14,10 +14,9 @@ from ..runner import Runner
 
 def default_workers() -> int:
     """Two concurrent inference calls wherever there are two cores to split. On the CPU, two
-    single-threaded calls outrun one two-threaded call (5.1 against 4.8 tiles/s, shipped
-    model, torch, 2 AMD EPYC cores) and leave the reader and writer a core to preempt without
-    stalling the other call's OpenMP threads at a barrier. GPU backends take one call at a
-    time whatever is asked (Runner.share_cpu)."""
+    single-threaded calls outrun one two-threaded call (docs/streaming.md) and leave the
+    reader and writer a core to preempt without stalling the other call's OpenMP threads at
+    a barrier. GPU backends take one call at a time whatever is asked (Runner.share_cpu)."""
     return 2 if cpu_cores() >= 2 else 1
 
 
@@ -46,7 +45,7 @@ class StreamOptions:
     labels: Path | None = None
     cloud: Path | None = None
     quicklook: bool = True
-    queue_depth: int = 4  # tiles waiting between stages: 8 let both queues fill while the writer flushed a strip (+36 MB peak)
+    queue_depth: int = 4  # tiles waiting between stages: deeper queues fill while the writer flushes a strip, raising the peak
     compress: str = "zstd"
     workers: int | None = None  # concurrent inference calls; None: default_workers()
     resolution: float | None = None  # metres; None: the finest optical band's grid

@@ -12,12 +12,13 @@ the COG driver reuses; the levels below the first odd one are built by GDAL at t
 the last streamed level (a sixteenth of the scene or less). The COG is byte-identical to the
 one made from overviews built after the stream (tested).
 
-The class map's levels came from GDAL's decimated mode read of the file: its overview updates
-cost 1.6 ms of CPU per tile of a replayed 2048^2 stream, 0.65 ms with ``mode_2x2`` from the
-rows in memory (the rest is writing the level files).
-The class and confidence maps were left to GDAL at the end while they cost a few hundredths
-of a second; on a 10980^2 Sentinel-2 tile their overviews took 4.7 and 5.6 s beside the
-reconstruction's, all before its COG copy could start (16.7 s of a 43.5 s replayed run)."""
+All three outputs' levels are streamed, the small class and confidence maps' too: overviews
+built at the end go through rasterio's ``build_overviews``, which holds the GIL, so on a large
+scene they run one after another and hold back every COG copy until they are done; made
+strip by strip, they share the stream's cores instead. Levels are made from rows still in
+memory (level 1 from the strip just written, each next level from the one just made) wherever
+numpy computes GDAL's own kernel (``half``, ``half_float``, ``mode_2x2``): that costs less CPU
+than GDAL's decimated read of the file. The figures: docs/streaming.md#the-pipelines-own-cost."""
 
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ class StripOverviews:
         self.memory_levels = next((k for k in range(self.levels) if self.sizes[k][1] % 2), self.levels) if self.in_memory else 0
         self.carry: list = [None] * self.levels  # per level, (row, pixels): a source row whose pair is still to come
         self.nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
-        # The level files stay open while the stream runs (opening and closing one cost 0.9 ms,
-        # six times a strip, and each close wrote back blocks the next strip completes). Unlike
+        # The level files stay open while the stream runs: opening and closing one, six times a
+        # strip, costs CPU, and each close writes back blocks the next strip completes. Unlike
         # the scratch rasters they need not survive a kill: a resumed run makes them again.
         self.handles: list = []
 
@@ -133,7 +134,7 @@ class StripOverviews:
         scratch raster are, in the columns ``cols``: a column band's, the whole width by
         default). ``rows``: the scratch raster's rows [y0, flushed), just written; level 1 is
         then made from them in memory instead of read back from the file (the decimated read
-        of the file cost 2.5x the CPU, see ``half``)."""
+        of the file costs more CPU, see ``half``)."""
         cols = cols or (0, self.spec["width"])
         if rows is not None and rows.ndim == 2:  # a one-band output's rows
             rows = rows[None]
@@ -221,8 +222,8 @@ class StripOverviews:
 def half(block: np.ndarray, nodata: int | None) -> np.ndarray:
     """GDAL's 2x average of bands x rows x columns (even sizes, integers): the mean of each 2x2
     group's valid pixels rounded half up, nodata where none is valid. Row pairs are added
-    first, whole rows at a time: 6.6 ms for a 13 x 224 x 2048 strip against 16 ms for four
-    strided quarter sums and 17 ms for GDAL's decimated read (AMD EPYC, AVX2)."""
+    first, whole rows at a time: contiguous adds, cheaper than four strided quarter sums or
+    GDAL's decimated read of the file (docs/streaming.md)."""
     invalid = None if nodata is None else block == nodata
     if invalid is not None and not invalid.any():
         invalid = None
@@ -259,7 +260,7 @@ def mode_2x2(block: np.ndarray, nodata: int | None) -> np.ndarray:
     valid value of each 2x2 group, nodata where none is valid. GDAL counts the group's pixels in
     row-major order and keeps a value when its count exceeds the largest so far, so of values
     equally frequent the one that reached that count first wins; the same here, with the four
-    prefix counts. 1.8 ms for a 224 x 2048 strip (AMD EPYC, AVX2)."""
+    prefix counts."""
     v = (block[:, 0::2, 0::2], block[:, 0::2, 1::2], block[:, 1::2, 0::2], block[:, 1::2, 1::2])
     valid = [np.ones(v[0].shape, bool) if nodata is None else x != nodata for x in v]
     best = np.where(valid[0], v[0], 0 if nodata is None else nodata)
@@ -276,6 +277,6 @@ def mode_2x2(block: np.ndarray, nodata: int | None) -> np.ndarray:
 
 def _sum_2x2(a: np.ndarray, dtype=None) -> np.ndarray:
     """Sums of each 2x2 group of bands x rows x columns (even sizes): row pairs first, whole
-    rows at a time (``half``'s measured order), in ``dtype``."""
+    rows at a time (``half``'s order, the cheaper one), in ``dtype``."""
     rows = np.add(a[:, 0::2], a[:, 1::2], dtype=dtype)
     return np.add(rows[..., 0::2], rows[..., 1::2])

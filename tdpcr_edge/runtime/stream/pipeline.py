@@ -1,10 +1,14 @@
-"""The scene pipeline: three stages in threads joined by bounded queues, so memory is bounded
-by the queue depth and one strip of rows, never the scene:
+"""The scene pipeline: stages in threads joined by bounded queues, so memory is bounded by the
+queue depth and one strip of rows, never the scene:
 
-    reader (rasterio windows, normalise, mask) -> queue -> inference (batches of one tile
-    row, split among the workers) -> queue -> writer (blend into a strip, save finished strips)
+    reader (rasterio windows, normalise, mask) -> queue -> inference (this thread: batches of
+    one tile row, split among the worker threads) -> queue -> writer (blend into a strip,
+    write finished strips) -> queue -> overview thread (the outputs' overview levels)
 
-then assembly into COGs, the run record, scores and the quick look."""
+then assembly into COGs (one thread per output), the run record, scores and the quick look.
+Beside them: the runner's activation (a thread of its own where the runner allows it) and
+the memory sampler. docs/architecture.md#the-scene-streams-threads draws every thread and
+what passes between them."""
 
 from __future__ import annotations
 
@@ -98,9 +102,9 @@ class ScenePipeline:
                 shutil.rmtree(partial)
             partial.mkdir(parents=True)
             self.resumed_from = None
-        # A new run's scratch rasters are created by the overview thread as the stream starts
-        # (43 ms on a 2048^2 scene, AMD EPYC), beside the reader's first reads; the writer
-        # waits for them before its first strip.
+        # A new run's scratch rasters are created by the overview thread as the stream starts,
+        # beside the reader's first reads, so their creation is off the set-up's path; the
+        # writer waits for them before its first strip.
         self.scratch_ready = threading.Event()
         self.levels_final = {name: threading.Event() for name in NAMES}  # the overview thread's, for the assembly
         if self.resumed_from is not None:
@@ -210,7 +214,7 @@ class ScenePipeline:
         for levels in overviews.values():
             levels.resume(self.bands, *self.start[:2])  # a resumed run remakes the levels of its rows
         # The scene's last strip: the small outputs' levels first, whose COG copies then start
-        # beside the reconstruction's last levels (35 ms of a 2048^2 scene's, AMD EPYC).
+        # beside the reconstruction's last levels, the longest of the three.
         names = sorted(overviews, key=lambda name: name == "reconstruction")
         while True:
             item = self.get(self.q_flushed)

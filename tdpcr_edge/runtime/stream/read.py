@@ -47,7 +47,7 @@ class SceneReader:
         self.chunk = block * max(1, -(-CHUNK_ROWS // block))
         # Each chunk is decoded left to right as reads reach its columns, in whole block
         # columns: the first tiles of a chunk go on while the rest of it is still to decode
-        # (a whole 2048-pixel chunk held the stream's first tile back 90 ms, AMD EPYC).
+        # (decoding a whole chunk first would hold the stream's first tile back).
         self.block_cols = self.opt.block_shapes[0][1] if self.opt.block_shapes else 256
         self._chunks: dict[int, list] = {}  # chunk -> [optical, SAR, valid, columns decoded]
         self.span = (0, self.width)  # the columns chunks hold: a column band's (``columns``)
@@ -133,10 +133,10 @@ class SceneReader:
 def row_items(reader: SceneReader, tiles: list, opts, stages, cpu):
     """The queue items of one row of tiles: ("tile", tile, optical, SAR, valid, skip).
 
-    One read per group of neighbouring tiles, the tiles sliced from it: GDAL served
-    overlapping tile windows from a pixel-interleaved GeoTIFF 3x slower than one window
-    holding them (0.45 s against 0.16 s for a 1024^2 scene). Groups, not whole rows, so memory
-    does not grow with the scene's width."""
+    One read per group of neighbouring tiles, the tiles sliced from it: GDAL serves
+    overlapping tile windows from a pixel-interleaved GeoTIFF much more slowly than one window
+    holding them (docs/experiments.md#streaming). Groups, not whole rows, so memory does not
+    grow with the scene's width."""
     for g in range(0, len(tiles), READ_GROUP):
         group = tiles[g : g + READ_GROUP]
         t0 = time.perf_counter()
@@ -174,8 +174,8 @@ def cloud_fraction(optical: np.ndarray, valid: np.ndarray, blue: int | None = 1)
 
 def check_not_all_nodata(reader: SceneReader, path: Path) -> None:
     """A decimated look at the masks: cheap, and enough to refuse an all-nodata scene. None to
-    look at where no file has a mask or a nodata value (GDAL would build an all-valid mask:
-    0.05 s of a replayed 2048^2 stream's set-up)."""
+    look at where no file has a mask or a nodata value (GDAL would build an all-valid mask of
+    every band, a cost in the stream's set-up for nothing)."""
     if not reader.opt.masked:
         return
     h, w = min(reader.height, 512), min(reader.width, 512)

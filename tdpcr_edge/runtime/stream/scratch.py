@@ -1,8 +1,8 @@
 """The scratch rasters: one uncompressed GeoTIFF per output in the run's ``.partial`` folder,
 created before the first tile and written strip by strip as rows become final. They are
 what ``--resume`` continues and what the COGs are made from, so every output pixel is
-written once before its COG (the journal used to keep each strip as an ``.npz`` file too,
-copied into these files after the last tile).
+written once before its COG: the journal records which rows are final and holds no pixels
+of its own.
 
 Each strip is written with the file opened and closed again: GDAL writes the blocks and the
 file's directory on close, so a process killed with SIGKILL between strips leaves files that
@@ -23,8 +23,8 @@ from ...errors import DataError
 from .overviews import OVERVIEW_RESAMPLING, StripOverviews
 
 NAMES = ("reconstruction", "classes", "confidence")
-# Band-interleaved and tiled: strip writes and GDAL's overviews ran 3x faster on it than on a
-# pixel-interleaved file (measured on a 1024^2 reconstruction, AMD EPYC).
+# Band-interleaved and tiled: strip writes and GDAL's overviews run faster on it than on a
+# pixel-interleaved file (docs/streaming.md).
 BLOCK = 256
 
 
