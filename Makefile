@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO := demo-out
 
-.PHONY: demo test venv clean kernels gpu-check
+.PHONY: demo test lint venv clean kernels gpu-check
 
 # Python compiles every module it imports; where PYTHONDONTWRITEBYTECODE is set (it is in this
 # project's sessions) it compiles them again in every process, and the venv is installed with --no-compile.
@@ -65,8 +65,16 @@ demo: $(STAMP)
 # One pytest worker per core, each test module on one worker (its module fixtures built once):
 # much of the suite is single-threaded (compilers, subprocesses, small models), so on 2 cores
 # it took 889 s instead of 1316 s.
+# Lint first (ruff's rules and formatting, pyproject.toml [tool.ruff]): it takes a second, so a style slip shows before the suite runs.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+# The lint `make test` runs first; `$(BIN)/ruff format FILE` and `$(BIN)/ruff check --fix FILE` fix most of what it finds.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # On a GPU machine or a Jetson: kernels for its SM, the gpu-marked tests, the GPU benchmarks,
 # TensorRT when installed; one JSON under benchmarks/results/. It runs the interpreter that

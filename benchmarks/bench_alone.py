@@ -41,8 +41,11 @@ IDLE_S = 0.25
 
 def _goals() -> dict:
     fast_int8 = cpu_isa().int8_dot
-    return {"bench_over_alone_max_dev": 0.10, "fastest_over_ov_default": 1.25 if fast_int8 else 1.1,
-            "fastest_over_torch_eager": 4.0 if fast_int8 else 1.8}
+    return {
+        "bench_over_alone_max_dev": 0.10,
+        "fastest_over_ov_default": 1.25 if fast_int8 else 1.1,
+        "fastest_over_torch_eager": 4.0 if fast_int8 else 1.8,
+    }
 
 
 def _cpu_s() -> float:
@@ -55,7 +58,7 @@ def time_alone(spec: dict) -> dict:
     tiles, warm-up, calls and blocks), then the CPU it burns while idle after a call."""
     import torch
 
-    from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
+    from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.runtime.combos import Combo, make_runner
     from tdpcr_edge.timing import latency_fields, time_rows
     from tdpcr_edge.train.checkpoint import load_checkpoint
@@ -81,12 +84,25 @@ def time_alone(spec: dict) -> dict:
 def _alone(row: dict, report: dict, opts) -> dict:
     combo = {k: row[k] for k in ("backend", "precision", "variant", "device")}
     model = Path(row["model_path"])
-    spec = {"combo": combo, "checkpoint": report["checkpoint"]["path"], "data": report["data"], "tiles": report["tiles"],
-            "tile": report["tile"], "warmup": opts.warmup, "iterations": opts.iterations, "rounds": opts.rounds,
-            "artifact": str(model) if (model / "manifest.json").exists() else None,
-            "engine": str(model) if (model / "engine.json").exists() else None}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_alone", json.dumps(spec)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], timeout=900)
+    spec = {
+        "combo": combo,
+        "checkpoint": report["checkpoint"]["path"],
+        "data": report["data"],
+        "tiles": report["tiles"],
+        "tile": report["tile"],
+        "warmup": opts.warmup,
+        "iterations": opts.iterations,
+        "rounds": opts.rounds,
+        "artifact": str(model) if (model / "manifest.json").exists() else None,
+        "engine": str(model) if (model / "engine.json").exists() else None,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_alone", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=900,
+    )
     if out.returncode:
         raise RuntimeError(f"{combo}: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -110,18 +126,27 @@ def _summarise(rows: dict) -> dict:
         if a is None:
             continue
         devs[_name(r)] = r["latency_ms_p50"] / a["latency_ms_p50"]
-        lines.append(f"{_name(r)}: bench {r['latency_ms_p50']:.1f} ms, alone {a['latency_ms_p50']:.1f} ms, ratio {devs[_name(r)]:.3f}; "
-                     f"idle CPU after a call {a['idle_cpu_ms']:.0f} ms per {IDLE_S * 1e3:.0f} ms")
+        lines.append(
+            f"{_name(r)}: bench {r['latency_ms_p50']:.1f} ms, alone {a['latency_ms_p50']:.1f} ms, ratio {devs[_name(r)]:.3f}; "
+            f"idle CPU after a call {a['idle_cpu_ms']:.0f} ms per {IDLE_S * 1e3:.0f} ms"
+        )
     if devs:
         worst = max(devs, key=lambda n: abs(devs[n] - 1))
         out["bench_over_alone"] = devs
         out["bench_over_alone_max_dev"] = abs(devs[worst] - 1)
         ok = out["bench_over_alone_max_dev"] <= goals["bench_over_alone_max_dev"]
-        lines.append(f"largest bench/alone deviation: {100 * out['bench_over_alone_max_dev']:.1f}% ({worst}; goal <= 10%: {'met' if ok else 'MISSED'})")
+        lines.append(
+            f"largest bench/alone deviation: {100 * out['bench_over_alone_max_dev']:.1f}% ({worst}; goal <= 10%: "
+            f"{'met' if ok else 'MISSED'})"
+        )
     # Rows tied alone must be tied in bench.
     alone_rows = [{**r, **alone[_name(r)]} for r in bench if _name(r) in alone]
-    missed_ties = [f"{_name(a)} ~ {_name(b)}" for i, a in enumerate(alone_rows) for b in alone_rows[i + 1:]
-                   if tied(a, b) and not tied(next(r for r in bench if _name(r) == _name(a)), next(r for r in bench if _name(r) == _name(b)))]
+    missed_ties = [
+        f"{_name(a)} ~ {_name(b)}"
+        for i, a in enumerate(alone_rows)
+        for b in alone_rows[i + 1 :]
+        if tied(a, b) and not tied(next(r for r in bench if _name(r) == _name(a)), next(r for r in bench if _name(r) == _name(b)))
+    ]
     out["tied_alone_not_in_bench"] = missed_ties
     lines.append(f"rows tied alone but not in bench: {', '.join(missed_ties) or 'none'}")
     firsts = [fastest_within_budget({"rows": [r for k, r in rows.items() if k.startswith(f"bench{n}/")]}) for n in (1, 2)]
@@ -136,19 +161,23 @@ def _summarise(rows: dict) -> dict:
         for key, peer in (("fastest_over_ov_default", "openvino fp32 default"), ("fastest_over_torch_eager", "torch fp32 cpu")):
             if peer in p50:
                 out[key] = p50[peer] / best["latency_ms_p50"]
-                lines.append(f"fastest within budget alone, {_name(best)} {best['latency_ms_p50']:.1f} ms: {out[key]:.2f}x {peer} "
-                             f"(goal {goals[key]}x: {'met' if out[key] >= goals[key] else 'MISSED'})")
+                lines.append(
+                    f"fastest within budget alone, {_name(best)} {best['latency_ms_p50']:.1f} ms: {out[key]:.2f}x {peer} "
+                    f"(goal {goals[key]}x: {'met' if out[key] >= goals[key] else 'MISSED'})"
+                )
     return {"ratios": out, "goals": goals, "lines": lines}
 
 
 @pytest.mark.benchmark(group=SUITE)
 def test_bench_against_rows_alone(benchmark, tmp_path_factory):
-    from tdpcr_edge.bench import BenchOptions, run_bench
+    from tdpcr_edge.bench import run_bench
+    from tdpcr_edge.bench_options import BenchOptions
 
     root = tmp_path_factory.mktemp("alone")
     target = "x86-cpu" if platform.machine().lower() in ("x86_64", "amd64") else None
-    opts = BenchOptions(report=root / "report", tiles=TILES, iterations=ITERATIONS, calib_tiles=CALIB_TILES, target=target,
-                        backends="torch,ort,openvino")
+    opts = BenchOptions(
+        report=root / "report", tiles=TILES, iterations=ITERATIONS, calib_tiles=CALIB_TILES, target=target, backends="torch,ort,openvino"
+    )
 
     def say(text: str) -> None:
         print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -160,7 +189,8 @@ def test_bench_against_rows_alone(benchmark, tmp_path_factory):
         f"`tdpcr-edge bench` as make demo runs it ({TILES} tiles, {ITERATIONS} timed calls in {opts.rounds} rotated blocks per row, "
         f"target {target}); then each CPU row alone in a fresh process (the same tiles, warm-up, calls and blocks), one row after "
         "the other; then bench again on the same artifacts. Ratio = bench p50 / alone p50. Idle CPU: the process's user+system "
-        f"CPU time during {IDLE_S * 1e3:.0f} ms of sleep right after a call.")
+        f"CPU time during {IDLE_S * 1e3:.0f} ms of sleep right after a call."
+    )
     cpu_rows = [r for r in reports[0]["rows"] if r.get("device", "cpu") == "cpu"]
     for r in cpu_rows:
         say(f"alone: {_name(r)}")
@@ -169,8 +199,29 @@ def test_bench_against_rows_alone(benchmark, tmp_path_factory):
     for n, rep in enumerate(reports, 1):
         for r in rep["rows"]:
             if r.get("device", "cpu") == "cpu":
-                record(SUITE, f"bench{n}/{_name(r)}", {k: r.get(k) for k in ("backend", "precision", "variant", "device", "latency_ms_p50",
-                       "latency_ms_p25", "latency_ms_p75", "latency_ms_rounds", "rounds_kept", "psnr_delta", "miou_delta", "within_budget", "model_mb", "graph_sha256")})
+                record(
+                    SUITE,
+                    f"bench{n}/{_name(r)}",
+                    {
+                        k: r.get(k)
+                        for k in (
+                            "backend",
+                            "precision",
+                            "variant",
+                            "device",
+                            "latency_ms_p50",
+                            "latency_ms_p25",
+                            "latency_ms_p75",
+                            "latency_ms_rounds",
+                            "rounds_kept",
+                            "psnr_delta",
+                            "miou_delta",
+                            "within_budget",
+                            "model_mb",
+                            "graph_sha256",
+                        )
+                    },
+                )
     assert cpu_rows
 
 

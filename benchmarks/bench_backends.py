@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 import torch
 
+from tdpcr_edge import precisions
+from tdpcr_edge.contract import default_checkpoint_path
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
 from tdpcr_edge.model import build_model
-from tdpcr_edge import precisions
 from tdpcr_edge.runtime.combos import select, unavailable
-from tdpcr_edge.train.checkpoint import Checkpoint, default_checkpoint_path, save_checkpoint
+from tdpcr_edge.train.checkpoint import Checkpoint, save_checkpoint
 
 from .conftest import RESULTS, record
 
@@ -80,12 +81,17 @@ def _summarise(rows: dict) -> dict:
             ratios["ort_int8_over_ort_fp32"] = t["ort-fp32"] / t["ort-int8"]
         out[config] = ratios
         compile_s = rows.get(f"{config}/torch-fp32-compile", {}).get("compile_s")
-        lines.append(f"{config}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in t.items())
-                     + (f"; torch.compile took {compile_s:.0f} s to compile" if compile_s else ""))
+        lines.append(
+            f"{config}: "
+            + ", ".join(f"{n} {v:.1f} ms" for n, v in t.items())
+            + (f"; torch.compile took {compile_s:.0f} s to compile" if compile_s else "")
+        )
         for key, goal in GOALS.items():
             if key in ratios:
-                lines.append(f"  {config} {key}: {ratios[key]:.2f}x (goal {goal}x: {'met' if ratios[key] >= goal else 'MISSED'})"
-                             + (f" [{ratios['fastest_within_budget']}]" if key.startswith("fastest") else ""))
+                lines.append(
+                    f"  {config} {key}: {ratios[key]:.2f}x (goal {goal}x: {'met' if ratios[key] >= goal else 'MISSED'})"
+                    + (f" [{ratios['fastest_within_budget']}]" if key.startswith("fastest") else "")
+                )
     return {"ratios": out, "goals": GOALS, "lines": lines}
 
 
@@ -104,8 +110,18 @@ def artifacts(tmp_path_factory):
     for config, ckpt in (("tiny", default_checkpoint_path()), ("base", base_ckpt)):
         for name, precision, placement in (("fp32", "fp32", None), ("int8", "int8", "cpu"), ("int8-trt", "int8", "tensorrt")):
             path = root / f"{config}-{name}"
-            run_export(ExportOptions(out=path, precision=precision, checkpoint=ckpt, tile=TILE, eval_tiles=2, calib_tiles=16,
-                                     int8_placement=placement, allow_drift=True))
+            run_export(
+                ExportOptions(
+                    out=path,
+                    precision=precision,
+                    checkpoint=ckpt,
+                    tile=TILE,
+                    eval_tiles=2,
+                    calib_tiles=16,
+                    int8_placement=placement,
+                    allow_drift=True,
+                )
+            )
             out[(config, name)] = path
     RESULTS.setdefault(SUITE, {"rows": {}})
     RESULTS[SUITE]["summarise"] = _summarise
@@ -121,7 +137,7 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def drift_tiles():
-    from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
+    from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.runtime.torch_runner import TorchRunner
     from tdpcr_edge.train.checkpoint import load_checkpoint
 
@@ -158,5 +174,12 @@ def test_backend_latency(benchmark, artifacts, drift_tiles, config, row):
     if config == "tiny":
         d = drift_tiles
         drift, d["cache"] = measure_drift(d["reference"], runner, d["tiles"], d["classes"], d["cache"])
-        extra.update(psnr_delta=drift["psnr_delta"], miou_delta=drift["miou_delta"], within_budget=not over_budget(drift, parse_budget(None)))
-    record(SUITE, f"{config}/{row}", {"median_ms": s.median * 1e3, "mean_ms": s.mean * 1e3, "stddev_ms": s.stddev * 1e3, "rounds": s.rounds}, **extra)
+        extra.update(
+            psnr_delta=drift["psnr_delta"], miou_delta=drift["miou_delta"], within_budget=not over_budget(drift, parse_budget(None))
+        )
+    record(
+        SUITE,
+        f"{config}/{row}",
+        {"median_ms": s.median * 1e3, "mean_ms": s.mean * 1e3, "stddev_ms": s.stddev * 1e3, "rounds": s.rounds},
+        **extra,
+    )

@@ -26,17 +26,23 @@ def _summarise(rows: dict) -> dict:
     out, lines = {}, []
     a, b = rows.get("export_int8_32"), rows.get("export_int8_128")
     if a:
-        lines.append(f"export --precision int8, 32 calibration tiles: {a['max_rss_mb']:.0f} MB in {a['wall_s']:.0f} s "
-                     f"(goal <= {GOALS['export_int8_32_mb']} MB: {'met' if a['max_rss_mb'] <= GOALS['export_int8_32_mb'] else 'MISSED'})")
+        lines.append(
+            f"export --precision int8, 32 calibration tiles: {a['max_rss_mb']:.0f} MB in {a['wall_s']:.0f} s "
+            f"(goal <= {GOALS['export_int8_32_mb']} MB: {'met' if a['max_rss_mb'] <= GOALS['export_int8_32_mb'] else 'MISSED'})"
+        )
     if a and b:
         r = b["max_rss_mb"] / a["max_rss_mb"]
         out["export_int8_128_over_32"] = r
-        lines.append(f"128 tiles: {b['max_rss_mb']:.0f} MB in {b['wall_s']:.0f} s, {r:.3f}x the 32-tile peak "
-                     f"(goal <= {GOALS['export_int8_128_over_32']}: {'met' if r <= GOALS['export_int8_128_over_32'] else 'MISSED'})")
+        lines.append(
+            f"128 tiles: {b['max_rss_mb']:.0f} MB in {b['wall_s']:.0f} s, {r:.3f}x the 32-tile peak "
+            f"(goal <= {GOALS['export_int8_128_over_32']}: {'met' if r <= GOALS['export_int8_128_over_32'] else 'MISSED'})"
+        )
     c = rows.get("bench_defaults")
     if c:
-        lines.append(f"bench with defaults: {c['max_rss_mb']:.0f} MB in {c['wall_s']:.0f} s "
-                     f"(goal <= {GOALS['bench_defaults_mb']} MB: {'met' if c['max_rss_mb'] <= GOALS['bench_defaults_mb'] else 'MISSED'})")
+        lines.append(
+            f"bench with defaults: {c['max_rss_mb']:.0f} MB in {c['wall_s']:.0f} s "
+            f"(goal <= {GOALS['bench_defaults_mb']} MB: {'met' if c['max_rss_mb'] <= GOALS['bench_defaults_mb'] else 'MISSED'})"
+        )
     return {"ratios": out, "goals": GOALS, "lines": lines}
 
 
@@ -52,13 +58,19 @@ def _peak(args: list[str]) -> dict:
 @pytest.fixture(scope="module", autouse=True)
 def suite():
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = "each command in a fresh process under /usr/bin/time -v; shipped checkpoint, defaults otherwise (tile 256, percentile calibration)"
+    RESULTS[SUITE]["method"] = (
+        "each command in a fresh process under /usr/bin/time -v; shipped checkpoint, defaults otherwise (tile 256, percentile calibration)"
+    )
 
 
 @pytest.mark.parametrize("tiles", [32, 128])
 def test_export_int8_peak(benchmark, tmp_path, tiles):
     out = []
-    benchmark.pedantic(lambda: out.append(_peak(["export", "--precision", "int8", "--calib-tiles", str(tiles), "--out", str(tmp_path / "art")])), rounds=1, iterations=1)
+    benchmark.pedantic(
+        lambda: out.append(_peak(["export", "--precision", "int8", "--calib-tiles", str(tiles), "--out", str(tmp_path / "art")])),
+        rounds=1,
+        iterations=1,
+    )
     record(SUITE, f"export_int8_{tiles}", {**out[0], "calib_tiles": tiles})
 
 

@@ -41,13 +41,16 @@ def _summarise(rows: dict) -> dict:
             if name in rows:
                 r = rows["fp32"]["median_ms"] / rows[name]["median_ms"]
                 ratios[f"{name}_over_fp32"] = r
-                lines.append(f"{name}: {rows[name]['median_ms']:.1f} ms against FP32 {rows['fp32']['median_ms']:.1f} ms = {r:.2f}x"
-                             + (f" (goal {GOAL}x: {'met' if r >= GOAL else 'MISSED'})" if name == "int8" else "")
-                             + f"; dPSNR {rows[name]['psnr_delta']:+.3f} dB, dmIoU {rows[name]['miou_delta']:+.2f} pt")
+                lines.append(
+                    f"{name}: {rows[name]['median_ms']:.1f} ms against FP32 {rows['fp32']['median_ms']:.1f} ms = {r:.2f}x"
+                    + (f" (goal {GOAL}x: {'met' if r >= GOAL else 'MISSED'})" if name == "int8" else "")
+                    + f"; dPSNR {rows[name]['psnr_delta']:+.3f} dB, dmIoU {rows[name]['miou_delta']:+.2f} pt"
+                )
     for name, row in rows.items():
         top = sorted(row["profile_ms"].items(), key=lambda kv: -kv[1])[:6]
-        lines.append(f"{name} profile (ms per call): " + ", ".join(f"{k} {v:.1f}" for k, v in top)
-                     + f"; optimised graph: {row['optimised_ops']}")
+        lines.append(
+            f"{name} profile (ms per call): " + ", ".join(f"{k} {v:.1f}" for k, v in top) + f"; optimised graph: {row['optimised_ops']}"
+        )
     return {"ratios": ratios, "goals": {"int8_over_fp32": GOAL}, "lines": lines}
 
 
@@ -56,24 +59,36 @@ def graphs(tmp_path_factory):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from tdpcr_edge.export import ExportOptions, run_export
-    from tdpcr_edge.export.pipeline import CALIB_SEED, tiles_from
     from tdpcr_edge.export.calibration import TileReader
+    from tdpcr_edge.export.heldout import CALIB_SEED, tiles_from
     from tdpcr_edge.train.checkpoint import load_checkpoint
 
     root = tmp_path_factory.mktemp("ort-int8")
     run_export(ExportOptions(out=root / "fp32", precision="fp32", tile=TILE, eval_tiles=2))
-    run_export(ExportOptions(out=root / "int8", precision="int8", tile=TILE, eval_tiles=2, calib_tiles=16, target="x86-cpu", allow_drift=True))
+    run_export(
+        ExportOptions(out=root / "int8", precision="int8", tile=TILE, eval_tiles=2, calib_tiles=16, target="x86-cpu", allow_drift=True)
+    )
     ck = load_checkpoint()
     calib = tiles_from("synthetic", 16, TILE, ck.normalization, ck.config.num_classes, CALIB_SEED, split="val")
     with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(root / "fp32" / "model.onnx"), str(root / "qlinear.onnx"), TileReader([(t.optical, t.sar) for t in calib]),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"WeightSymmetric": True, "CalibPercentile": 99.99, "QuantizeBias": False})
+        quantize_static(
+            str(root / "fp32" / "model.onnx"),
+            str(root / "qlinear.onnx"),
+            TileReader([(t.optical, t.sar) for t in calib]),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.Percentile,
+            extra_options={"WeightSymmetric": True, "CalibPercentile": 99.99, "QuantizeBias": False},
+        )
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = (f"shipped tiny model, one {TILE}x{TILE} tile, batch 1, {os.cpu_count()} intra-op threads, graph optimisations on "
-                                "(as the runner uses them); latency: pytest-benchmark pedantic, 3 warm-up and 20 rounds, median; profile: "
-                                "ONNX Runtime's profiler over 10 calls, kernel time per operator type per call; drift on the export gate's 16 tiles")
+    RESULTS[SUITE]["method"] = (
+        f"shipped tiny model, one {TILE}x{TILE} tile, batch 1, {os.cpu_count()} intra-op threads, graph optimisations on "
+        "(as the runner uses them); latency: pytest-benchmark pedantic, 3 warm-up and 20 rounds, median; profile: "
+        "ONNX Runtime's profiler over 10 calls, kernel time per operator type per call; drift on the export gate's 16 tiles"
+    )
     return {"fp32": root / "fp32" / "model.onnx", "int8": root / "int8" / "model.onnx", "int8-qlinear": root / "qlinear.onnx"}
 
 
@@ -102,7 +117,7 @@ def _profile(path: Path, optical, sar) -> tuple[dict, dict]:
 @pytest.mark.parametrize("name", ["fp32", "int8", "int8-qlinear"])
 def test_ort_int8_profile(benchmark, graphs, name):
     from tdpcr_edge.export.drift import measure_drift
-    from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
+    from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.runtime.ort_runner import OrtRunner
     from tdpcr_edge.runtime.torch_runner import TorchRunner
     from tdpcr_edge.train.checkpoint import load_checkpoint
@@ -115,5 +130,12 @@ def test_ort_int8_profile(benchmark, graphs, name):
     tiles = tiles_from("synthetic", 16, TILE, ck.normalization, ck.config.num_classes, DRIFT_SEED)
     drift, _ = measure_drift(TorchRunner(ck.path), runner, tiles, ck.config.num_classes)
     profile, ops = _profile(graphs[name], optical, sar)
-    record(SUITE, name, {"median_ms": benchmark.stats.stats.median * 1e3}, psnr_delta=drift["psnr_delta"], miou_delta=drift["miou_delta"],
-           profile_ms=profile, optimised_ops=ops)
+    record(
+        SUITE,
+        name,
+        {"median_ms": benchmark.stats.stats.median * 1e3},
+        psnr_delta=drift["psnr_delta"],
+        miou_delta=drift["miou_delta"],
+        profile_ms=profile,
+        optimised_ops=ops,
+    )

@@ -49,7 +49,8 @@ def op_bytes(c: int, k: int, h: int, w: int, elem: int) -> int:
 
 @pytest.fixture(scope="module")
 def fused_lib():
-    from tdpcr_edge.model.fused import PgfLibrary, find_library
+    from tdpcr_edge.model.fused import PgfLibrary
+    from tdpcr_edge.model.libraries import find_library
 
     path = find_library("cuda")
     if path is None:
@@ -57,7 +58,10 @@ def fused_lib():
             pytest.skip("the CUDA library is not built and cmake/nvcc are missing")
         build = ROOT / "build"
         arch = "".join(map(str, torch.cuda.get_device_capability()))
-        for cmd in (["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={arch}"], ["cmake", "--build", str(build), "-j8"]):
+        for cmd in (
+            ["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={arch}"],
+            ["cmake", "--build", str(build), "-j8"],
+        ):
             subprocess.run(cmd, check=True, capture_output=True)
         path = build / "libtdpcr_pgf_cuda.so"
     return PgfLibrary(path)
@@ -96,7 +100,10 @@ def _summarise(rows: dict) -> dict:
             continue
         e, c, f = (r[v]["median_ms"] for v in ("eager", "compile", "fused"))
         frac = r["fused"]["fraction_of_copy"]
-        lines.append(f"{label}: eager {e:.3f} ms, compile {c:.3f} ms, fused {f:.3f} ms ({e / f:.1f}x eager, {c / f:.2f}x compile, {100 * frac:.0f}% of copy bandwidth)")
+        lines.append(
+            f"{label}: eager {e:.3f} ms, compile {c:.3f} ms, fused {f:.3f} ms ({e / f:.1f}x eager, {c / f:.2f}x compile, "
+            f"{100 * frac:.0f}% of copy bandwidth)"
+        )
         for key, value in (("fused_over_eager", e / f), ("fused_over_compile", c / f), ("fraction_of_copy_bandwidth", frac)):
             worst[key] = min(worst.get(key, value), value)
     met = {k: worst[k] >= GOALS[k] for k in worst}
@@ -111,19 +118,25 @@ def test_pgf_variant(benchmark, fused_lib, copy_bandwidth, shape, variant, dtype
     sets = []
     for seed in range(4):
         g = torch.Generator(device="cuda").manual_seed(seed)
-        sets.append((
-            torch.rand(1, c, h, w, device="cuda", generator=g, dtype=dtype),
-            torch.rand(1, c, h, w, device="cuda", generator=g, dtype=dtype),
-            torch.softmax(torch.randn(1, k, h, w, device="cuda", generator=g), 1).to(dtype),
-            torch.randn(k, c, device="cuda", generator=g, dtype=dtype),
-            torch.rand(1, c, device="cuda", generator=g, dtype=dtype),
-            torch.randn(1, k, 3, 3, device="cuda", generator=g, dtype=dtype),
-            torch.randn(1, device="cuda", generator=g, dtype=dtype),
-        ))
+        sets.append(
+            (
+                torch.rand(1, c, h, w, device="cuda", generator=g, dtype=dtype),
+                torch.rand(1, c, h, w, device="cuda", generator=g, dtype=dtype),
+                torch.softmax(torch.randn(1, k, h, w, device="cuda", generator=g), 1).to(dtype),
+                torch.randn(k, c, device="cuda", generator=g, dtype=dtype),
+                torch.rand(1, c, device="cuda", generator=g, dtype=dtype),
+                torch.randn(1, k, 3, 3, device="cuda", generator=g, dtype=dtype),
+                torch.randn(1, device="cuda", generator=g, dtype=dtype),
+            )
+        )
     fn = {"eager": pgf_fuse, "compile": torch.compile(pgf_fuse, dynamic=False), "fused": fused_lib.run_torch}[variant]
     ms = median_ms(fn, sets)
     benchmark.pedantic(lambda: (fn(*sets[0]), torch.cuda.synchronize()), rounds=10, warmup_rounds=2)
     gbs = op_bytes(c, k, h, w, torch.finfo(dtype).bits // 8) / ms / 1e6
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
     RESULTS[SUITE]["method"] = "CUDA events around each call, 5 warm-up calls, median of 50 over 4 rotating input sets, batch 1"
-    record(SUITE, f"{label}-{dtype.__repr__().split('.')[-1]}/{variant}", {"median_ms": ms, "gbs": gbs, "fraction_of_copy": gbs / copy_bandwidth})
+    record(
+        SUITE,
+        f"{label}-{dtype.__repr__().split('.')[-1]}/{variant}",
+        {"median_ms": ms, "gbs": gbs, "fraction_of_copy": gbs / copy_bandwidth},
+    )

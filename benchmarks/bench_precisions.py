@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tdpcr_edge.probe import device_info
-from tdpcr_edge.bench import BenchOptions, accuracy_fields, artifact_key, artifact_keys, ensure_artifacts, ensure_engine, method_text
+from tdpcr_edge.bench import accuracy_fields, method_text
+from tdpcr_edge.bench_artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
+from tdpcr_edge.bench_options import BenchOptions
 from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
-from tdpcr_edge.export.pipeline import DRIFT_SEED, tiles_from
+from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
+from tdpcr_edge.probe import device_info
 from tdpcr_edge.runtime.combos import COMBOS, make_runner, unavailable
 from tdpcr_edge.runtime.torch_runner import TorchRunner
 from tdpcr_edge.train.checkpoint import load_checkpoint
@@ -34,7 +36,9 @@ def setup(tmp_path_factory):
     # Artifacts already exported (e.g. by make demo) are reused when they match the shipped
     # checkpoint and tile; anything missing is exported into that folder.
     artifacts = os.environ.get("TDPCR_BENCH_ARTIFACTS")
-    opts = BenchOptions(report=root, tiles=TILES, tile=TILE, warmup=WARMUP, iterations=ROUNDS, artifacts=Path(artifacts) if artifacts else None)
+    opts = BenchOptions(
+        report=root, tiles=TILES, tile=TILE, warmup=WARMUP, iterations=ROUNDS, artifacts=Path(artifacts) if artifacts else None
+    )
     ckpt = load_checkpoint(None)
     tiles = tiles_from("synthetic", TILES, TILE, ckpt.normalization, ckpt.config.num_classes, DRIFT_SEED)
     needed = artifact_keys([c for c in COMBOS if not unavailable(c)])

@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
-
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 
 from tdpcr_edge.data.scenes import FILES
 from tdpcr_edge.data.synthetic import CRS, PIXEL_SIZE_M, make_scene
@@ -45,10 +44,13 @@ def _summarise(rows: dict) -> dict:
     lines = []
     for key, row in rows.items():
         shares = {k: v / row["cpu_ms_per_tile"]["total"] for k, v in row["cpu_ms_per_tile"].items() if k != "total"}
-        lines.append(f"{key}: {row['wall_s']:.1f} s, {row['tiles_per_s']:.1f} tiles/s, {row['km2_per_s']:.0f} km^2/s, peak RSS {row['max_rss_mb']:.0f} MB "
-                     f"({row['rss_over_2048']:.2f}x the 2048^2 corner's {row['corner_2048']['max_rss_mb']:.0f} MB, goal <= {row['rss_goal']}x: "
-                     f"{'met' if row['rss_goal_met'] else 'MISSED'}; {row['column_bands']} column bands); "
-                     "CPU share " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()))
+        lines.append(
+            f"{key}: {row['wall_s']:.1f} s, {row['tiles_per_s']:.1f} tiles/s, {row['km2_per_s']:.0f} km^2/s, peak RSS "
+            f"{row['max_rss_mb']:.0f} MB "
+            f"({row['rss_over_2048']:.2f}x the 2048^2 corner's {row['corner_2048']['max_rss_mb']:.0f} MB, goal <= {row['rss_goal']}x: "
+            f"{'met' if row['rss_goal_met'] else 'MISSED'}; {row['column_bands']} column bands); "
+            "CPU share " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())
+        )
     return {"lines": lines}
 
 
@@ -60,14 +62,29 @@ def s2_tile():
         root.mkdir(parents=True, exist_ok=True)
         scenes = [make_scene(100 + i, 0, BLOCK) for i in range(5)]
         # Tiled like the COGs the catalogues serve (and as `synth` writes its scenes).
-        base = dict(driver="GTiff", width=SIZE, height=SIZE, crs=CRS, transform=from_origin(300000.0, 5000000.0, PIXEL_SIZE_M, PIXEL_SIZE_M),
-                    compress="deflate", tiled=True, blockxsize=256, blockysize=256)
+        base = dict(
+            driver="GTiff",
+            width=SIZE,
+            height=SIZE,
+            crs=CRS,
+            transform=from_origin(300000.0, 5000000.0, PIXEL_SIZE_M, PIXEL_SIZE_M),
+            compress="deflate",
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+        )
         opt, sar = dict(base, count=13, dtype="uint16"), dict(base, count=2, dtype="float32")
         with rasterio.open(root / FILES["optical"], "w", **opt) as o, rasterio.open(root / FILES["sar"], "w", **sar) as s:
             for by in range(5):
                 for bx in range(5):
                     sc = scenes[(by * 5 + bx) % 5]
-                    flip = [lambda a: a, lambda a: a[..., ::-1, :], lambda a: a[..., :, ::-1], lambda a: np.swapaxes(a, -1, -2), lambda a: a[..., ::-1, ::-1]][(by + 2 * bx) % 5]
+                    flip = [
+                        lambda a: a,
+                        lambda a: a[..., ::-1, :],
+                        lambda a: a[..., :, ::-1],
+                        lambda a: np.swapaxes(a, -1, -2),
+                        lambda a: a[..., ::-1, ::-1],
+                    ][(by + 2 * bx) % 5]
                     w = Window(bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
                     o.write(np.ascontiguousarray(flip(sc.optical_cloudy)), window=w)
                     s.write(np.ascontiguousarray(flip(sc.sar)), window=w)
@@ -82,18 +99,25 @@ def s2_tile():
                     dst.write(src.read(window=Window(0, 0, CROP, CROP)))
         (crop / "complete").write_text("ok\n")
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = (f"{SIZE} x {SIZE} x 13-band synthetic scene (5 x 5 mosaic of {BLOCK}^2 scenes, DEFLATE, 256^2 blocks), tile {TILE}, overlap {OVERLAP}, "
-                                f"batch {BATCH}; one `tdpcr-edge infer`-equivalent stream per row in a fresh process under /usr/bin/time -v, after the same row on the "
-                                f"tile's {CROP}^2 corner (peak RSS goal <= {RSS_GOAL}x the corner's); "
-                                f"km^2 at {PIXEL_SIZE_M:g} m pixels")
+    RESULTS[SUITE]["method"] = (
+        f"{SIZE} x {SIZE} x 13-band synthetic scene (5 x 5 mosaic of {BLOCK}^2 scenes, DEFLATE, 256^2 blocks), tile {TILE}, overlap "
+        f"{OVERLAP}, "
+        f"batch {BATCH}; one `tdpcr-edge infer`-equivalent stream per row in a fresh process under /usr/bin/time -v, after the same row "
+        "on the "
+        f"tile's {CROP}^2 corner (peak RSS goal <= {RSS_GOAL}x the corner's); "
+        f"km^2 at {PIXEL_SIZE_M:g} m pixels"
+    )
     return root
 
 
 def _stream(folder: Path, out: Path, backend: str, model: str | None) -> dict:
-    code = ("import json\nfrom tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
-            f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, model={model!r}, "
-            f"backend={backend!r}, tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
-            "print(json.dumps(r))")
+    code = (
+        "import json\nfrom tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
+        f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
+        f"model={model!r}, "
+        f"backend={backend!r}, tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
+        "print(json.dumps(r))"
+    )
     done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code], capture_output=True, text=True, check=True)
     run = json.loads(done.stdout.strip().splitlines()[-1])
     run["max_rss_mb"] = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)) / 1024
@@ -102,12 +126,26 @@ def _stream(folder: Path, out: Path, backend: str, model: str | None) -> dict:
 
 def _record(key: str, run: dict, corner: dict) -> None:
     km2 = SIZE * SIZE * PIXEL_SIZE_M**2 / 1e6
-    record(SUITE, key, {"wall_s": run["wall_s"], "tiles": run["tiles"]["processed"], "tiles_per_s": run["tiles_per_s"], "km2_per_s": km2 / run["wall_s"],
-                        "max_rss_mb": run["max_rss_mb"], "sampled_peak_rss_mb": run["peak_rss_mb"], "cpu_ms_per_tile": run["cpu_ms_per_tile"],
-                        "workers": run["workers"], "backend": run["model"]["backend"], "column_bands": run["tiles"]["column_bands"],
-                        "corner_2048": {"wall_s": corner["wall_s"], "tiles_per_s": corner["tiles_per_s"], "max_rss_mb": corner["max_rss_mb"]},
-                        "rss_over_2048": run["max_rss_mb"] / corner["max_rss_mb"], "rss_goal": RSS_GOAL,
-                        "rss_goal_met": run["max_rss_mb"] <= RSS_GOAL * corner["max_rss_mb"]})
+    record(
+        SUITE,
+        key,
+        {
+            "wall_s": run["wall_s"],
+            "tiles": run["tiles"]["processed"],
+            "tiles_per_s": run["tiles_per_s"],
+            "km2_per_s": km2 / run["wall_s"],
+            "max_rss_mb": run["max_rss_mb"],
+            "sampled_peak_rss_mb": run["peak_rss_mb"],
+            "cpu_ms_per_tile": run["cpu_ms_per_tile"],
+            "workers": run["workers"],
+            "backend": run["model"]["backend"],
+            "column_bands": run["tiles"]["column_bands"],
+            "corner_2048": {"wall_s": corner["wall_s"], "tiles_per_s": corner["tiles_per_s"], "max_rss_mb": corner["max_rss_mb"]},
+            "rss_over_2048": run["max_rss_mb"] / corner["max_rss_mb"],
+            "rss_goal": RSS_GOAL,
+            "rss_goal_met": run["max_rss_mb"] <= RSS_GOAL * corner["max_rss_mb"],
+        },
+    )
 
 
 def _both(root: Path, tmp_path: Path, backend: str, model: str | None, benchmark) -> tuple[dict, dict]:

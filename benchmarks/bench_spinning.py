@@ -40,12 +40,16 @@ def _summarise(rows: dict) -> dict:
         if on and off:
             ratio = off["tiles_per_s"] / on["tiles_per_s"]
             out[f"nospin_over_spin_{workers}_workers"] = ratio
-            lines.append(f"ONNX Runtime stream, {workers} worker(s): spinning {on['tiles_per_s']:.1f} tiles/s, sleeping {off['tiles_per_s']:.1f} "
-                         f"tiles/s: {ratio:.2f}x ({'sleeping' if ratio >= 1 else 'spinning'} faster; rounds {on['rounds']} / {off['rounds']})")
+            lines.append(
+                f"ONNX Runtime stream, {workers} worker(s): spinning {on['tiles_per_s']:.1f} tiles/s, sleeping {off['tiles_per_s']:.1f} "
+                f"tiles/s: {ratio:.2f}x ({'sleeping' if ratio >= 1 else 'spinning'} faster; rounds {on['rounds']} / {off['rounds']})"
+            )
     for key, r in rows.items():
         if key.startswith("idle/"):
-            lines.append(f"{key.removeprefix('idle/')}: cores busy while idle after a call, over "
-                         + ", ".join(f"{s * 1e3:.0f} ms {c:.2f}" for s, c in zip(IDLE_S, r["cores_busy"])))
+            lines.append(
+                f"{key.removeprefix('idle/')}: cores busy while idle after a call, over "
+                + ", ".join(f"{s * 1e3:.0f} ms {c:.2f}" for s, c in zip(IDLE_S, r["cores_busy"]))
+            )
     return {"ratios": out, "lines": lines}
 
 
@@ -58,9 +62,12 @@ def setup(tmp_path_factory):
     run_export(ExportOptions(out=root / "fp32", precision="fp32", calib_tiles=4, eval_tiles=2))
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
     RESULTS[SUITE]["method"] = (
-        f"shipped tiny model, FP32 artifact on ONNX Runtime; a {SIZE} x {SIZE} synthetic scene, tile {TILE}, overlap {OVERLAP}, batch {BATCH}; "
-        f"spinning and sleeping alternated run by run, {ROUNDS} rounds each, median tiles/s of the whole run; idle: the process's user+system "
-        "CPU time while sleeping right after a call, divided by the sleep")
+        f"shipped tiny model, FP32 artifact on ONNX Runtime; a {SIZE} x {SIZE} synthetic scene, tile {TILE}, overlap {OVERLAP}, batch "
+        f"{BATCH}; "
+        f"spinning and sleeping alternated run by run, {ROUNDS} rounds each, median tiles/s of the whole run; idle: the process's "
+        "user+system "
+        "CPU time while sleeping right after a call, divided by the sleep"
+    )
     return root
 
 
@@ -78,13 +85,29 @@ def test_ort_stream_spinning(benchmark, setup, tmp_path, monkeypatch, workers):
         for spin in (True, False):
             monkeypatch.setattr(ort_runner, "SPIN_BETWEEN_CALLS", spin)
             out = tmp_path / f"out-{spin}-{len(runs[spin])}"
-            run = run_stream(StreamOptions(optical=scene / FILES["optical"], sar=scene / FILES["sar"], out=out, model=str(setup / "fp32"),
-                                           backend="ort", tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False, workers=workers))
+            run = run_stream(
+                StreamOptions(
+                    optical=scene / FILES["optical"],
+                    sar=scene / FILES["sar"],
+                    out=out,
+                    model=str(setup / "fp32"),
+                    backend="ort",
+                    tile=TILE,
+                    overlap=OVERLAP,
+                    batch=BATCH,
+                    quicklook=False,
+                    workers=workers,
+                )
+            )
             runs[spin].append(run["tiles_per_s"])
 
     benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=0, iterations=1)
     for spin, name in ((True, "spin"), (False, "nospin")):
-        record(SUITE, f"stream/{name}/{workers}", {"tiles_per_s": float(np.median(runs[spin])), "rounds": [round(x, 2) for x in runs[spin]], "workers": workers})
+        record(
+            SUITE,
+            f"stream/{name}/{workers}",
+            {"tiles_per_s": float(np.median(runs[spin])), "rounds": [round(x, 2) for x in runs[spin]], "workers": workers},
+        )
     assert all(len(v) == ROUNDS for v in runs.values())
 
 

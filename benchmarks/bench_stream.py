@@ -37,7 +37,12 @@ ROUNDS = {1024: 5, 2048: 3}
 RSS_RUNS = 3
 # Streaming against the backend alone: 0.9x for torch FP32, 0.8x for the fastest CPU row (the
 # scene-pipeline issue's budget: the pipeline may cost a quarter of that row's inference).
-GOALS = {"stream_over_backend": {"torch": 0.9, "openvino": 0.8}, "rss_growth_for_4x_area": 0.2, "replay_over_fastest_direct": 4.0, "replay_2_over_1_core": 1.7}
+GOALS = {
+    "stream_over_backend": {"torch": 0.9, "openvino": 0.8},
+    "rss_growth_for_4x_area": 0.2,
+    "replay_over_fastest_direct": 4.0,
+    "replay_2_over_1_core": 1.7,
+}
 REPLAY_ROUNDS = 3
 
 
@@ -52,8 +57,11 @@ def _summarise(rows: dict) -> dict:
     if "rss_1024" in rows and "rss_2048" in rows:
         g = rows["rss_2048"]["peak_rss_mb"] / rows["rss_1024"]["peak_rss_mb"] - 1
         out["rss_growth_for_4x_area"] = g
-        lines.append(f"peak RSS {rows['rss_1024']['peak_rss_mb']:.0f} MB at 1024^2, {rows['rss_2048']['peak_rss_mb']:.0f} MB at 2048^2: "
-                     f"+{100 * g:.1f}% (goal < {100 * GOALS['rss_growth_for_4x_area']:.0f}%: {'met' if g < GOALS['rss_growth_for_4x_area'] else 'MISSED'})")
+        lines.append(
+            f"peak RSS {rows['rss_1024']['peak_rss_mb']:.0f} MB at 1024^2, {rows['rss_2048']['peak_rss_mb']:.0f} MB at 2048^2: "
+            f"+{100 * g:.1f}% (goal < {100 * GOALS['rss_growth_for_4x_area']:.0f}%: "
+            f"{'met' if g < GOALS['rss_growth_for_4x_area'] else 'MISSED'})"
+        )
     return {"ratios": out, "goals": GOALS, "lines": lines}
 
 
@@ -65,20 +73,27 @@ def _summarise_replay(rows: dict, out: dict, lines: list) -> None:
     if one and two:
         r = two["tiles_per_s"] / one["tiles_per_s"]
         out["replay_2_over_1_core"] = r
-        lines.append(f"replay (pipeline alone), 2048^2: {one['tiles_per_s']:.1f} tiles/s on 1 core, {two['tiles_per_s']:.1f} on 2: {r:.2f}x "
-                     f"(goal >= {GOALS['replay_2_over_1_core']}: {'met' if r >= GOALS['replay_2_over_1_core'] else 'MISSED'})")
+        lines.append(
+            f"replay (pipeline alone), 2048^2: {one['tiles_per_s']:.1f} tiles/s on 1 core, {two['tiles_per_s']:.1f} on 2: {r:.2f}x "
+            f"(goal >= {GOALS['replay_2_over_1_core']}: {'met' if r >= GOALS['replay_2_over_1_core'] else 'MISSED'})"
+        )
         for cores, row in (("1 core", one), ("2 cores", two)):
             lines.append(f"replay on {cores}, CPU ms per tile: " + ", ".join(f"{k} {v:.1f}" for k, v in row["cpu_ms_per_tile"].items()))
         fastest = rows.get("openvino/backend_2048")
         if fastest:
             r = two["tiles_per_s"] / fastest["tiles_per_s"]
             out["replay_over_fastest_direct"] = r
-            lines.append(f"replay on 2 cores against the fastest CPU row called directly ({fastest['tiles_per_s']:.1f} tiles/s): {r:.2f}x "
-                         f"(goal >= {GOALS['replay_over_fastest_direct']}: {'met' if r >= GOALS['replay_over_fastest_direct'] else 'MISSED'})")
+            lines.append(
+                f"replay on 2 cores against the fastest CPU row called directly ({fastest['tiles_per_s']:.1f} tiles/s): {r:.2f}x "
+                f"(goal >= {GOALS['replay_over_fastest_direct']}: {'met' if r >= GOALS['replay_over_fastest_direct'] else 'MISSED'})"
+            )
     for w in (1, 2):
         row = rows.get(f"openvino/stream_workers{w}_2048")
         if row:
-            lines.append(f"{row['row']} streamed with {w} inference worker(s), 2048^2: {row['tiles_per_s']:.1f} tiles/s (median of {len(row['rounds'])})")
+            lines.append(
+                f"{row['row']} streamed with {w} inference worker(s), 2048^2: {row['tiles_per_s']:.1f} tiles/s (median of "
+                f"{len(row['rounds'])})"
+            )
     floor = rows.get("floor_2048")
     if floor:
         lines.append("floor, single-threaded CPU ms per 256^2 tile: " + ", ".join(f"{k} {v:.1f}" for k, v in floor["ms_per_tile"].items()))
@@ -96,20 +111,28 @@ def _summarise_model(rows: dict, model: str, out: dict, lines: list) -> None:
         r = float(np.median(per_round))
         out[f"stream_over_backend_{size_key}"] = r
         out[f"stream_over_backend_{size_key}_rounds"] = per_round
-        lines.append(f"{stream['row']}, {size}^2: streaming {stream['tiles_per_s']:.2f} tiles/s vs backend-only {backend['tiles_per_s']:.2f} tiles/s (medians); "
-                     f"per-round ratio median {r:.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} "
-                     f"(goal >= {GOALS['stream_over_backend'][model]}: {'met' if r >= GOALS['stream_over_backend'][model] else 'MISSED'})")
+        lines.append(
+            f"{stream['row']}, {size}^2: streaming {stream['tiles_per_s']:.2f} tiles/s vs backend-only {backend['tiles_per_s']:.2f} "
+            "tiles/s (medians); "
+            f"per-round ratio median {r:.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} "
+            f"(goal >= {GOALS['stream_over_backend'][model]}: {'met' if r >= GOALS['stream_over_backend'][model] else 'MISSED'})"
+        )
         split = rows.get(f"{model}/split_backend_{size}")
         if split:
             per_round = [s / b for s, b in zip(stream["rounds"], split["rounds"])]
             out[f"stream_over_split_backend_{size_key}"] = float(np.median(per_round))
             out[f"stream_over_split_backend_{size_key}_rounds"] = per_round
-            lines.append(f"{stream['row']}, {size}^2: against the backend called as the stream calls it ({split['workers']} workers, {split['tiles_per_s']:.2f} tiles/s): "
-                         f"{np.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} (the pipeline's own overhead)")
+            lines.append(
+                f"{stream['row']}, {size}^2: against the backend called as the stream calls it ({split['workers']} workers, "
+                f"{split['tiles_per_s']:.2f} tiles/s): "
+                f"{np.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f} (the pipeline's own overhead)"
+            )
         per_tile = stream.get("latency_ms_per_tile")
         if per_tile:
-            lines.append(f"{stream['row']}, {size}^2: CPU ms per tile in the stream (summed over threads): "
-                         + ", ".join(f"{k} {v:.1f}" for k, v in per_tile.items()))
+            lines.append(
+                f"{stream['row']}, {size}^2: CPU ms per tile in the stream (summed over threads): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in per_tile.items())
+            )
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +145,17 @@ def scenes(tmp_path_factory):
         write_scene(root / f"s{size}", make_scene(11, 0, size))
         out[size] = root / f"s{size}"
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = (f"shipped tiny checkpoint; torch FP32 on the CPU, and the x86-cpu profile's artifact on OpenVINO (precision by this CPU's ISA); tile {TILE}, overlap {OVERLAP}, batch {BATCH} tiles, "
-                                "1024 x 1024 and 2048 x 2048 synthetic scenes; throughput = tiles / wall time (stream: the whole run, setup and COG outputs "
-                                f"included); the stream splits each batch between its inference workers (default_workers: 2 single-threaded on a 2+ core CPU), and a second "
-                                f"backend-only figure calls the runner that same way; rounds alternating backend-only, split backend-only and stream ({ROUNDS[1024]} at 1024^2, "
-                                f"{ROUNDS[2048]} at 2048^2), medians; peak RSS as the run samples it (run.json) in a fresh process per run, median of {RSS_RUNS} runs")
+    RESULTS[SUITE]["method"] = (
+        "shipped tiny checkpoint; torch FP32 on the CPU, and the x86-cpu profile's artifact on OpenVINO (precision by this CPU's ISA); "
+        f"tile {TILE}, overlap {OVERLAP}, batch {BATCH} tiles, "
+        "1024 x 1024 and 2048 x 2048 synthetic scenes; throughput = tiles / wall time (stream: the whole run, setup and COG outputs "
+        "included); the stream splits each batch between its inference workers (default_workers: 2 single-threaded on a 2+ core CPU), "
+        "and a second "
+        "backend-only figure calls the runner that same way; rounds alternating backend-only, split backend-only and stream "
+        f"({ROUNDS[1024]} at 1024^2, "
+        f"{ROUNDS[2048]} at 2048^2), medians; peak RSS as the run samples it (run.json) in a fresh process per run, median of {RSS_RUNS} "
+        "runs"
+    )
     return out
 
 
@@ -197,18 +226,44 @@ def test_stream_against_backend(benchmark, scenes, models, tmp_path, size, which
             runner(o, s)
         backend.append(len(grid) / (time.perf_counter() - t0))
         split.append(_split_backend(batches, len(grid), workers, model, backend_name))
-        run = run_stream(StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=tmp_path / f"out{len(stream)}",
-                                       model=model, backend=backend_name, tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False))
+        run = run_stream(
+            StreamOptions(
+                optical=folder / FILES["optical"],
+                sar=folder / FILES["sar"],
+                out=tmp_path / f"out{len(stream)}",
+                model=model,
+                backend=backend_name,
+                tile=TILE,
+                overlap=OVERLAP,
+                batch=BATCH,
+                quicklook=False,
+            )
+        )
         stream.append(run)
 
     benchmark.pedantic(one_round, rounds=ROUNDS[size], warmup_rounds=0, iterations=1)
     ratios = [r["tiles_per_s"] / b for r, b in zip(stream, backend)]
-    benchmark.extra_info.update(backend_tiles_per_s=backend, split_backend_tiles_per_s=split, stream_tiles_per_s=[r["tiles_per_s"] for r in stream], ratios=ratios)
+    benchmark.extra_info.update(
+        backend_tiles_per_s=backend, split_backend_tiles_per_s=split, stream_tiles_per_s=[r["tiles_per_s"] for r in stream], ratios=ratios
+    )
     record(SUITE, f"{which}/backend_{size}", {"tiles_per_s": float(np.median(backend)), "rounds": backend, "tiles": len(grid)})
-    record(SUITE, f"{which}/split_backend_{size}", {"tiles_per_s": float(np.median(split)), "rounds": split, "workers": workers, "tiles": len(grid)})
-    record(SUITE, f"{which}/stream_{size}", {"tiles_per_s": float(np.median([r["tiles_per_s"] for r in stream])), "rounds": [r["tiles_per_s"] for r in stream],
-                                             "workers": stream[-1]["workers"], "latency_ms_per_tile": stream[-1]["latency_ms_per_tile"],
-                                             "wall_s": stream[-1]["wall_s"], "row": label})
+    record(
+        SUITE,
+        f"{which}/split_backend_{size}",
+        {"tiles_per_s": float(np.median(split)), "rounds": split, "workers": workers, "tiles": len(grid)},
+    )
+    record(
+        SUITE,
+        f"{which}/stream_{size}",
+        {
+            "tiles_per_s": float(np.median([r["tiles_per_s"] for r in stream])),
+            "rounds": [r["tiles_per_s"] for r in stream],
+            "workers": stream[-1]["workers"],
+            "latency_ms_per_tile": stream[-1]["latency_ms_per_tile"],
+            "wall_s": stream[-1]["wall_s"],
+            "row": label,
+        },
+    )
     assert len(stream) == ROUNDS[size] and all(r["tiles"]["processed"] == len(grid) for r in stream)
 
 
@@ -217,8 +272,24 @@ def test_peak_rss(benchmark, scenes, tmp_path, size):
     """Peak RSS of the CLI streaming the scene in a fresh process; the median of three runs,
     because thread timing moves a single run's peak by tens of MB."""
     folder = scenes[size]
-    cmd = [sys.executable, "-m", "tdpcr_edge.cli", "infer", "--optical", str(folder / FILES["optical"]), "--sar", str(folder / FILES["sar"]),
-           "--out", str(tmp_path / "out"), "--tile", str(TILE), "--overlap", str(OVERLAP), "--batch", str(BATCH)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tdpcr_edge.cli",
+        "infer",
+        "--optical",
+        str(folder / FILES["optical"]),
+        "--sar",
+        str(folder / FILES["sar"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--tile",
+        str(TILE),
+        "--overlap",
+        str(OVERLAP),
+        "--batch",
+        str(BATCH),
+    ]
     peaks = []
 
     def one():
@@ -233,11 +304,14 @@ def test_peak_rss(benchmark, scenes, tmp_path, size):
 def _replay(folder, out, cores: int) -> dict:
     """One stream of the scene through the replay backend in a fresh process pinned to
     ``cores`` cores (its threads and GDAL's alike)."""
-    code = (f"import os, json; os.sched_setaffinity(0, set(range({cores})))\n"
-            "from tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
-            f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
-            f"backend='replay', tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
-            "print(json.dumps({k: r[k] for k in ('tiles_per_s', 'wall_s', 'cpu_ms_per_tile', 'latency_ms_per_tile', 'peak_rss_mb', 'workers')}))")
+    code = (
+        f"import os, json; os.sched_setaffinity(0, set(range({cores})))\n"
+        "from tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
+        f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
+        f"backend='replay', tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
+        "print(json.dumps({k: r[k] for k in ('tiles_per_s', 'wall_s', 'cpu_ms_per_tile', 'latency_ms_per_tile', 'peak_rss_mb', "
+        "'workers')}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -256,8 +330,17 @@ def test_pipeline_ceiling(benchmark, scenes, tmp_path):
     benchmark.pedantic(one_round, rounds=REPLAY_ROUNDS, warmup_rounds=0, iterations=1)
     for cores, rs in runs.items():
         best = sorted(rs, key=lambda r: r["tiles_per_s"])[len(rs) // 2]
-        record(SUITE, f"replay/{cores}core_2048", {"tiles_per_s": float(np.median([r["tiles_per_s"] for r in rs])), "rounds": [r["tiles_per_s"] for r in rs],
-                                                    "cpu_ms_per_tile": best["cpu_ms_per_tile"], "peak_rss_mb": best["peak_rss_mb"], "workers": best["workers"]})
+        record(
+            SUITE,
+            f"replay/{cores}core_2048",
+            {
+                "tiles_per_s": float(np.median([r["tiles_per_s"] for r in rs])),
+                "rounds": [r["tiles_per_s"] for r in rs],
+                "cpu_ms_per_tile": best["cpu_ms_per_tile"],
+                "peak_rss_mb": best["peak_rss_mb"],
+                "workers": best["workers"],
+            },
+        )
 
 
 def test_decode_and_encode_floor(benchmark, scenes, tmp_path):
@@ -298,10 +381,15 @@ def test_decode_and_encode_floor(benchmark, scenes, tmp_path):
         tiles = len(grid)
         for name, cog in COMPRESSION.items():
             # The COG driver's options in GTiff's words (LEVEL -> ZSTD_LEVEL / ZLEVEL, PREDICTOR=YES -> 2).
-            opts = {"compress": cog["compress"], **({"predictor": 2} if "predictor" in cog else {}),
-                    **({"zstd_level": cog["level"]} if cog["compress"] == "ZSTD" else {"zlevel": cog["level"]} if "level" in cog else {})}
+            opts = {
+                "compress": cog["compress"],
+                **({"predictor": 2} if "predictor" in cog else {}),
+                **({"zstd_level": cog["level"]} if cog["compress"] == "ZSTD" else {"zlevel": cog["level"]} if "level" in cog else {}),
+            }
             t = time.process_time()
-            with rasterio.open(tmp_path / f"{name}.tif", "w", **{**profile, "driver": "GTiff", "tiled": True, "blockxsize": 512, "blockysize": 512, **opts}) as dst:
+            with rasterio.open(
+                tmp_path / f"{name}.tif", "w", **{**profile, "driver": "GTiff", "tiled": True, "blockxsize": 512, "blockysize": 512, **opts}
+            ) as dst:
                 dst.write(data)
             figures[f"encode {name}"] = time.process_time() - t
         figures["tiles"] = tiles
@@ -324,8 +412,20 @@ def test_openvino_stream_workers(benchmark, scenes, models, tmp_path):
 
     def one_round():
         for workers in (1, 2):
-            run = run_stream(StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=tmp_path / f"w{workers}-{len(runs[workers])}",
-                                           model=model, backend=backend_name, tile=TILE, overlap=OVERLAP, batch=BATCH, quicklook=False, workers=workers))
+            run = run_stream(
+                StreamOptions(
+                    optical=folder / FILES["optical"],
+                    sar=folder / FILES["sar"],
+                    out=tmp_path / f"w{workers}-{len(runs[workers])}",
+                    model=model,
+                    backend=backend_name,
+                    tile=TILE,
+                    overlap=OVERLAP,
+                    batch=BATCH,
+                    quicklook=False,
+                    workers=workers,
+                )
+            )
             runs[workers].append(run["tiles_per_s"])
 
     benchmark.pedantic(one_round, rounds=3, warmup_rounds=0, iterations=1)

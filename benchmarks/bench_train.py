@@ -22,8 +22,8 @@ import time
 import pytest
 import torch
 
-from tdpcr_edge.data.datasets import open_dataset
 from tdpcr_edge.data.sources import DatasetSource
+from tdpcr_edge.data.specs import open_dataset
 from tdpcr_edge.train import TrainOptions, train
 from tdpcr_edge.train.samples import MicroBatches, SampleStream, loader
 from tests.data import fixtures
@@ -43,16 +43,21 @@ def _summarise(rows: dict) -> dict:
     if step and pipe:
         r = pipe["samples_per_s"] / step["step_samples_per_s"]
         ratios["pipeline_over_step"] = r
-        lines.append(f"pipeline with 2 workers {pipe['samples_per_s']:.1f} samples/s (0 workers {rows.get('pipeline/workers0', {}).get('samples_per_s', float('nan')):.1f}) "
-                     f"against the step's {step['step_samples_per_s']:.1f} samples/s = {r:.1f}x (goal >= {GOALS['pipeline_over_step']}: "
-                     f"{'met' if r >= GOALS['pipeline_over_step'] else 'MISSED'}); training waited on data {100 * step['data_wait_share']:.1f}% "
-                     f"of step time with 2 workers, {100 * rows.get('train/cpu-workers0', {}).get('data_wait_share', float('nan')):.1f}% with none")
+        lines.append(
+            f"pipeline with 2 workers {pipe['samples_per_s']:.1f} samples/s (0 workers "
+            f"{rows.get('pipeline/workers0', {}).get('samples_per_s', float('nan')):.1f}) "
+            f"against the step's {step['step_samples_per_s']:.1f} samples/s = {r:.1f}x (goal >= {GOALS['pipeline_over_step']}: "
+            f"{'met' if r >= GOALS['pipeline_over_step'] else 'MISSED'}); training waited on data {100 * step['data_wait_share']:.1f}% "
+            f"of step time with 2 workers, {100 * rows.get('train/cpu-workers0', {}).get('data_wait_share', float('nan')):.1f}% with none"
+        )
     fp32, bf16 = rows.get("train/cuda-fp32"), rows.get("train/cuda-bf16")
     if fp32 and bf16:
         r = bf16["steps_per_s"] / fp32["steps_per_s"]
         ratios["gpu_bf16_over_fp32"] = r
-        lines.append(f"GPU: AMP bf16 {bf16['steps_per_s']:.2f} steps/s against FP32 {fp32['steps_per_s']:.2f} = {r:.2f}x "
-                     f"(goal >= {GOALS['gpu_bf16_over_fp32']}); data wait {100 * bf16['data_wait_share']:.1f}% (goal < 10%)")
+        lines.append(
+            f"GPU: AMP bf16 {bf16['steps_per_s']:.2f} steps/s against FP32 {fp32['steps_per_s']:.2f} = {r:.2f}x "
+            f"(goal >= {GOALS['gpu_bf16_over_fp32']}); data wait {100 * bf16['data_wait_share']:.1f}% (goal < 10%)"
+        )
     return {"ratios": ratios, "goals": GOALS, "lines": lines}
 
 
@@ -63,10 +68,12 @@ def data(tmp_path_factory):
     # official val scene so that validation has its split.
     fixtures.sen12mscr(root, size=SIZE, layout={"ROIs1970_fall": {"3": list(range(1, PATCHES + 1))}, "ROIs2017_winter": {"22": [5]}})
     RESULTS.setdefault(SUITE, {"rows": {}})["summarise"] = _summarise
-    RESULTS[SUITE]["method"] = (f"SEN12MS-CR-layout fixture of {PATCHES} training patches of {SIZE}x{SIZE} (13 + 13 + 2 bands + land cover, GeoTIFF), "
-                                f"random crops of {PATCH}, flips and rotations, batches of {BATCH}; tiny model, phase 1; {os.cpu_count()} cores; "
-                                f"pipeline rows: {PIPELINE_BATCHES} batches read alone after the first; train rows: {TRAIN_STEPS} steps of `train` "
-                                "end to end, step rate = samples / (step time - data wait); one run each")
+    RESULTS[SUITE]["method"] = (
+        f"SEN12MS-CR-layout fixture of {PATCHES} training patches of {SIZE}x{SIZE} (13 + 13 + 2 bands + land cover, GeoTIFF), "
+        f"random crops of {PATCH}, flips and rotations, batches of {BATCH}; tiny model, phase 1; {os.cpu_count()} cores; "
+        f"pipeline rows: {PIPELINE_BATCHES} batches read alone after the first; train rows: {TRAIN_STEPS} steps of `train` "
+        "end to end, step rate = samples / (step time - data wait); one run each"
+    )
     return f"sen12mscr:{root}?labels=dfc"
 
 
@@ -87,12 +94,34 @@ def test_pipeline_samples_per_s(benchmark, data, workers):
 
 
 def _train_row(tmp_path, data: str, device: str, amp: str, workers: int, steps: int, batch: int, patch: int) -> dict:
-    metrics = train(TrainOptions(out=tmp_path / f"{device}-{amp}-{workers}", data=data, phase="1", steps=steps, batch=batch, patch=patch,
-                                 save_every=steps, device=device, amp=amp, workers=workers, val_scenes=1))
+    metrics = train(
+        TrainOptions(
+            out=tmp_path / f"{device}-{amp}-{workers}",
+            data=data,
+            phase="1",
+            steps=steps,
+            batch=batch,
+            patch=patch,
+            save_every=steps,
+            device=device,
+            amp=amp,
+            workers=workers,
+            val_scenes=1,
+        )
+    )
     rec = metrics["phases"]["1"]
     compute = rec["seconds"] - rec["data_wait_s"]
-    return {"steps_per_s": steps / rec["seconds"], "samples_per_s": rec["samples"] / rec["seconds"], "step_samples_per_s": rec["samples"] / compute,
-            "data_wait_share": rec["data_wait_s"] / rec["seconds"], "workers": workers, "amp": amp, "batch": batch, "patch": patch, "steps": steps}
+    return {
+        "steps_per_s": steps / rec["seconds"],
+        "samples_per_s": rec["samples"] / rec["seconds"],
+        "step_samples_per_s": rec["samples"] / compute,
+        "data_wait_share": rec["data_wait_s"] / rec["seconds"],
+        "workers": workers,
+        "amp": amp,
+        "batch": batch,
+        "patch": patch,
+        "steps": steps,
+    }
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -105,5 +134,7 @@ def test_train_on_cpu(benchmark, data, tmp_path, workers):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 @pytest.mark.parametrize("amp", ["fp32", "bf16"])
 def test_train_on_gpu(benchmark, data, tmp_path, amp):
-    row = benchmark.pedantic(_train_row, args=(tmp_path, data, "cuda", "off" if amp == "fp32" else "bf16", 4, 60, 32, 256), rounds=1, iterations=1)
+    row = benchmark.pedantic(
+        _train_row, args=(tmp_path, data, "cuda", "off" if amp == "fp32" else "bf16", 4, 60, 32, 256), rounds=1, iterations=1
+    )
     record(SUITE, f"train/cuda-{amp}", {**row, "gpu": torch.cuda.get_device_name()})

@@ -64,12 +64,23 @@ def gpu_info() -> dict:
     if not torch.cuda.is_available():
         return {}
     p = torch.cuda.get_device_properties(0)
-    return {"gpu": p.name, "sm": f"{p.major}{p.minor}", "memory_gib": round(p.total_memory / 2**30, 1), "count": torch.cuda.device_count(),
-            "torch": torch.__version__, "cuda": torch.version.cuda}
+    return {
+        "gpu": p.name,
+        "sm": f"{p.major}{p.minor}",
+        "memory_gib": round(p.total_memory / 2**30, 1),
+        "count": torch.cuda.device_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
 
 
 def tensorrt_include() -> str | None:
-    for folder in (os.environ.get("TensorRT_INCLUDE_DIR"), "/usr/include/aarch64-linux-gnu", "/usr/include/x86_64-linux-gnu", "/usr/local/tensorrt/include"):
+    for folder in (
+        os.environ.get("TensorRT_INCLUDE_DIR"),
+        "/usr/include/aarch64-linux-gnu",
+        "/usr/include/x86_64-linux-gnu",
+        "/usr/local/tensorrt/include",
+    ):
         if folder and Path(folder, "NvInferRuntime.h").is_file():
             return folder
     return None
@@ -77,22 +88,35 @@ def tensorrt_include() -> str | None:
 
 def step_kernels(build: Path, sm: str, limit: float) -> dict:
     trt = tensorrt_include()
-    cfg = ["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={sm}"] + ([f"-DTensorRT_INCLUDE_DIR={trt}"] if trt else [])
+    cfg = ["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={sm}"] + (
+        [f"-DTensorRT_INCLUDE_DIR={trt}"] if trt else []
+    )
     code, out, t1 = run(cfg, limit)
     if code == 0:
         code, out2, t2 = run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], limit - t1)
         out, t1 = out + out2, t1 + t2
     built = sorted(p.name for p in build.glob("*.so"))
-    return {"status": "ok" if code == 0 and "libtdpcr_pgf_cuda.so" in built else "failed", "seconds": round(t1, 1), "sm": sm,
-            "tensorrt_headers": trt, "built": built, "log_tail": out[-1500:] if code else ""}
+    return {
+        "status": "ok" if code == 0 and "libtdpcr_pgf_cuda.so" in built else "failed",
+        "seconds": round(t1, 1),
+        "sm": sm,
+        "tensorrt_headers": trt,
+        "built": built,
+        "log_tail": out[-1500:] if code else "",
+    }
 
 
 def step_pytest(args: list[str], limit: float, env: dict | None = None) -> dict:
     code, out, t = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], limit, env)
     counts = pytest_counts(out)
     status = "ok" if code == 0 else "failed"
-    return {"status": status, "seconds": round(t, 1), "counts": counts, "summary": [ln for ln in out.splitlines() if ln.startswith("  ")][-6:],
-            "log_tail": out[-2500:] if code else ""}
+    return {
+        "status": status,
+        "seconds": round(t, 1),
+        "counts": counts,
+        "summary": [ln for ln in out.splitlines() if ln.startswith("  ")][-6:],
+        "log_tail": out[-2500:] if code else "",
+    }
 
 
 def step_stream(limit: float) -> dict:
@@ -113,13 +137,19 @@ def step_stream(limit: float) -> dict:
         for half in (False, True):
             runner = TorchRunner(device="cuda", half=half)
             meta = runner_meta(runner, "torch", None)
-            opts = StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=Path(tmp) / f"out-{half}", batch=8, quicklook=False)
+            opts = StreamOptions(
+                optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=Path(tmp) / f"out-{half}", batch=8, quicklook=False
+            )
             with runner:
                 runner.activate()
                 record = run_stream(opts, opened=(runner, meta, 1))
             torch.cuda.synchronize()
-            rows["fp16" if half else "fp32"] = {"tiles": record["tiles"]["processed"], "tiles_per_s": record["tiles_per_s"], "wall_s": record["wall_s"],
-                                                "latency_ms_per_tile": record.get("latency_ms_per_tile")}
+            rows["fp16" if half else "fp32"] = {
+                "tiles": record["tiles"]["processed"],
+                "tiles_per_s": record["tiles_per_s"],
+                "wall_s": record["wall_s"],
+                "latency_ms_per_tile": record.get("latency_ms_per_tile"),
+            }
             if time.perf_counter() - t0 > limit:
                 break
     return {"status": "ok", "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
@@ -132,7 +162,11 @@ def step_tensorrt(work: Path, limit: float) -> dict:
     cli = [sys.executable, "-m", "tdpcr_edge.cli"]
     t0 = time.perf_counter()
     log = []
-    for cmd in (cli + ["export", "--precision", "fp16", "--out", str(art)], cli + ["build-engine", str(art), "--out", str(eng)], cli + ["compare", str(eng)]):
+    for cmd in (
+        cli + ["export", "--precision", "fp16", "--out", str(art)],
+        cli + ["build-engine", str(art), "--out", str(eng)],
+        cli + ["compare", str(eng)],
+    ):
         code, out, _ = run(cmd, limit - (time.perf_counter() - t0))
         log.append(out[-1500:])
         if code:
@@ -152,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     missing = missing_modules()
     if missing:
-        print(f"error: this interpreter ({sys.executable}) lacks {', '.join(missing)}; install them, or carry wheels to a machine "
-              "without internet (docs/benchmarks.md, 'The device check')", file=sys.stderr)
+        print(
+            f"error: this interpreter ({sys.executable}) lacks {', '.join(missing)}; install them, or carry wheels to a machine "
+            "without internet (docs/benchmarks.md, 'The device check')",
+            file=sys.stderr,
+        )
         return 2
     info = gpu_info()
     if not info:
@@ -172,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = [
             ("kernels", lambda: step_kernels(build, info["sm"], left("kernels"))),
             ("gpu-tests", lambda: step_pytest(["-m", "gpu", "tests"], left("gpu-tests"), {"TDPCR_KERNEL_DIR": str(build)})),
-            ("bench_pgf", lambda: step_pytest(["benchmarks/bench_pgf.py", "--benchmark-only"], left("bench_pgf"), {"TDPCR_KERNEL_DIR": str(build)})),
+            (
+                "bench_pgf",
+                lambda: step_pytest(["benchmarks/bench_pgf.py", "--benchmark-only"], left("bench_pgf"), {"TDPCR_KERNEL_DIR": str(build)}),
+            ),
             ("stream", lambda: step_stream(left("stream"))),
             ("bench_train", lambda: step_pytest(["benchmarks/bench_train.py", "--benchmark-only", "-k", "gpu"], left("bench_train"))),
             ("tensorrt", lambda: step_tensorrt(Path(tmp), left("tensorrt"))),
@@ -189,8 +229,13 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # one step's failure is recorded; the others still run
                     steps[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
             print(f"gpu-check: {name}: {steps[name]['status']}", flush=True)
-    payload = {"suite": "gpu-check", "date": date.today().isoformat(), "device": {**device_info(), **info},
-               "seconds": round(time.perf_counter() - start, 1), "steps": steps}
+    payload = {
+        "suite": "gpu-check",
+        "date": date.today().isoformat(),
+        "device": {**device_info(), **info},
+        "seconds": round(time.perf_counter() - start, 1),
+        "steps": steps,
+    }
     tag = re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-")
     out = args.out or RESULTS / f"gpu-check-{tag}-{date.today().isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,24 @@ from .lazy import lazy_names
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Normalization": "data.normalize", "make_scene": "data.synthetic",
-    "CheckpointError": "errors", "ConfigError": "errors", "DataError": "errors", "TdpcrError": "errors",
-    "evaluate_scenes": "evaluate", "run_eval": "evaluate",
-    "TDPCR": "model", "ModelConfig": "model", "build_model": "model",
-    "Runner": "runtime", "load_runner": "runtime",
-    "Checkpoint": "train", "TrainOptions": "train", "load_checkpoint": "train", "save_checkpoint": "train", "train": "train",
+    "Normalization": "data.normalize",
+    "make_scene": "data.synthetic",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "TdpcrError": "errors",
+    "evaluate_scenes": "evaluate",
+    "run_eval": "evaluate",
+    "TDPCR": "model",
+    "ModelConfig": "model",
+    "build_model": "model",
+    "Runner": "runtime",
+    "load_runner": "runtime",
+    "Checkpoint": "train",
+    "TrainOptions": "train",
+    "load_checkpoint": "train",
+    "save_checkpoint": "train",
+    "train": "train",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -17,8 +17,8 @@ from statistics import mean
 from typing import Callable
 
 from .data.sources import SyntheticSource
-from .scoring import evaluate_scenes
 from .io_utils import atomic_path, write_json
+from .scoring import evaluate_scenes
 from .train import TrainOptions, load_checkpoint, train
 from .train.qat import enable_fake_quant, load_fake_quant_ranges
 
@@ -120,7 +120,8 @@ def ablation_markdown(summary: dict) -> str:
     recipe = "quantisation-aware (`--qat`)" if summary["qat"] else "FP32"
     lines = [
         f"Fusion ablation, `{summary['config']}` config, {recipe} training, {summary['steps_per_phase']} steps per phase, "
-        f"training seeds {', '.join(map(str, summary['seeds']))}; {e['scenes']} held-out {e['size']}x{e['size']} scenes (seed {e['seed']}).",
+        f"training seeds {', '.join(map(str, summary['seeds']))}; {e['scenes']} held-out {e['size']}x{e['size']} scenes (seed "
+        f"{e['seed']}).",
     ]
     first = next(iter(summary["runs"].values()))
     thick_in = first["pgf"]["fp32"]["thick_input_psnr"]
@@ -138,7 +139,8 @@ def ablation_markdown(summary: dict) -> str:
         rows += [("mean", f, summary["mean"][kind][f]) for f in FUSIONS]
         for seed, fusion, r in rows:
             lines.append(
-                f"| {seed} | {fusion} | {r['psnr']:.2f} | {r['thick_psnr']:.2f} | {r['ssim']:.3f} | {r['sam']:.2f} | {r['miou']:.1f} | {r['thick_miou']:.1f} |"
+                f"| {seed} | {fusion} | {r['psnr']:.2f} | {r['thick_psnr']:.2f} | {r['ssim']:.3f} | {r['sam']:.2f} | {r['miou']:.1f} | "
+                f"{r['thick_miou']:.1f} |"
             )
         d = summary["pgf_minus_concat"][kind]
         ahead = summary["pgf_ahead"][kind]

@@ -13,59 +13,56 @@ from __future__ import annotations
 import gc
 import os
 import time
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .bench_artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
+from .bench_options import BenchOptions
+from .contract import file_sha256
 from .data.scenes import SceneArrays
 from .errors import ConfigError
 from .export import nncf_peer
 from .export.drift import measure_drift
-from . import precisions
 from .memory_probe import peak_memory_mb
 from .probe import cuda_available, device_info, device_label
-from .runtime.combos import Combo, combos as all_combos, make_runner, select, unavailable
+from .runtime.combos import Combo, make_runner, select, unavailable
+from .runtime.combos import combos as all_combos
 from .runtime.power import TegraStats
 from .runtime.runner import Runner
 from .runtime.torch_runner import TorchRunner
-from .timing import DEFAULT_ROUNDS, latency_fields, time_rows
-from .train.checkpoint import file_sha256, load_checkpoint
+from .timing import latency_fields, time_rows
+from .train.checkpoint import load_checkpoint
 
 ROW_FIELDS = (
-    "backend", "precision", "variant", "device", "model_mb", "psnr", "ssim", "sam", "miou", "psnr_delta", "miou_delta",
-    "within_budget", "latency_ms_p50", "latency_ms_p95", "tiles_per_s", "peak_mem_mb", "start_s", "model_path",
+    "backend",
+    "precision",
+    "variant",
+    "device",
+    "model_mb",
+    "psnr",
+    "ssim",
+    "sam",
+    "miou",
+    "psnr_delta",
+    "miou_delta",
+    "within_budget",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "tiles_per_s",
+    "peak_mem_mb",
+    "start_s",
+    "model_path",
 )
-
-
-@dataclass
-class BenchOptions:
-    report: Path
-    checkpoint: Path | None = None
-    backends: str | None = None  # comma-separated; None: every registered backend
-    precisions: str | None = None  # comma-separated; None: every registered precision
-    data: str = "synthetic"
-    tiles: int = 16
-    tile: int = 256
-    warmup: int = 3
-    iterations: int = 20
-    rounds: int = DEFAULT_ROUNDS  # blocks per row, rotated (timing.time_rows)
-    artifacts: Path | None = None  # default: REPORT/artifacts
-    engines: Path | None = None  # default: REPORT/engines
-    calib: str = "synthetic"
-    calib_tiles: int = 32  # for the exports bench makes
-    eval_tiles: int = 16  # the exports' own drift gate
-    target: str | None = None  # the exports' target profile (x86-cpu: CPU INT8 placement, drift on OpenVINO)
-    drift_budget: str | None = None  # every row is marked against it (default psnr=0.3,miou=1.0)
-    skip: str = ""  # registry rows to leave out, by name (e.g. torch-fp32-compile-cpu: 35 s of compilation)
 
 
 def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
     memory = (
         "Memory: CPU rows, the peak resident memory the runner adds in a fresh process of its own (VmHWM after 3 calls minus "
-        "VmRSS before the runner was created, torch, ONNX Runtime and OpenVINO imported first; not measured for torch.compile rows, whose compiler's memory would dominate); CUDA rows, torch's peak allocated device memory. "
+        "VmRSS before the runner was created, torch, ONNX Runtime and OpenVINO imported first; not measured for torch.compile rows, whose "
+        "compiler's memory would dominate); CUDA rows, torch's peak allocated device memory. "
         if timer == "tdpcr-edge bench"
         else "Memory: not measured by pytest-benchmark. "
     )
@@ -73,12 +70,16 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         f"{tiles} held-out {opts.tile}x{opts.tile} tiles (data {opts.data}), batch 1. Accuracy: every tile against its ground truth; "
         "deltas against torch FP32 on the CPU on the same tiles (PSNR in dB, mIoU in points). Latency: "
         f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
-        + (f"every row timed as it runs alone: in {min(opts.rounds, opts.iterations)} blocks of consecutive calls, one block per row and round, "
-           "each block after one untimed call, the order of the rows rotated each round; ONNX Runtime's threads do not spin between "
-           "calls, so no row's idle pool takes the cores from the next; a round whose median is over 10% slower than the row's best "
-           "round ran in a slow spell of the host and is left out (rounds kept: report.json's rounds_kept); "
-           if timer == "tdpcr-edge bench" else "") +
-        "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls kept; "
+        + (
+            f"every row timed as it runs alone: in {min(opts.rounds, opts.iterations)} blocks of consecutive calls, one block per row and "
+            "round, "
+            "each block after one untimed call, the order of the rows rotated each round; ONNX Runtime's threads do not spin between "
+            "calls, so no row's idle pool takes the cores from the next; a round whose median is over 10% slower than the row's best "
+            "round ran in a slow spell of the host and is left out (rounds kept: report.json's rounds_kept); "
+            if timer == "tdpcr-edge bench"
+            else ""
+        )
+        + "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls kept; "
         "rows whose p25-p75 ranges overlap, or whose kept rounds' medians overlap, or that run the same graph on the same backend, "
         "are tied, and a tie is broken by drift, then size; "
         "tiles/s = timed calls / their total time. "
@@ -86,72 +87,9 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
         "leaves OpenVINO's own settings (BF16 on CPUs with AMX or AVX512_BF16). start s: creating the runner and its first call "
         "(torch.compile's compilation, OpenVINO's compile or model-cache load), apart from the latency. Budget: each row's own drift "
-        "against torch FP32 on these tiles. Power (Jetson only): mean of tegrastats' input rail over the timed calls; energy per tile = power x p50 latency."
+        "against torch FP32 on these tiles. Power (Jetson only): mean of tegrastats' input rail over the timed calls; energy per tile = "
+        "power x p50 latency."
     )
-
-
-def _artifact_matches(path: Path, precision: str, sha: str, tile: int, target: str | None) -> bool:
-    from .contract import read_manifest
-
-    if not (path / "manifest.json").exists():
-        return False
-    m = read_manifest(path)
-    return (m["precision"] == precision and m["checkpoint"]["sha256"] == sha and m["tile"] == tile and not m["plugin"]["enabled"]
-            and m.get("target") == target)
-
-
-def artifact_key(combo: Combo) -> str:
-    """The artifact folder a row runs, named as ``ensure_artifacts`` keys it: its precision's,
-    or NNCF's INT8 IR for the ``openvino int8 nncf`` peer row."""
-    return nncf_peer.FOLDER if nncf_peer.is_row(combo) else combo.precision
-
-
-def artifact_keys(combos: list[Combo]) -> list[str]:
-    """The artifact folders these rows run (``artifact_key``), in precision order, NNCF's last."""
-    keys = {artifact_key(k) for k in combos if k.needs_artifact}
-    return sorted(keys - {nncf_peer.FOLDER}, key=precisions.names().index) + sorted(keys & {nncf_peer.FOLDER})
-
-
-def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callable[[str], None]) -> tuple[dict[str, Path], list[str]]:
-    """An artifact folder per precision, exported when missing; returns them and the names
-    of those exported now. ``nncf_peer.FOLDER`` among them is NNCF's INT8 IR, made from the
-    fp32 artifact (exported too if need be) unless a matching one is there."""
-    from .export import ExportOptions, run_export
-
-    ckpt = load_checkpoint(opts.checkpoint)
-    sha = file_sha256(ckpt.path)
-    root = Path(opts.artifacts or Path(opts.report) / "artifacts")
-    paths, exported = {}, []
-    nncf = nncf_peer.FOLDER in precisions
-    precisions = [p for p in precisions if p != nncf_peer.FOLDER]
-    if nncf and nncf_peer.SOURCE_PRECISION not in precisions:
-        precisions.insert(0, nncf_peer.SOURCE_PRECISION)
-    for precision in precisions:
-        path = root / precision
-        if not _artifact_matches(path, precision, sha, opts.tile, opts.target):
-            on_stage(f"export {precision}")
-            if path.exists():
-                raise ConfigError(f"{path}: holds an artifact of another checkpoint, precision or tile, or of another target; remove it or pass another --artifacts folder")
-            # Over-budget precisions are kept: the report is where their cost is shown.
-            run_export(ExportOptions(out=path, precision=precision, checkpoint=opts.checkpoint, tile=opts.tile, calib=opts.calib,
-                                     calib_tiles=opts.calib_tiles, eval_tiles=opts.eval_tiles, allow_drift=True, target=opts.target,
-                                     drift_budget=opts.drift_budget), on_stage=lambda stage, p=precision: on_stage(f"export {p}: {stage}"))
-            exported.append(precision)
-        paths[precision] = path
-    if nncf:
-        paths[nncf_peer.FOLDER] = root / nncf_peer.FOLDER
-        if nncf_peer.ensure(paths[nncf_peer.SOURCE_PRECISION], paths[nncf_peer.FOLDER], calib=opts.calib, calib_tiles=opts.calib_tiles, on_stage=on_stage):
-            exported.append(nncf_peer.FOLDER)
-    return paths, exported
-
-
-def ensure_engine(artifact: Path, engines: Path, precision: str) -> Path:
-    from .export.engine import build_engine
-
-    out = engines / precision
-    if not (out / "engine.json").exists():
-        build_engine(artifact, out)
-    return out
 
 
 def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
@@ -161,9 +99,11 @@ def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iteration
 
 def _tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
     """The i-th call of a row: ``runner`` on tile i (cycling), batch 1."""
+
     def call(i: int):
         t = tiles[i % len(tiles)]
         return runner(t.optical[None], t.sar[None])
+
     return call
 
 
@@ -176,11 +116,19 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
     model_files = [engine / "model.engine"] if engine else nncf_peer.model_files(artifact) if artifact else [Path(checkpoint)]
     cand = drift["candidate"]
     row = {
-        "backend": combo.backend, "precision": combo.precision, "variant": combo.variant, "device": combo.device,
+        "backend": combo.backend,
+        "precision": combo.precision,
+        "variant": combo.variant,
+        "device": combo.device,
         "model_mb": sum(f.stat().st_size for f in model_files) / 2**20,
-        "psnr": cand["psnr"], "ssim": cand["ssim"], "sam": cand["sam"], "miou": cand["miou"],
-        "psnr_delta": drift["psnr_delta"], "miou_delta": drift["miou_delta"],
-        "max_abs_error": drift["max_abs_error"], "class_agreement": drift["class_agreement"],
+        "psnr": cand["psnr"],
+        "ssim": cand["ssim"],
+        "sam": cand["sam"],
+        "miou": cand["miou"],
+        "psnr_delta": drift["psnr_delta"],
+        "miou_delta": drift["miou_delta"],
+        "max_abs_error": drift["max_abs_error"],
+        "class_agreement": drift["class_agreement"],
     }
     if artifact is not None:
         from .contract import read_manifest
@@ -195,7 +143,7 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
     """Run every available combination; returns the report (see ``report.bench_report``)."""
     from .export.drift import over_budget, parse_budget
-    from .export.pipeline import DRIFT_SEED, tiles_from
+    from .export.heldout import DRIFT_SEED, tiles_from
 
     stage = on_stage or (lambda name: None)
     combos = select(opts.backends, opts.precisions)
@@ -213,7 +161,11 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
     if opts.tile % c.multiple:
         raise ConfigError(f"--tile {opts.tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
     runnable = [(combo, unavailable(combo)) for combo in combos]
-    skipped = [{"backend": k.backend, "precision": k.precision, "variant": k.variant, "device": k.device, "reason": why} for k, why in runnable if why]
+    skipped = [
+        {"backend": k.backend, "precision": k.precision, "variant": k.variant, "device": k.device, "reason": why}
+        for k, why in runnable
+        if why
+    ]
     runnable = [k for k, why in runnable if not why]
 
     stage("load held-out tiles")
@@ -242,8 +194,14 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         measured.append((combo, runner, artifact, engine, drift, start_s, peak))
     # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
-    times = time_rows([_tile_calls(m[1], tiles) for m in measured], opts.warmup, opts.iterations, opts.rounds, sync=_sync(),
-                      on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"))
+    times = time_rows(
+        [_tile_calls(m[1], tiles) for m in measured],
+        opts.warmup,
+        opts.iterations,
+        opts.rounds,
+        sync=_sync(),
+        on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
+    )
     rows = []
     for (combo, runner, artifact, engine, drift, start_s, peak), row_times in zip(measured, times):
         power = TegraStats()

@@ -78,7 +78,9 @@ def read_manifest(artifact: str | Path) -> dict:
     path = Path(artifact) / "manifest.json"
     manifest = read_record(path, f"{artifact} is not an artifact written by `tdpcr-edge export`", "export the artifact again")
     if manifest.get("schema_version", 0) > SCHEMA_VERSION:
-        raise CheckpointError(f"{path}: manifest schema {manifest['schema_version']} is newer than this tdpcr-edge reads; upgrade tdpcr-edge")
+        raise CheckpointError(
+            f"{path}: manifest schema {manifest['schema_version']} is newer than this tdpcr-edge reads; upgrade tdpcr-edge"
+        )
     return manifest
 
 

@@ -85,8 +85,13 @@ def diagnose() -> list[Row]:
             rows.append(Row(LIB_NAMES[kind], "missing", f"{path} does not load: {exc}"))
     if gpus:
         profile = match_profile(gpus[0].sm, trt_version, list_profiles())
-        rows.append(Row("target profile", "ok" if profile else "missing",
-                        profile.name if profile else f"no profile for SM {gpus[0].sm} and TensorRT {trt_version or '-'}"))
+        rows.append(
+            Row(
+                "target profile",
+                "ok" if profile else "missing",
+                profile.name if profile else f"no profile for SM {gpus[0].sm} and TensorRT {trt_version or '-'}",
+            )
+        )
     else:
         rows.append(Row("target profile", "info", "no GPU, so no device profile applies"))
     return rows
@@ -123,8 +128,10 @@ def fast_cpu_rows(isa) -> list[str]:
     if isa.int8_dot:
         lines.append("openvino int8 (VNNI/AMX integer dot products)")
     elif isa.has("AVX2"):
-        lines.append("openvino int8 placed cpu-no-vnni (no VNNI: u8 x s8 pairs sum into saturating 16 bits, which the cpu placement "
-                     "overflows and cpu-no-vnni cannot; measured on AVX2: within budget, faster than f32; docs/cpu.md)")
+        lines.append(
+            "openvino int8 placed cpu-no-vnni (no VNNI: u8 x s8 pairs sum into saturating 16 bits, which the cpu placement "
+            "overflows and cpu-no-vnni cannot; measured on AVX2: within budget, faster than f32; docs/cpu.md)"
+        )
     else:
         lines.append("int8: no AVX2 or INT8 dot product, not measured here; fp32")
     lines.append("ort int8: slower than ort fp32 on every CPU measured (its convolutions run in float; docs/benchmarks.md)")
@@ -148,9 +155,11 @@ def cpu_rows() -> list[Row]:
     from .probe import cpu_isa
 
     isa = cpu_isa()
-    rows = [Row("CPU", "info", f"{isa.model}, {os.cpu_count()} cores"),
-            Row("CPU ISA", "info", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in isa.features.items())),
-            Row("fast CPU rows here", "info", "; ".join(fast_cpu_rows(isa)))]
+    rows = [
+        Row("CPU", "info", f"{isa.model}, {os.cpu_count()} cores"),
+        Row("CPU ISA", "info", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in isa.features.items())),
+        Row("fast CPU rows here", "info", "; ".join(fast_cpu_rows(isa))),
+    ]
     for name in list_profiles("cpu"):
         rows.append(Row(f"profile {name}", "info", profile_pick(load_profile(name), isa)))
     return rows

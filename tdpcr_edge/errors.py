@@ -49,11 +49,18 @@ class MissingDependency(TdpcrError, ImportError):
 # What installs the libraries a runtime install leaves out, by top-level module (the backend
 # registry's pip lines and the CLI's one-line errors read it).
 INSTALL = {
-    "torch": "pip install 'tdpcr-edge[train]'", "torchmetrics": "pip install 'tdpcr-edge[train]'",
-    "onnx": "pip install 'tdpcr-edge[export]'", "onnxruntime": "pip install 'tdpcr-edge[ort]'", "onnxsim": "pip install 'tdpcr-edge[export]'",
-    "onnxscript": "pip install 'tdpcr-edge[export]'", "onnxconverter_common": "pip install 'tdpcr-edge[export]'",
-    "onnxruntime_extensions": "pip install 'tdpcr-edge[export]'", "openvino": "pip install 'tdpcr-edge[openvino]'",
-    "matplotlib": "pip install 'tdpcr-edge[train]'", "ray": "pip install 'tdpcr-edge[cluster]'", "nncf": "pip install 'tdpcr-edge[nncf]'",
+    "torch": "pip install 'tdpcr-edge[train]'",
+    "torchmetrics": "pip install 'tdpcr-edge[train]'",
+    "onnx": "pip install 'tdpcr-edge[export]'",
+    "onnxruntime": "pip install 'tdpcr-edge[ort]'",
+    "onnxsim": "pip install 'tdpcr-edge[export]'",
+    "onnxscript": "pip install 'tdpcr-edge[export]'",
+    "onnxconverter_common": "pip install 'tdpcr-edge[export]'",
+    "onnxruntime_extensions": "pip install 'tdpcr-edge[export]'",
+    "openvino": "pip install 'tdpcr-edge[openvino]'",
+    "matplotlib": "pip install 'tdpcr-edge[train]'",
+    "ray": "pip install 'tdpcr-edge[cluster]'",
+    "nncf": "pip install 'tdpcr-edge[nncf]'",
     "tensorrt": "JetPack's python3-libnvinfer, or pip install 'tdpcr-edge[trt]'",
 }
 

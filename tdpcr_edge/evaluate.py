@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .scoring import Evaluation, Prediction, accumulate_scenes, evaluate_scenes, predict_scene  # noqa: F401 (re-exported)
+from .scoring import evaluate_scenes
 
 
 def run_eval(
@@ -18,26 +18,32 @@ def run_eval(
     on_start: Callable[[int], None] | None = None,
 ) -> dict:
     """Evaluate a checkpoint (the shipped one by default) on scenes (a folder or a data-set
-    spec, see ``data.datasets``); write the
+    spec, see ``data.specs``); write the
     JSON and an optional quick-look PNG of the first scenes."""
+    from .contract import file_sha256
     from .io_utils import write_json
     from .report.quicklook import save_quicklook
-    from .train.checkpoint import file_sha256, load_checkpoint
+    from .train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build()
-    from .data.datasets import open_dataset
+    from .data.specs import open_dataset
 
     dataset = open_dataset(str(data), split="test")  # a data set's test split
     if on_start:
         on_start(len(dataset))
     scenes = dataset.scenes(ckpt.normalization)
     result, kept = evaluate_scenes(model, scenes, keep=4 if quicklook else 0, on_scene=on_scene)
-    result["checkpoint"] = {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": ckpt.config.name, "fusion": ckpt.config.fusion}
+    result["checkpoint"] = {
+        "path": str(ckpt.path),
+        "sha256": file_sha256(ckpt.path),
+        "config": ckpt.config.name,
+        "fusion": ckpt.config.fusion,
+    }
     result["data"] = str(data)
     result["classes"] = ckpt.classes
-    from .data.scenes import is_synthetic_raster
     from .contract import SHIPPED_ON_REAL_DATA, is_shipped
+    from .data.scenes import is_synthetic_raster
 
     synthetic = str(data) == "synthetic" or all(is_synthetic_raster(s.paths["optical"]) for s in dataset.samples[:3])
     result["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(result["checkpoint"]["sha256"]) and not synthetic else []
@@ -45,7 +51,14 @@ def run_eval(
         write_json(json_out, result)
     if quicklook and kept:
         rows = [
-            {"title": p.scene.name, "cloudy": p.scene.optical, "sar": p.scene.sar, "reconstruction": p.reconstruction, "classes": p.classes, "truth": p.scene.labels}
+            {
+                "title": p.scene.name,
+                "cloudy": p.scene.optical,
+                "sar": p.scene.sar,
+                "reconstruction": p.reconstruction,
+                "classes": p.classes,
+                "truth": p.scene.labels,
+            }
             for p in kept
         ]
         save_quicklook(quicklook, rows, ckpt.classes, ckpt.colors, ckpt.normalization.optical_bands)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +50,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def user_cache(name: str) -> Path:
     """``name``'s folder in the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tdpcr-edge" / name
+
+
+def file_stamp(path: str | os.PathLike) -> list:
+    """[resolved path, size, whole-second mtime]: what tells a file apart from its next
+    version, for the keys that decide whether earlier work can be reused (a resumed journal,
+    an archive's finished scene). Whole seconds, as file systems keep different precisions."""
+    path = Path(path)
+    s = path.stat()
+    return [str(path.resolve()), s.st_size, int(s.st_mtime)]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -40,8 +40,14 @@ def _probe_memory(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     if spec["combo"]["backend"] not in backends.REGISTRY:  # registered at run time in the parent (a plug-in, a test's toy)
         row = spec["backend_row"]
-        backends.register(backends.Backend(**{k: tuple(map(tuple, v)) if k in ("rows", "extra_rows") and v is not None else
-                                              tuple(v) if isinstance(v, list) else v for k, v in row.items()}))
+        backends.register(
+            backends.Backend(
+                **{
+                    k: tuple(map(tuple, v)) if k in ("rows", "extra_rows") and v is not None else tuple(v) if isinstance(v, list) else v
+                    for k, v in row.items()
+                }
+            )
+        )
     with np.load(spec["tile"]) as z:
         optical, sar = z["optical"], z["sar"]
     path = lambda k: Path(spec[k]) if spec[k] else None  # noqa: E731
@@ -52,7 +58,9 @@ def _probe_memory(spec_path: str) -> None:
     print(json.dumps({"peak_mem_mb": max(0, _status_kb("VmHWM") - before) / 1024}))
 
 
-def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3) -> float | None:
+def peak_memory_mb(
+    combo: Combo, checkpoint: Path | None, artifact: Path | None, engine: Path | None, tile: SceneArrays, calls: int = 3
+) -> float | None:
     """Peak resident memory a CPU row adds, measured in a process of its own: in this one,
     memory freed by earlier rows stays mapped (and glibc is told to keep it, runtime/malloc.py),
     so later rows' growth read next to nothing whatever they needed (docs/benchmarks.md).
@@ -62,8 +70,15 @@ def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None,
         return None
     with tempfile.TemporaryDirectory(prefix="tdpcr-mem-") as tmp:
         np.savez(Path(tmp) / "tile.npz", optical=tile.optical[None], sar=tile.sar[None])
-        spec = {"combo": dataclasses.asdict(combo), "backend_row": dataclasses.asdict(backends.get(combo.backend)), "checkpoint": str(checkpoint or ""), "artifact": str(artifact or ""), "engine": str(engine or ""),
-                "tile": str(Path(tmp) / "tile.npz"), "calls": calls}
+        spec = {
+            "combo": dataclasses.asdict(combo),
+            "backend_row": dataclasses.asdict(backends.get(combo.backend)),
+            "checkpoint": str(checkpoint or ""),
+            "artifact": str(artifact or ""),
+            "engine": str(engine or ""),
+            "tile": str(Path(tmp) / "tile.npz"),
+            "calls": calls,
+        }
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
         code = f"from tdpcr_edge.memory_probe import _probe_memory; _probe_memory({str(Path(tmp) / 'spec.json')!r})"
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -71,5 +86,3 @@ def peak_memory_mb(combo: Combo, checkpoint: Path | None, artifact: Path | None,
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RunFailed(f"memory probe of {combo.name} failed: {last}; rerun with --skip {combo.name}")
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mem_mb"]
-
-

@@ -39,8 +39,14 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
     k = min(11, min(pred.shape[-2:]))
     k -= 1 - k % 2
     _, full = structural_similarity_index_measure(
-        pred, target, gaussian_kernel=True, sigma=1.5 * k / 11, kernel_size=k, data_range=1.0,
-        reduction="none", return_full_image=True,
+        pred,
+        target,
+        gaussian_kernel=True,
+        sigma=1.5 * k / 11,
+        kernel_size=k,
+        data_range=1.0,
+        reduction="none",
+        return_full_image=True,
     )
     pad = (k - 1) // 2
     inner = full[..., pad : full.shape[-2] - pad, pad : full.shape[-1] - pad]
@@ -68,7 +74,9 @@ class ReconstructionScores:
         self.pooled = {b: {"se": 0.0, "ae": 0.0, "ssim": 0.0, "sam": 0.0, "px": 0, "bands": 0} for b in bins}
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, target: torch.Tensor, cloud: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, cloud: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> None:
         """pred, target: N x C x H x W in [0, 1]; cloud, valid: N x H x W."""
         pred, target = pred.float(), target.float()
         if valid is None:
@@ -148,7 +156,9 @@ class SegmentationScores:
         self.updated = self.binned = False
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, labels: torch.Tensor, cloud: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> None:
+    def update(
+        self, pred: torch.Tensor, labels: torch.Tensor, cloud: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> None:
         """pred: N x H x W class ids (or N x K x H x W logits); labels: N x H x W."""
         if pred.dim() == 4:
             pred = pred.argmax(dim=1)

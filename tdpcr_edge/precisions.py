@@ -39,8 +39,10 @@ class Precision:
     def refuse_backend(self, backend: str, where: str) -> None:
         """One line when ``backend`` cannot run an artifact of this precision."""
         if backend not in self.runtime:
-            raise ConfigError(f"{where}: a {self.name} artifact is {self.description}; its drift was measured there: "
-                              f"pass --backend {' or '.join(self.runtime)}")
+            raise ConfigError(
+                f"{where}: a {self.name} artifact is {self.description}; its drift was measured there: "
+                f"pass --backend {' or '.join(self.runtime)}"
+            )
 
 
 def _bf16_unavailable() -> str | None:
@@ -54,17 +56,45 @@ def _bf16_unavailable() -> str | None:
 
 _GRAPH = {"ort": "graph", "openvino": "f32", "trt": "graph"}
 
-REGISTRY: dict[str, Precision] = {p.name: p for p in (
-    Precision("fp32", "", False, dict(_GRAPH), ("tensorrt", "cpu"), "the FP32 graph as traced"),
-    Precision("fp16", "tdpcr_edge.export.passes.fp16:convert", False, dict(_GRAPH), ("tensorrt", "cpu"),
-              "FP16 with explicit casts, precision-sensitive nodes in FP32"),
-    Precision("bf16", "", False, {"openvino": "bf16"}, ("cpu",),
-              "the FP32 graph computed in BF16 by OpenVINO (CPUs with AMX or AVX512_BF16)", _bf16_unavailable),
-    Precision("int8", "tdpcr_edge.export.passes.int8:quantize", True, dict(_GRAPH), ("tensorrt", "cpu"),
-              "INT8 Q/DQ on the convolutions, calibrated activations"),
-    Precision("mixed", "tdpcr_edge.export.passes.int8:mixed", True, dict(_GRAPH), ("tensorrt", "cpu"),
-              "INT8 with the most sensitive convolutions in FP16, until the drift budget holds"),
-)}
+REGISTRY: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", "", False, dict(_GRAPH), ("tensorrt", "cpu"), "the FP32 graph as traced"),
+        Precision(
+            "fp16",
+            "tdpcr_edge.export.passes.fp16:convert",
+            False,
+            dict(_GRAPH),
+            ("tensorrt", "cpu"),
+            "FP16 with explicit casts, precision-sensitive nodes in FP32",
+        ),
+        Precision(
+            "bf16",
+            "",
+            False,
+            {"openvino": "bf16"},
+            ("cpu",),
+            "the FP32 graph computed in BF16 by OpenVINO (CPUs with AMX or AVX512_BF16)",
+            _bf16_unavailable,
+        ),
+        Precision(
+            "int8",
+            "tdpcr_edge.export.passes.int8:quantize",
+            True,
+            dict(_GRAPH),
+            ("tensorrt", "cpu"),
+            "INT8 Q/DQ on the convolutions, calibrated activations",
+        ),
+        Precision(
+            "mixed",
+            "tdpcr_edge.export.passes.int8:mixed",
+            True,
+            dict(_GRAPH),
+            ("tensorrt", "cpu"),
+            "INT8 with the most sensitive convolutions in FP16, until the drift budget holds",
+        ),
+    )
+}
 
 
 def names() -> tuple[str, ...]:

@@ -32,9 +32,15 @@ ARM_FEATURES = (
 # oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA, honoured by torch's and OpenVINO's oneDNN): the
 # features each level allows, to see on one machine what a CPU without the rest would get.
 ISA_CAPS = {
-    "SSE41": (), "AVX": (), "AVX2": ("AVX2",), "AVX2_VNNI": ("AVX2", "VNNI"), "AVX2_VNNI_2": ("AVX2", "VNNI"),
-    "AVX512_CORE": ("AVX2", "AVX-512"), "AVX512_CORE_VNNI": ("AVX2", "AVX-512", "VNNI"),
-    "AVX512_CORE_BF16": ("AVX2", "AVX-512", "VNNI", "AVX512_BF16"), "AVX512_CORE_FP16": ("AVX2", "AVX-512", "VNNI", "AVX512_BF16"),
+    "SSE41": (),
+    "AVX": (),
+    "AVX2": ("AVX2",),
+    "AVX2_VNNI": ("AVX2", "VNNI"),
+    "AVX2_VNNI_2": ("AVX2", "VNNI"),
+    "AVX512_CORE": ("AVX2", "AVX-512"),
+    "AVX512_CORE_VNNI": ("AVX2", "AVX-512", "VNNI"),
+    "AVX512_CORE_BF16": ("AVX2", "AVX-512", "VNNI", "AVX512_BF16"),
+    "AVX512_CORE_FP16": ("AVX2", "AVX-512", "VNNI", "AVX512_BF16"),
     "AVX512_CORE_AMX": ("AVX2", "AVX-512", "VNNI", "AVX512_BF16", "AMX"),
 }
 

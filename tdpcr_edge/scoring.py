@@ -95,8 +95,9 @@ def evaluate_scenes(
     return ev.result(), kept
 
 
-def accumulate_scenes(model: TDPCR, scenes: Iterable[SceneArrays], keep: int = 0,
-                      on_scene: Callable[[], None] | None = None) -> tuple[Evaluation, list[Prediction]]:
+def accumulate_scenes(
+    model: TDPCR, scenes: Iterable[SceneArrays], keep: int = 0, on_scene: Callable[[], None] | None = None
+) -> tuple[Evaluation, list[Prediction]]:
     """``evaluate_scenes`` before the scores are computed: evaluations of disjoint scene
     sets merge (``Evaluation.merge``) into the evaluation of their union."""
     model.eval()

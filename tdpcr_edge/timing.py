@@ -59,8 +59,14 @@ def block_order(rows: int, round_index: int) -> list[int]:
     return [(round_index + j) % rows for j in range(rows)]
 
 
-def time_rows(calls: Sequence[Callable[[int], object]], warmup: int, iterations: int, rounds: int = DEFAULT_ROUNDS,
-              sync: Callable[[], None] | None = None, on_round: Callable[[int, int], None] | None = None) -> list[RowTimes]:
+def time_rows(
+    calls: Sequence[Callable[[int], object]],
+    warmup: int,
+    iterations: int,
+    rounds: int = DEFAULT_ROUNDS,
+    sync: Callable[[], None] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> list[RowTimes]:
     """Time each of ``calls`` (``call(i)`` runs the row's i-th call: the caller picks the tile)
     as it runs alone: ``iterations`` timed calls per row in ``rounds`` blocks. Every block starts
     with one untimed call; the first also with ``warmup`` more. ``sync`` waits for the device

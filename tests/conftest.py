@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tdpcr_edge.data.normalize import Normalization
-from tdpcr_edge.data.scenes import write_synthetic
+from tdpcr_edge.data.synth_folders import write_synthetic
+from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
 from tdpcr_edge.model import build_model
 from tdpcr_edge.train.checkpoint import Checkpoint, save_checkpoint
-from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
 
 
 def pytest_configure(config):

@@ -18,7 +18,9 @@ def test_pgf_ahead_needs_the_mean_and_most_seeds():
 def test_ablation_trains_every_seed_and_arm_scores_int8_and_resumes(tmp_path):
     small = dict(batch=2, patch=32, save_every=3, val_scenes=1, val_size=32)
     calls = []
-    summary = run_ablation(tmp_path, steps=3, seeds=(0, 1), eval_scenes=2, eval_size=32, qat=True, on_step=lambda *a: calls.append(a), **small)
+    summary = run_ablation(
+        tmp_path, steps=3, seeds=(0, 1), eval_scenes=2, eval_size=32, qat=True, on_step=lambda *a: calls.append(a), **small
+    )
     assert len(calls) == 2 * 2 * 2 * 3  # seeds x arms x phases x steps
     for s in ("0", "1"):
         for f in FUSIONS:
@@ -31,7 +33,9 @@ def test_ablation_trains_every_seed_and_arm_scores_int8_and_resumes(tmp_path):
         for f in FUSIONS:
             assert summary["mean"][kind][f]["miou"] == pytest.approx(mean(summary["runs"][s][f][kind]["miou"] for s in ("0", "1")))
         d = summary["pgf_minus_concat"][kind]["thick_psnr"]
-        assert d == pytest.approx([summary["runs"][s]["pgf"][kind]["thick_psnr"] - summary["runs"][s]["concat"][kind]["thick_psnr"] for s in ("0", "1")])
+        assert d == pytest.approx(
+            [summary["runs"][s]["pgf"][kind]["thick_psnr"] - summary["runs"][s]["concat"][kind]["thick_psnr"] for s in ("0", "1")]
+        )
         assert summary["pgf_ahead"][kind]["thick_psnr"] == pgf_ahead(d)
     md = (tmp_path / "ablation.md").read_text()
     assert "INT8 inference (simulated" in md and md.count("| mean |") == 4
@@ -39,5 +43,7 @@ def test_ablation_trains_every_seed_and_arm_scores_int8_and_resumes(tmp_path):
 
     # Finished runs are scored again, not retrained.
     calls.clear()
-    again = run_ablation(tmp_path, steps=3, seeds=(0, 1), eval_scenes=2, eval_size=32, qat=True, on_step=lambda *a: calls.append(a), **small)
+    again = run_ablation(
+        tmp_path, steps=3, seeds=(0, 1), eval_scenes=2, eval_size=32, qat=True, on_step=lambda *a: calls.append(a), **small
+    )
     assert calls == [] and again["runs"] == summary["runs"]

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tdpcr_edge.bench import ROW_FIELDS, BenchOptions, run_bench
+from tdpcr_edge.bench import ROW_FIELDS, run_bench
+from tdpcr_edge.bench_options import BenchOptions
 from tdpcr_edge.errors import ConfigError, DataError
 from tdpcr_edge.report.bench_report import from_benchmark_json, markdown, write_report
 from tdpcr_edge.report.plot import figure
@@ -24,10 +25,24 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_select_follows_the_registry():
     names = [c.name for c in select("torch,ort", "fp32,int8")]
-    assert names == ["torch-fp32-eager-cpu", "torch-fp32-compile-cpu", "torch-fp32-eager-cuda", "torch-fp32-compile-cuda", "torch-fp32-fused-cuda", "ort-fp32", "ort-int8"]
+    assert names == [
+        "torch-fp32-eager-cpu",
+        "torch-fp32-compile-cpu",
+        "torch-fp32-eager-cuda",
+        "torch-fp32-compile-cuda",
+        "torch-fp32-fused-cuda",
+        "ort-fp32",
+        "ort-int8",
+    ]
     assert {c.precision for c in select("ort", "fp16")} == {"fp16"}
     # bf16 is OpenVINO's alone; its FP32 graph is also run with OpenVINO's own defaults, as a peer.
-    assert [c.name for c in select("ort,openvino,trt", "fp32,bf16")] == ["ort-fp32", "openvino-fp32-default", "openvino-fp32", "openvino-bf16", "trt-fp32"]
+    assert [c.name for c in select("ort,openvino,trt", "fp32,bf16")] == [
+        "ort-fp32",
+        "openvino-fp32-default",
+        "openvino-fp32",
+        "openvino-bf16",
+        "trt-fp32",
+    ]
     with pytest.raises(ConfigError, match="unknown backend tensorflow"):
         select("torch,tensorflow", "fp32")
     with pytest.raises(ConfigError, match="unknown precision int4"):
@@ -66,7 +81,7 @@ def test_pareto_front():
         {"latency_ms_p50": 45.0, "miou": 76.2253},
         {"latency_ms_p50": 18.0, "miou": 75.87},
         {"latency_ms_p50": 24.0, "miou": 75.95},  # 0.08 points above row 2: alike, slower
-        {"latency_ms_p50": 45.0, "miou": 76.4},   # as fast as row 1, a printed step better: row 1 off
+        {"latency_ms_p50": 45.0, "miou": 76.4},  # as fast as row 1, a printed step better: row 1 off
     ]
     assert pareto_front(rows, "miou") == [2, 4]
     assert pareto_front(rows[:4], "miou") == [2, 1]
@@ -88,15 +103,32 @@ def test_pareto_front_tells_apart_only_latencies_outside_each_others_spread():
 
 def _alike_report() -> dict:
     """Rows that measure alike (FP32 and FP16 on a CPU) and rows far over the drift budget."""
+
     def row(backend, precision, lat, psnr, miou, ok=True, variant=""):
-        return {"backend": backend, "precision": precision, "variant": variant, "device": "cpu", "latency_ms_p50": lat,
-                "psnr": psnr, "miou": miou, "within_budget": ok}
-    rows = [row("torch", "fp32", 128.3, 30.262, 71.40, variant="eager"), row("ort", "fp32", 128.9, 30.261, 71.40),
-            row("ort", "fp16", 129.0, 30.263, 71.38), row("openvino", "fp32", 129.2, 30.262, 71.41),
-            row("openvino", "fp16", 129.4, 30.262, 71.41), row("openvino", "bf16", 139.4, 30.16, 71.0),
-            row("ort", "mixed", 163.6, 30.16, 71.0), row("torch", "fp16", 147.8, 30.26, 71.38, variant="eager"),
-            row("openvino", "int8", 60.0, 22.1, 27.3, ok=False), row("ort", "int8", 90.0, 21.5, 31.9, ok=False),
-            row("openvino", "mixed", 95.0, 30.1, 70.5, ok=False)]
+        return {
+            "backend": backend,
+            "precision": precision,
+            "variant": variant,
+            "device": "cpu",
+            "latency_ms_p50": lat,
+            "psnr": psnr,
+            "miou": miou,
+            "within_budget": ok,
+        }
+
+    rows = [
+        row("torch", "fp32", 128.3, 30.262, 71.40, variant="eager"),
+        row("ort", "fp32", 128.9, 30.261, 71.40),
+        row("ort", "fp16", 129.0, 30.263, 71.38),
+        row("openvino", "fp32", 129.2, 30.262, 71.41),
+        row("openvino", "fp16", 129.4, 30.262, 71.41),
+        row("openvino", "bf16", 139.4, 30.16, 71.0),
+        row("ort", "mixed", 163.6, 30.16, 71.0),
+        row("torch", "fp16", 147.8, 30.26, 71.38, variant="eager"),
+        row("openvino", "int8", 60.0, 22.1, 27.3, ok=False),
+        row("ort", "int8", 90.0, 21.5, 31.9, ok=False),
+        row("openvino", "mixed", 95.0, 30.1, 70.5, ok=False),
+    ]
     return {"rows": rows, "device_label": "test", "date": "2026-12-01"}
 
 
@@ -121,7 +153,7 @@ def test_labels_sit_beside_their_points_inside_the_axes_apart():
             assert (dx * dx + dy * dy) ** 0.5 < 3 * box.height, t.get_text()
             boxes.append((t.get_text(), box))
         for i, (a, p) in enumerate(boxes):
-            for b, q in boxes[i + 1:]:
+            for b, q in boxes[i + 1 :]:
                 assert min(p.x1, q.x1) - max(p.x0, q.x0) <= 0.5 or min(p.y1, q.y1) - max(p.y0, q.y0) <= 0.5, (a, b)
 
 
@@ -158,9 +190,19 @@ def test_fastest_within_budget():
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory, scene_dir, random_checkpoint):
     root = tmp_path_factory.mktemp("bench")
-    opts = BenchOptions(report=root / "report", checkpoint=random_checkpoint, backends="torch,ort,openvino,trt", precisions="fp32,fp16",
-                        data=str(scene_dir), tiles=3, tile=64, warmup=1, iterations=3, skip="torch-fp32-compile-cpu,openvino-fp32-default,openvino-fp16",
-                        drift_budget="psnr=0.3,miou=1.0,max_abs=2e-5")
+    opts = BenchOptions(
+        report=root / "report",
+        checkpoint=random_checkpoint,
+        backends="torch,ort,openvino,trt",
+        precisions="fp32,fp16",
+        data=str(scene_dir),
+        tiles=3,
+        tile=64,
+        warmup=1,
+        iterations=3,
+        skip="torch-fp32-compile-cpu,openvino-fp32-default,openvino-fp16",
+        drift_budget="psnr=0.3,miou=1.0,max_abs=2e-5",
+    )
     return opts, run_bench(opts)
 
 
@@ -209,7 +251,20 @@ def test_bench_refuses_a_stale_artifact_folder(bench_run, tmp_path):
     opts, _ = bench_run
     # The artifacts were exported at tile 64; asking for 128 must not silently reuse them.
     with pytest.raises(ConfigError, match="another checkpoint, precision or tile"):
-        run_bench(BenchOptions(**{**opts.__dict__, "backends": "ort", "precisions": "fp32", "tile": 128, "data": "synthetic", "tiles": 1, "report": tmp_path, "artifacts": opts.report / "artifacts"}))
+        run_bench(
+            BenchOptions(
+                **{
+                    **opts.__dict__,
+                    "backends": "ort",
+                    "precisions": "fp32",
+                    "tile": 128,
+                    "data": "synthetic",
+                    "tiles": 1,
+                    "report": tmp_path,
+                    "artifacts": opts.report / "artifacts",
+                }
+            )
+        )
 
 
 def test_report_files(bench_run, tmp_path):
@@ -230,12 +285,26 @@ def _benchmark_json(tmp_path, with_data=True):
             stats["data"] = [median * f for f in (0.9, 1.0, 1.0, 1.1, 2.0)]
         return {"name": name, "fullname": f"benchmarks/bench_precisions.py::{name}", "stats": stats, "extra_info": extra}
 
-    row = {"variant": "", "device": "cpu", "model_mb": 1.2, "psnr": 30.0, "ssim": 0.9, "sam": 4.0, "miou": 70.0, "psnr_delta": 0.0, "miou_delta": 0.0}
+    row = {
+        "variant": "",
+        "device": "cpu",
+        "model_mb": 1.2,
+        "psnr": 30.0,
+        "ssim": 0.9,
+        "sam": 4.0,
+        "miou": 70.0,
+        "psnr_delta": 0.0,
+        "miou_delta": 0.0,
+    }
     data = {
         "machine_info": {"machine": "x86_64", "cpu": {"brand_raw": "Test CPU"}},
         "datetime": "2026-11-24T10:00:00",
         "benchmarks": [
-            bench("test_precision_row[ort-fp32]", 0.05, {"backend": "ort", "precision": "fp32", **row, "method": "M", "device_info": {"cpu": "Test CPU", "cores": 2}}),
+            bench(
+                "test_precision_row[ort-fp32]",
+                0.05,
+                {"backend": "ort", "precision": "fp32", **row, "method": "M", "device_info": {"cpu": "Test CPU", "cores": 2}},
+            ),
             bench("test_precision_row[ort-int8]", 0.08, {"backend": "ort", "precision": "int8", **row, "psnr": 25.0, "psnr_delta": -5.0}),
             bench("test_backend_latency[tiny-torch]", 0.07, {}),  # no backend/precision: not a report row
         ],
@@ -269,9 +338,13 @@ def test_from_benchmark_json_rejects_other_files(tmp_path):
         from_benchmark_json(bad)
 
 
-ORIN = ("11-24-2026 10:00:00 RAM 2448/7620MB (lfb 1x4MB) SWAP 0/3810MB (cached 0MB) CPU [2%@729,1%@729,0%@729,0%@729,off,off] "
-        "EMC_FREQ 0% GR3D_FREQ 45% cpu@47.5C soc2@46.9C VDD_IN 5391mW/4791mW VDD_CPU_GPU_CV 1553mW/953mW VDD_SOC 1378mW/1378mW")
-NANO = "RAM 1903/3964MB (lfb 80x4MB) CPU [3%@102,2%@102,1%@102,0%@102] GR3D_FREQ 0%@76 POM_5V_IN 2204/2204 POM_5V_GPU 0/0 POM_5V_CPU 367/367"
+ORIN = (
+    "11-24-2026 10:00:00 RAM 2448/7620MB (lfb 1x4MB) SWAP 0/3810MB (cached 0MB) CPU [2%@729,1%@729,0%@729,0%@729,off,off] "
+    "EMC_FREQ 0% GR3D_FREQ 45% cpu@47.5C soc2@46.9C VDD_IN 5391mW/4791mW VDD_CPU_GPU_CV 1553mW/953mW VDD_SOC 1378mW/1378mW"
+)
+NANO = (
+    "RAM 1903/3964MB (lfb 80x4MB) CPU [3%@102,2%@102,1%@102,0%@102] GR3D_FREQ 0%@76 POM_5V_IN 2204/2204 POM_5V_GPU 0/0 POM_5V_CPU 367/367"
+)
 
 
 def test_tegrastats_lines():
@@ -303,7 +376,7 @@ def run_cli(*args):
 def test_cli_bench_bad_options(tmp_path):
     for args, needle in ((("--backends", "tf"), "unknown backend tf"), (("--precisions", "int4"), "unknown precision int4")):
         p = run_cli("bench", "--report", tmp_path / "r", *args)
-        lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+        lines = [line for line in p.stderr.strip().splitlines() if line.strip()]
         assert p.returncode == 2 and len(lines) == 1 and needle in lines[0], p.stderr
     assert not (tmp_path / "r").exists()
 
@@ -323,8 +396,8 @@ def test_every_registry_row_is_named_uniquely():
 def test_peak_memory_grows_with_the_tile(random_checkpoint):
     """A CPU row's memory is measured in a process of its own and is what the call needs:
     a 4x larger tile needs clearly more."""
-    from tdpcr_edge.memory_probe import peak_memory_mb
     from tdpcr_edge.data.scenes import SceneArrays
+    from tdpcr_edge.memory_probe import peak_memory_mb
     from tdpcr_edge.runtime.combos import Combo
 
     rng = np.random.default_rng(0)
@@ -364,8 +437,16 @@ def test_stream_runs_the_reports_fastest_row_within_budget(bench_run, tmp_path, 
     picked = from_report(tmp_path / "slower.json")[2]
     assert (picked["backend"], picked["precision"]) == (ranked[1]["backend"], ranked[1]["precision"])
     scene = sorted(scene_dir.glob("scene_*"))[0]
-    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "out",
-                                   model=str(tmp_path / "rep" / "report.json"), tile=64, overlap=16))
+    rec = run_stream(
+        StreamOptions(
+            optical=scene / "optical_cloudy.tif",
+            sar=scene / "sar.tif",
+            out=tmp_path / "out",
+            model=str(tmp_path / "rep" / "report.json"),
+            tile=64,
+            overlap=16,
+        )
+    )
     assert rec["model"]["backend"] == backend and rec["model"]["source"] == str(path)
     assert rec["model"]["picked_from_report"]["row"] == f"{backend} {row['precision']}"
     # Nothing deployable: one line saying so; not a report: one line naming the file.
@@ -379,8 +460,20 @@ def test_stream_runs_the_reports_fastest_row_within_budget(bench_run, tmp_path, 
 
 
 def _row(precision, p50, p25, p75, psnr, mb, backend="openvino", graph=None):
-    return {"backend": backend, "precision": precision, "variant": "", "device": "cpu", "within_budget": True, "latency_ms_p50": p50,
-            "latency_ms_p25": p25, "latency_ms_p75": p75, "psnr_delta": psnr, "miou_delta": 0.0, "model_mb": mb, "graph_sha256": graph}
+    return {
+        "backend": backend,
+        "precision": precision,
+        "variant": "",
+        "device": "cpu",
+        "within_budget": True,
+        "latency_ms_p50": p50,
+        "latency_ms_p25": p25,
+        "latency_ms_p75": p75,
+        "psnr_delta": psnr,
+        "miou_delta": 0.0,
+        "model_mb": mb,
+        "graph_sha256": graph,
+    }
 
 
 def test_rows_inside_each_others_spread_are_tied_and_the_least_drift_wins():

@@ -31,7 +31,7 @@ def commands(block: str) -> list[str]:
         line, current = current, ""
         line = re.sub(r"^\.venv/bin/", "", line)
         if line.startswith("torchrun ") and " tdpcr-edge " in line:  # the command each process runs
-            line = line[line.index("tdpcr-edge "):]
+            line = line[line.index("tdpcr-edge ") :]
         if line.startswith("tdpcr-edge "):
             out.append(re.split(r"\s+#", line)[0].strip())
     return out
@@ -50,7 +50,9 @@ def test_docs_show_commands():
     assert {"README.md", "cpu.md", "export.md", "streaming.md", "benchmarks.md", "tensorrt.md", "training.md"} <= {p for p, _ in ALL}
 
 
-@pytest.mark.parametrize("page,cmd", [(p, c) for p, c in ALL if not is_synopsis(c)], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+@pytest.mark.parametrize(
+    "page,cmd", [(p, c) for p, c in ALL if not is_synopsis(c)], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None
+)
 def test_every_shown_command_parses(page, cmd):
     group = typer.main.get_command(app)
     args = shlex.split(cmd)[1:]
@@ -94,7 +96,9 @@ def test_runtime_layout():
     """runner.py names the interface only; no runtime module grows past 300 lines."""
     runtime = ROOT / "tdpcr_edge" / "runtime"
     tree = ast.parse((runtime / "runner.py").read_text())
-    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not {m for m in imported if re.search(r"(torch|ort|openvino|trt)_runner|onnxruntime|openvino|tensorrt|^torch", m)}, imported
     long = {p.relative_to(runtime).as_posix(): n for p in runtime.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
     assert not long, long

@@ -15,7 +15,7 @@ LAYERS = (
     {"metrics", "scoring", "train", "report"},
     {"runtime"},
     {"export"},
-    {"bench", "timing", "memory_probe", "evaluate", "ablation", "doctor"},
+    {"bench", "bench_artifacts", "bench_options", "timing", "memory_probe", "evaluate", "ablation", "doctor"},
     {"cli"},
 )
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

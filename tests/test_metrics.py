@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
 from torchmetrics.functional.image import spectral_angle_mapper
@@ -97,7 +96,11 @@ def _independent_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float
         va, vb, cov = f(a * a) - mu_a**2, f(b * b) - mu_b**2, f(a * b) - mu_a * mu_b
         ssims.append(np.mean(((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))))
     cos = (pred * target).sum(0) / (np.linalg.norm(pred, axis=0) * np.linalg.norm(target, axis=0))
-    return {"psnr": 10 * np.log10(1.0 / mse), "ssim": float(np.mean(ssims)), "sam": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())}
+    return {
+        "psnr": 10 * np.log10(1.0 / mse),
+        "ssim": float(np.mean(ssims)),
+        "sam": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()),
+    }
 
 
 def test_scores_match_an_independent_implementation():

@@ -47,8 +47,29 @@ def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
     run_export(ExportOptions(out=art, precision="int8", calib_tiles=4, eval_tiles=2))
     scene = tmp_path / "scene"
     write_scene(scene, make_scene(3, 0, (300, 280)))
-    args = ["--model", str(art), "--optical", str(scene / FILES["optical"]), "--sar", str(scene / FILES["sar"]), "--tile", "128", "--overlap", "16"]
-    run_stream(StreamOptions(optical=scene / FILES["optical"], sar=scene / FILES["sar"], out=tmp_path / "full", model=str(art), tile=128, overlap=16, quicklook=False))
+    args = [
+        "--model",
+        str(art),
+        "--optical",
+        str(scene / FILES["optical"]),
+        "--sar",
+        str(scene / FILES["sar"]),
+        "--tile",
+        "128",
+        "--overlap",
+        "16",
+    ]
+    run_stream(
+        StreamOptions(
+            optical=scene / FILES["optical"],
+            sar=scene / FILES["sar"],
+            out=tmp_path / "full",
+            model=str(art),
+            tile=128,
+            overlap=16,
+            quicklook=False,
+        )
+    )
     cli = root / "venv" / "bin" / "tdpcr-edge"
     # Run from elsewhere, so the repository's own package is not the one imported.
     _run([str(cli), "infer", *args, "--out", str(tmp_path / "runtime")], cwd=tmp_path)
@@ -58,11 +79,25 @@ def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
     done = _run([str(cli), "check", "--target", "x86-cpu", str(art)], cwd=tmp_path)
     assert "x86-cpu" in done.stdout
     # The shipped model without --model: its packaged FP32 artifact.
-    _run([str(cli), "infer", "--optical", str(scene / FILES["optical"]), "--sar", str(scene / FILES["sar"]), "--out", str(tmp_path / "shipped")], cwd=tmp_path)
+    _run(
+        [
+            str(cli),
+            "infer",
+            "--optical",
+            str(scene / FILES["optical"]),
+            "--sar",
+            str(scene / FILES["sar"]),
+            "--out",
+            str(tmp_path / "shipped"),
+        ],
+        cwd=tmp_path,
+    )
     assert (tmp_path / "shipped" / "reconstruction.tif").exists()
     # A command that needs torch: one line with the pip line, exit 2.
     done = subprocess.run([str(cli), "train", "--out", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2 and "pip install 'tdpcr-edge[train]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.returncode == 2 and "pip install 'tdpcr-edge[train]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
+        done.stderr
+    )
     where = _run([str(py), "-c", "import tdpcr_edge; print(tdpcr_edge.__file__)"], cwd=tmp_path).stdout
     assert str(root) in where
 
@@ -70,11 +105,13 @@ def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
 def test_runtime_modules_import_no_torch():
     """What a runtime install imports (the package, the CLI, the stream, the artifact and
     engine runners, doctor) pulls in neither torch nor torchmetrics."""
-    code = ("import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.runtime.stream, tdpcr_edge.runtime.ort_runner, "
-            "tdpcr_edge.runtime.openvino_runner, tdpcr_edge.runtime.trt_runner, tdpcr_edge.runtime.archive, tdpcr_edge.export.profiles, "
-            "tdpcr_edge.model.config, tdpcr_edge.train.options\n"
-            "from tdpcr_edge.cli import build_app; build_app()\n"
-            "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))")
+    code = (
+        "import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.runtime.stream, tdpcr_edge.runtime.ort_runner, "
+        "tdpcr_edge.runtime.openvino_runner, tdpcr_edge.runtime.trt_runner, tdpcr_edge.runtime.archive, tdpcr_edge.export.profiles, "
+        "tdpcr_edge.model.config, tdpcr_edge.train.options\n"
+        "from tdpcr_edge.cli import build_app; build_app()\n"
+        "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))"
+    )
     done = _run([sys.executable, "-c", code], cwd=ROOT)
     assert done.stdout.strip() == "[]", done.stdout
 
@@ -100,6 +137,13 @@ def test_a_missing_extra_is_one_line_with_its_pip_line():
     from tdpcr_edge.errors import MissingDependency, missing_module
 
     err = missing_module(ModuleNotFoundError("No module named 'torch'", name="torch"), "tdpcr-edge train")
-    assert isinstance(err, MissingDependency) and str(err) == "tdpcr-edge train needs torch, which is not installed in this environment; pip install 'tdpcr-edge[train]'"
-    assert missing_module(ModuleNotFoundError("No module named 'onnxruntime.capi'", name="onnxruntime.capi")).args[0].endswith("pip install 'tdpcr-edge[ort]'")
+    assert (
+        isinstance(err, MissingDependency)
+        and str(err) == "tdpcr-edge train needs torch, which is not installed in this environment; pip install 'tdpcr-edge[train]'"
+    )
+    assert (
+        missing_module(ModuleNotFoundError("No module named 'onnxruntime.capi'", name="onnxruntime.capi"))
+        .args[0]
+        .endswith("pip install 'tdpcr-edge[ort]'")
+    )
     assert missing_module(ModuleNotFoundError("x", name="some_private_module")) is None  # a broken install keeps its traceback

@@ -4,10 +4,11 @@ checked on held-out synthetic data (a seed never used in training)."""
 
 import pytest
 
+from tdpcr_edge.contract import default_checkpoint_path
 from tdpcr_edge.data.sources import SyntheticSource
-from tdpcr_edge.evaluate import evaluate_scenes
 from tdpcr_edge.export import ExportOptions, run_export
-from tdpcr_edge.train.checkpoint import default_checkpoint_path, load_checkpoint
+from tdpcr_edge.scoring import evaluate_scenes
+from tdpcr_edge.train.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow  # end to end: training, exporting, streaming or compiling
 
@@ -31,7 +32,9 @@ def test_beats_the_cloudy_input_and_segments(shipped):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "mixed", "int8"])
 def test_exports_stay_within_budget(tmp_path, precision):
-    m = run_export(ExportOptions(out=tmp_path / precision, precision=precision, tile=128, eval_tiles=8, calib_tiles=16, sensitivity_tiles=2))
+    m = run_export(
+        ExportOptions(out=tmp_path / precision, precision=precision, tile=128, eval_tiles=8, calib_tiles=16, sensitivity_tiles=2)
+    )
     d = m["drift"]
     assert d["within_budget"]
     assert abs(d["psnr_delta"]) <= 0.3 and abs(d["miou_delta"]) <= 1.0

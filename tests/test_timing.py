@@ -35,6 +35,7 @@ class Machine:
             self.now += self.cost[row] + (self.penalty if self.last == self.spinner and row != self.spinner else 0.0)
             self.last = row
             self.log.append((row, i))
+
         return run
 
 
@@ -93,8 +94,14 @@ def test_a_round_in_a_slow_spell_of_the_host_is_left_out():
 
 
 def _row(p25, p50, p75, rounds, kept=None):
-    return {"backend": "openvino", "latency_ms_p25": p25, "latency_ms_p50": p50, "latency_ms_p75": p75, "latency_ms_rounds": rounds,
-            "rounds_kept": list(range(len(rounds))) if kept is None else kept}
+    return {
+        "backend": "openvino",
+        "latency_ms_p25": p25,
+        "latency_ms_p50": p50,
+        "latency_ms_p75": p75,
+        "latency_ms_rounds": rounds,
+        "rounds_kept": list(range(len(rounds))) if kept is None else kept,
+    }
 
 
 def test_rows_whose_rounds_overlap_are_tied():

@@ -3,11 +3,11 @@ not synthetic says so in one warning line; error messages keep every word."""
 
 import rasterio
 
+from tdpcr_edge.contract import SHIPPED_ON_REAL_DATA
 from tdpcr_edge.data.scenes import FILES, SYNTHETIC_TAG, is_synthetic_raster, write_scene
 from tdpcr_edge.data.synthetic import make_scene
 from tdpcr_edge.evaluate import run_eval
 from tdpcr_edge.runtime.stream import StreamOptions, run_stream
-from tdpcr_edge.train.checkpoint import SHIPPED_ON_REAL_DATA
 from tests.data import fixtures
 from tests.helpers import copy_scene, run_main
 
@@ -25,8 +25,17 @@ def test_shipped_checkpoint_warns_on_scenes_that_are_not_synthetic(tmp_path, ran
     assert is_synthetic_raster(synth / FILES["optical"]) and not is_synthetic_raster(real / FILES["optical"])
 
     def stream(folder, model, out):
-        return run_stream(StreamOptions(optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=tmp_path / out, model=model,
-                                        tile=64, overlap=16, quicklook=False))
+        return run_stream(
+            StreamOptions(
+                optical=folder / FILES["optical"],
+                sar=folder / FILES["sar"],
+                out=tmp_path / out,
+                model=model,
+                tile=64,
+                overlap=16,
+                quicklook=False,
+            )
+        )
 
     assert stream(synth, None, "a")["warnings"] == []
     assert stream(real, None, "b")["warnings"] == [SHIPPED_ON_REAL_DATA]

@@ -34,8 +34,12 @@ def build_app() -> typer.Typer:
 
 
 # typer validates through pydantic; its wording, made ours.
-_WORDING = (("Value error, ", ""), ("Input should be greater than or equal to ", "must be at least "),
-            ("Input should be less than or equal to ", "must be at most "), ("Input should be greater than ", "must be greater than "))
+_WORDING = (
+    ("Value error, ", ""),
+    ("Input should be greater than or equal to ", "must be at least "),
+    ("Input should be less than or equal to ", "must be at most "),
+    ("Input should be greater than ", "must be greater than "),
+)
 
 
 def usage_message(text: str) -> str:
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="tdpcr-edge", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else command.get_help(command.make_context('tdpcr-edge', [])))
+        print(exc.ctx.get_help() if exc.ctx else command.get_help(command.make_context("tdpcr-edge", [])))
         sys.exit(0)
     except click_errors.UsageError as exc:
         # click's usage errors in one line, like ours: `infer --batch 0` names the option and the range.

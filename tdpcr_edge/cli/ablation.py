@@ -25,11 +25,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ablation(
-        out: Annotated[Path, typer.Option("--out", help="Folder for the runs (OUT/seed-S/pgf, OUT/seed-S/concat), ablation.json and ablation.md.")],
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for the runs (OUT/seed-S/pgf, OUT/seed-S/concat), ablation.json and ablation.md.")
+        ],
         config: c.Config = "tiny",
         steps: Annotated[int, typer.Option(min=1, help="Steps per phase, the same for both variants.")] = 1500,
         seeds: Annotated[str, typer.Option(help="Training seeds, comma-separated (e.g. 0,1,2); each trains both variants.")] = "0",
-        qat: Annotated[bool, typer.Option("--qat", help="Train both variants quantisation-aware and also score them in INT8 (simulated).")] = False,
+        qat: Annotated[
+            bool, typer.Option("--qat", help="Train both variants quantisation-aware and also score them in INT8 (simulated).")
+        ] = False,
         eval_seed: Annotated[int, typer.Option(min=0, help="Seed of the held-out scenes (never used in training).")] = 7,
         eval_scenes: Annotated[int, typer.Option(min=1, help="Held-out scenes.")] = 32,
         eval_size: Annotated[int, typer.Option(min=16, help="Held-out scene size in pixels.")] = 128,

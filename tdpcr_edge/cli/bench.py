@@ -17,29 +17,65 @@ def register(app: typer.Typer) -> None:
     def bench(
         report: Annotated[Path, typer.Option("--report", help="Folder for report.json, report.md, report.png (and artifacts/, engines/).")],
         checkpoint: Checkpoint = None,
-        precisions: Annotated[str, typer.Option(help=f"Comma-separated precisions, of {c.precision_names}.")] = c.precision_names.replace(" ", ""),
-        backends: Annotated[str, typer.Option(help=f"Comma-separated backends, of {c.backend_names}; rows this machine cannot run are listed with the reason.")] = c.backend_names.replace(" ", ""),
-        data: Annotated[str, typer.Option(help="Held-out data: 'synthetic', a scene folder or a data-set spec (test split).")] = "synthetic",
+        precisions: Annotated[str, typer.Option(help=f"Comma-separated precisions, of {c.precision_names}.")] = c.precision_names.replace(
+            " ", ""
+        ),
+        backends: Annotated[
+            str,
+            typer.Option(help=f"Comma-separated backends, of {c.backend_names}; rows this machine cannot run are listed with the reason."),
+        ] = c.backend_names.replace(" ", ""),
+        data: Annotated[
+            str, typer.Option(help="Held-out data: 'synthetic', a scene folder or a data-set spec (test split).")
+        ] = "synthetic",
         tiles: Annotated[int, typer.Option(min=1, help="Held-out tiles.")] = 16,
         tile: Tile = 256,
         warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 3,
         iterations: Annotated[int, typer.Option(min=1, help="Timed calls per row.")] = 20,
-        rounds: Annotated[int, typer.Option(min=1, help="Blocks the timed calls of each row are split into; each block runs the row alone, the rows' order rotated each round; a round over 10% slower than the row's best is left out.")] = 5,
-        artifacts: Annotated[Optional[Path], typer.Option(help="Where artifacts are reused from or exported to (default REPORT/artifacts).")] = None,
+        rounds: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Blocks the timed calls of each row are split into; each block runs the row alone, the rows' order rotated each "
+                "round; a round over 10% slower than the row's best is left out.",
+            ),
+        ] = 5,
+        artifacts: Annotated[
+            Optional[Path], typer.Option(help="Where artifacts are reused from or exported to (default REPORT/artifacts).")
+        ] = None,
         calib: Calib = "synthetic",
         calib_tiles: CalibTiles = 32,
         eval_tiles: EvalTiles = 16,
-        target: Annotated[Optional[c.target], typer.Option(help="Target profile of the exports bench makes (x86-cpu: CPU INT8 placement, gates on OpenVINO).")] = None,
+        target: Annotated[
+            Optional[c.target],
+            typer.Option(help="Target profile of the exports bench makes (x86-cpu: CPU INT8 placement, gates on OpenVINO)."),
+        ] = None,
         drift_budget: DriftBudget = None,
         skip: Annotated[str, typer.Option(help="Rows to leave out, comma-separated names, e.g. torch-fp32-compile-cpu.")] = "",
     ) -> None:
         """Every backend and precision on the same held-out tiles: accuracy, latency, memory; report files."""
-        from ..bench import BenchOptions, run_bench
+        from ..bench import run_bench
+        from ..bench_options import BenchOptions
         from ..report.bench_report import write_report
 
-        opts = BenchOptions(report=report, checkpoint=checkpoint, backends=backends, precisions=precisions, data=data, tiles=tiles, tile=tile,
-                            warmup=warmup, iterations=iterations, rounds=rounds, artifacts=artifacts, calib=calib, calib_tiles=calib_tiles, eval_tiles=eval_tiles,
-                            target=value(target), drift_budget=drift_budget, skip=skip)
+        opts = BenchOptions(
+            report=report,
+            checkpoint=checkpoint,
+            backends=backends,
+            precisions=precisions,
+            data=data,
+            tiles=tiles,
+            tile=tile,
+            warmup=warmup,
+            iterations=iterations,
+            rounds=rounds,
+            artifacts=artifacts,
+            calib=calib,
+            calib_tiles=calib_tiles,
+            eval_tiles=eval_tiles,
+            target=value(target),
+            drift_budget=drift_budget,
+            skip=skip,
+        )
         with stage_status("bench") as stage:
             result = run_bench(opts, on_stage=stage)
         print_bench(result)
@@ -47,7 +83,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report_cmd(
-        benchmark_json: Annotated[Path, typer.Argument(help="pytest-benchmark output: pytest benchmarks --benchmark-only --benchmark-json FILE")],
+        benchmark_json: Annotated[
+            Path, typer.Argument(help="pytest-benchmark output: pytest benchmarks --benchmark-only --benchmark-json FILE")
+        ],
         out: Annotated[Path, typer.Option("--report", help="Folder for report.json, report.md, report.png.")],
     ) -> None:
         """Turn pytest-benchmark JSON into the same report `tdpcr-edge bench` writes."""
@@ -69,6 +107,9 @@ def print_bench(report: dict) -> None:
     console.print(out)
     best = fastest_within_budget(report)
     if best is not None:
-        console.print(f"fastest within the drift budget: {row_label(best)}, {best['latency_ms_p50']:.1f} ms per tile{tie_note(report, best)}", highlight=False)
+        console.print(
+            f"fastest within the drift budget: {row_label(best)}, {best['latency_ms_p50']:.1f} ms per tile{tie_note(report, best)}",
+            highlight=False,
+        )
     for s in report.get("skipped", []):
         console.print(f"  not run: {row_label(s)}: {s['reason']}", highlight=False, markup=False)

@@ -27,7 +27,17 @@ def register(app: typer.Typer) -> None:
 
         # build_engine checks the artifact, its graph and the options before TensorRT is needed.
         with stage_status("building the TensorRT engine (minutes on a Jetson)"):
-            record = build_engine(artifact, out, target=value(target), plugin_lib=plugin_lib, timing_cache=timing_cache, workspace_mb=workspace,
-                                  max_batch=max_batch)
-        console.print(f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), {record['precision']}")
+            record = build_engine(
+                artifact,
+                out,
+                target=value(target),
+                plugin_lib=plugin_lib,
+                timing_cache=timing_cache,
+                workspace_mb=workspace,
+                max_batch=max_batch,
+            )
+        console.print(
+            f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), "
+            f"{record['precision']}"
+        )
         console.print(f"equivalent trtexec command:\n  {record['trtexec']}", highlight=False)

@@ -30,12 +30,38 @@ def register(app: typer.Typer) -> None:
 
 def print_compare(rows: list[dict]) -> None:
     table = Table(title="drift against torch FP32, same held-out tiles")
-    for col in ("artifact", "precision", "backend", "plugin", "MB", "PSNR dB", "dPSNR dB", "dSSIM", "dSAM deg", "mIoU %", "dmIoU pt", "max |err|", "class agree %", "budget"):
+    for col in (
+        "artifact",
+        "precision",
+        "backend",
+        "plugin",
+        "MB",
+        "PSNR dB",
+        "dPSNR dB",
+        "dSSIM",
+        "dSAM deg",
+        "mIoU %",
+        "dmIoU pt",
+        "max |err|",
+        "class agree %",
+        "budget",
+    ):
         table.add_column(col, justify="left" if col in ("artifact", "precision", "backend") else "right")
     for r in rows:
         table.add_row(
-            Path(r["artifact"]).name, r["precision"], r["backend"], "yes" if r["plugin"] else "no", f"{r['model_mb']:.2f}", f"{r['psnr']:.2f}",
-            f"{r['psnr_delta']:+.3f}", f"{r['ssim_delta']:+.4f}", f"{r['sam_delta']:+.3f}", f"{r['miou']:.1f}", f"{r['miou_delta']:+.2f}",
-            f"{r['max_abs_error']:.2e}", f"{r['class_agreement']:.2f}", "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
+            Path(r["artifact"]).name,
+            r["precision"],
+            r["backend"],
+            "yes" if r["plugin"] else "no",
+            f"{r['model_mb']:.2f}",
+            f"{r['psnr']:.2f}",
+            f"{r['psnr_delta']:+.3f}",
+            f"{r['ssim_delta']:+.4f}",
+            f"{r['sam_delta']:+.3f}",
+            f"{r['miou']:.1f}",
+            f"{r['miou_delta']:+.2f}",
+            f"{r['max_abs_error']:.2e}",
+            f"{r['class_agreement']:.2f}",
+            "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
         )
     console.print(table)

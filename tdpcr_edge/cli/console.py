@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+
 def _console(stream, **kw) -> Console:
     # Piped or logged output (CI, `| tee`) gets a wide fixed width instead of rich's 80
     # columns, which would crush the tables, and its lines are not wrapped: a summary line

@@ -13,13 +13,15 @@ from .options import Checkpoint
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        data: Annotated[str, typer.Option(help="Scene folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (test split by default).")],
+        data: Annotated[
+            str, typer.Option(help="Scene folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (test split by default).")
+        ],
         checkpoint: Checkpoint = None,
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics here.")] = None,
         quicklook: Annotated[Optional[Path], typer.Option(help="Write a quick-look PNG of the first scenes here.")] = None,
     ) -> None:
         """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin."""
-        from ..data.datasets import item_unit
+        from ..data.specs import item_unit
         from ..evaluate import run_eval
 
         with progress_bar("eval", None) as advance:
@@ -37,8 +39,13 @@ def print_eval(result: dict, title: str) -> None:
     for name, m, i in rows:
         gain = m.get("psnr", 0) - i.get("psnr", 0) if "psnr" in m and "psnr" in i else None
         table.add_row(
-            name, fmt(i.get("psnr")), fmt(m.get("psnr")), fmt(gain),
-            f"{fmt(i.get('ssim'), 3)} / {fmt(m.get('ssim'), 3)}", f"{fmt(i.get('sam'), 1)} / {fmt(m.get('sam'), 1)}",
-            fmt(m.get("miou"), 1), fmt(m.get("oa"), 1),
+            name,
+            fmt(i.get("psnr")),
+            fmt(m.get("psnr")),
+            fmt(gain),
+            f"{fmt(i.get('ssim'), 3)} / {fmt(m.get('ssim'), 3)}",
+            f"{fmt(i.get('sam'), 1)} / {fmt(m.get('sam'), 1)}",
+            fmt(m.get("miou"), 1),
+            fmt(m.get("oa"), 1),
         )
     console.print(table)

@@ -17,27 +17,90 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def infer(
         out: Annotated[Path, typer.Option("--out", help="Output folder (one sub-folder per scene with --pairs).")],
-        optical: Annotated[Optional[str], typer.Option(help="Cloudy optical: a multi-band raster, a folder (or comma-separated list) of band files *_B02.tif / *_B8A.jp2 (a SAFE product too), or a STAC item JSON; bands matched by name.")] = None,
-        sar: Annotated[Optional[str], typer.Option(help="SAR: a 2-band raster or VV,VH files, dB or linear power, on the optical grid (or use --align).")] = None,
-        pairs: Annotated[Optional[str], typer.Option(help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, pairs:CSV).")] = None,
-        model: Annotated[Optional[str], typer.Option(help="Checkpoint, artifact folder, engine folder, or a bench report.json (its fastest row within the drift budget); default: the shipped checkpoint.")] = None,
-        backend: Annotated[c.backend, typer.Option(help="auto: an engine's, an artifact's own (the one its drift was gated on), or the checkpoint backend.")] = "auto",
+        optical: Annotated[
+            Optional[str],
+            typer.Option(
+                help="Cloudy optical: a multi-band raster, a folder (or comma-separated list) of band files *_B02.tif / *_B8A.jp2 (a SAFE "
+                "product too), or a STAC item JSON; bands matched by name."
+            ),
+        ] = None,
+        sar: Annotated[
+            Optional[str],
+            typer.Option(help="SAR: a 2-band raster or VV,VH files, dB or linear power, on the optical grid (or use --align)."),
+        ] = None,
+        pairs: Annotated[
+            Optional[str],
+            typer.Option(
+                help="CSV with columns optical,sar[,reference][,labels][,cloud][,name], or a data-set spec (sen12mscr:ROOT, luojia:ROOT, "
+                "pairs:CSV)."
+            ),
+        ] = None,
+        model: Annotated[
+            Optional[str],
+            typer.Option(
+                help="Checkpoint, artifact folder, engine folder, or a bench report.json (its fastest row within the drift budget); "
+                "default: the shipped checkpoint."
+            ),
+        ] = None,
+        backend: Annotated[
+            c.backend,
+            typer.Option(help="auto: an engine's, an artifact's own (the one its drift was gated on), or the checkpoint backend."),
+        ] = "auto",
         tile: Tile = 256,
         overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in pixels (less than half the tile).")] = 32,
-        batch: Annotated[Optional[int], typer.Option(min=1, help="Tiles per inference batch (default 4, split among the workers; with --ray, 2 per CPU of a worker).")] = None,
+        batch: Annotated[
+            Optional[int],
+            typer.Option(min=1, help="Tiles per inference batch (default 4, split among the workers; with --ray, 2 per CPU of a worker)."),
+        ] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its journal.")] = False,
         skip_clear: Annotated[bool, typer.Option("--skip-clear", help="Skip the model on tiles a cheap cloud score finds clear.")] = False,
         align: Annotated[bool, typer.Option("--align", help="Reproject the SAR onto the optical grid.")] = False,
-        resolution: Annotated[Optional[float], typer.Option(min=0.01, help="Output pixel size in metres (default: the finest optical band's; coarser bands are resampled bilinearly).")] = None,
-        optical_offset: Annotated[Optional[float], typer.Option(min=-10000.0, max=10000.0, help="Added to every optical DN (e.g. -1000 for baseline 04.00 data whose metadata is lost); default: the offset the data states.")] = None,
+        resolution: Annotated[
+            Optional[float],
+            typer.Option(
+                min=0.01, help="Output pixel size in metres (default: the finest optical band's; coarser bands are resampled bilinearly)."
+            ),
+        ] = None,
+        optical_offset: Annotated[
+            Optional[float],
+            typer.Option(
+                min=-10000.0,
+                max=10000.0,
+                help="Added to every optical DN (e.g. -1000 for baseline 04.00 data whose metadata is lost); default: the offset the data "
+                "states.",
+            ),
+        ] = None,
         reference: Annotated[Optional[Path], typer.Option(help="Cloud-free reference GeoTIFF: score the reconstruction.")] = None,
         labels: Annotated[Optional[Path], typer.Option(help="Land-cover labels GeoTIFF: score the classes.")] = None,
         cloud: Annotated[Optional[Path], typer.Option(help="Cloud-thickness GeoTIFF: scores by thickness bin.")] = None,
-        band_width: Annotated[int, typer.Option(min=8, help="Columns streamed at a time: a wider scene goes through in column bands of about this width, so memory follows it, not the scene's width.")] = 2048,
+        band_width: Annotated[
+            int,
+            typer.Option(
+                min=8,
+                help="Columns streamed at a time: a wider scene goes through in column bands of about this width, so memory follows it, "
+                "not the scene's width.",
+            ),
+        ] = 2048,
         compress: Annotated[c.compress, typer.Option(help="COG compression (deflate for GDAL < 2.3 readers).")] = "zstd",
-        workers: Annotated[Optional[int], typer.Option(min=1, help="Concurrent inference calls, each on its share of the CPU cores (default: 2 on CPU backends with 2+ cores; GPU backends run 1). With --ray: the number of Ray workers.")] = None,
-        ray: Annotated[Optional[str], typer.Option("--ray", help="With --pairs: run the scenes on Ray: local (a private local instance), auto (this machine's cluster) or a cluster ADDRESS.")] = None,
-        cpus_per_worker: Annotated[float, typer.Option(callback=positive, help="With --ray: CPUs each Ray worker holds (its runner's threads).")] = 1.0,
+        workers: Annotated[
+            Optional[int],
+            typer.Option(
+                min=1,
+                help="Concurrent inference calls, each on its share of the CPU cores (default: 2 on CPU backends with 2+ cores; GPU "
+                "backends run 1). With --ray: the number of Ray workers.",
+            ),
+        ] = None,
+        ray: Annotated[
+            Optional[str],
+            typer.Option(
+                "--ray",
+                help="With --pairs: run the scenes on Ray: local (a private local instance), auto (this machine's cluster) or a cluster "
+                "ADDRESS.",
+            ),
+        ] = None,
+        cpus_per_worker: Annotated[
+            float, typer.Option(callback=positive, help="With --ray: CPUs each Ray worker holds (its runner's threads).")
+        ] = 1.0,
         gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="With --ray: GPUs each Ray worker holds.")] = 0.0,
         max_retries: Annotated[int, typer.Option(min=0, help="With --ray: runs of a scene after its worker died.")] = 3,
     ) -> None:
@@ -46,8 +109,20 @@ def register(app: typer.Typer) -> None:
         from ..runtime.archive_job import default_batch
         from ..runtime.stream import StreamOptions, run_stream
 
-        stream = dict(model=model, backend=value(backend), tile=tile, overlap=overlap, batch=batch, skip_clear=skip_clear, align=align,
-                      compress=value(compress), workers=workers, resolution=resolution, optical_offset=optical_offset, band_width=band_width)
+        stream = dict(
+            model=model,
+            backend=value(backend),
+            tile=tile,
+            overlap=overlap,
+            batch=batch,
+            skip_clear=skip_clear,
+            align=align,
+            compress=value(compress),
+            workers=workers,
+            resolution=resolution,
+            optical_offset=optical_offset,
+            band_width=band_width,
+        )
         if pairs is None and ray is not None:
             raise ConfigError("--ray runs a list of scenes: pass --pairs LIST.csv (or a data-set spec)")
         if pairs is not None:
@@ -56,7 +131,9 @@ def register(app: typer.Typer) -> None:
         if optical is None or sar is None:
             raise ConfigError("pass --optical and --sar, or --pairs LIST.csv")
         stream["batch"] = batch or default_batch(None)
-        opts = StreamOptions(optical=Path(optical), sar=Path(sar), out=out, resume=resume, reference=reference, labels=labels, cloud=cloud, **stream)
+        opts = StreamOptions(
+            optical=Path(optical), sar=Path(sar), out=out, resume=resume, reference=reference, labels=labels, cloud=cloud, **stream
+        )
         with progress_bar(f"infer {out.name}", None) as advance:
             record = run_stream(opts, on_tile=advance, on_start=lambda n: advance(0, total=n))
         print_run(out, record)
@@ -71,14 +148,28 @@ def run_pairs(pairs: str, out: Path, ray: str | None, stream: dict, cpus: float,
     jobs = scene_jobs(pairs)
     opts = archive_options(out, stream, ray, cpus, gpus, retries)
     with progress_bar("archive scenes", len(jobs)) as advance:
-        summary = run_archive(jobs, opts, on_scene=lambda row: advance(1, description=f"archive scenes ({row['name']}: {row['status']})"),
-                              on_start=lambda n, skipped: advance(skipped))
-    table = Table(title=f"{out}: {summary['done']} streamed, {summary['skipped']} skipped as complete, {summary['failed']} failed; "
-                        f"{summary['tiles']} tiles at {fmt(summary['tiles_per_s'])} tiles/s ({summary['engine']})")
+        summary = run_archive(
+            jobs,
+            opts,
+            on_scene=lambda row: advance(1, description=f"archive scenes ({row['name']}: {row['status']})"),
+            on_start=lambda n, skipped: advance(skipped),
+        )
+    table = Table(
+        title=f"{out}: {summary['done']} streamed, {summary['skipped']} skipped as complete, {summary['failed']} failed; "
+        f"{summary['tiles']} tiles at {fmt(summary['tiles_per_s'])} tiles/s ({summary['engine']})"
+    )
     for col in ("scene", "status", "tiles", "tiles/s", "PSNR dB", "mIoU %", "attempts"):
         table.add_column(col, justify="left" if col in ("scene", "status") else "right")
     for r in summary["rows"]:
-        table.add_row(r["name"], r["status"], str(r.get("tiles") or "-"), fmt(r.get("tiles_per_s")), fmt(r.get("psnr")), fmt(r.get("miou"), 1), str(r["attempts"]))
+        table.add_row(
+            r["name"],
+            r["status"],
+            str(r.get("tiles") or "-"),
+            fmt(r.get("tiles_per_s")),
+            fmt(r.get("psnr")),
+            fmt(r.get("miou"), 1),
+            str(r["attempts"]),
+        )
     console.print(table)
     for r in summary["rows"]:
         if r.get("error"):

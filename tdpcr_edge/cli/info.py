@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     def info(
         config: c.Config = "tiny",
         fusion: c.Fusion = "pgf",
-        tile: Annotated[int, typer.Option(min=8, help="Tile size (pixels) the MACs are counted at; a multiple of the model's stride.")] = 256,
+        tile: Annotated[
+            int, typer.Option(min=8, help="Tile size (pixels) the MACs are counted at; a multiple of the model's stride.")
+        ] = 256,
     ) -> None:
         """Parameters and multiply-accumulates per module."""
         from ..model import build_model

@@ -10,8 +10,19 @@ from ..errors import ConfigError
 
 # name: (centre wavelength in nm, native resolution in m), in the products' own order.
 S2_BANDS: dict[str, tuple[float, int]] = {
-    "B01": (443, 60), "B02": (490, 10), "B03": (560, 10), "B04": (665, 10), "B05": (705, 20), "B06": (740, 20), "B07": (783, 20),
-    "B08": (842, 10), "B8A": (865, 20), "B09": (945, 60), "B10": (1375, 60), "B11": (1610, 20), "B12": (2190, 20),
+    "B01": (443, 60),
+    "B02": (490, 10),
+    "B03": (560, 10),
+    "B04": (665, 10),
+    "B05": (705, 20),
+    "B06": (740, 20),
+    "B07": (783, 20),
+    "B08": (842, 10),
+    "B8A": (865, 20),
+    "B09": (945, 60),
+    "B10": (1375, 60),
+    "B11": (1610, 20),
+    "B12": (2190, 20),
 }
 PRESETS: dict[str, tuple[str, ...]] = {
     "s2-l1c": tuple(S2_BANDS),  # Level-1C, top of atmosphere: all 13
@@ -22,8 +33,19 @@ DEFAULT = "s2-l1c"
 SAR_POLARISATIONS = ("VV", "VH")
 # STAC asset keys and common names of the Sentinel-2 bands (Earth Search, Planetary Computer).
 ALIASES: dict[str, str] = {
-    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06", "rededge3": "B07",
-    "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11", "swir22": "B12",
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "cirrus": "B10",
+    "swir16": "B11",
+    "swir22": "B12",
 }
 _FILE_BAND = re.compile(r"(?:^|[_.-])(B(?:0[1-9]|1[0-2]|8A))(?:_(\d+)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
 
@@ -36,8 +58,10 @@ def parse_bands(spec: str | None) -> tuple[str, ...]:
     names = tuple(canonical(b) or b for b in spec.split(",") if b.strip())
     unknown = [b for b in names if b not in S2_BANDS]
     if unknown or not names:
-        raise ConfigError(f"--bands {spec!r}: {', '.join(unknown) or 'no band'} is not a Sentinel-2 band; "
-                          f"pass a preset ({', '.join(PRESETS)}) or names from {','.join(S2_BANDS)}")
+        raise ConfigError(
+            f"--bands {spec!r}: {', '.join(unknown) or 'no band'} is not a Sentinel-2 band; "
+            f"pass a preset ({', '.join(PRESETS)}) or names from {','.join(S2_BANDS)}"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"--bands {spec!r}: a band is listed twice")
     return names
@@ -74,7 +98,9 @@ def missing_band_hint(missing: str, bands: tuple[str, ...]) -> str:
     trained = preset_name(bands)
     if missing == "B10" and trained == "s2-l1c":
         return f"{missing} is missing: this model was trained on s2-l1c; train with --bands s2-l2a for Level-2A data"
-    return f"{missing} is missing: this model was trained on {trained}; pass input holding it, or train with --bands naming the bands you have"
+    return (
+        f"{missing} is missing: this model was trained on {trained}; pass input holding it, or train with --bands naming the bands you have"
+    )
 
 
 def index_of(bands: tuple[str, ...], *wanted: str) -> int | None:

@@ -36,7 +36,11 @@ class Grid:
         return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
 
     def same(self, other: "Grid") -> bool:
-        return self.crs == other.crs and self.transform.almost_equals(other.transform) and (self.width, self.height) == (other.width, other.height)
+        return (
+            self.crs == other.crs
+            and self.transform.almost_equals(other.transform)
+            and (self.width, self.height) == (other.width, other.height)
+        )
 
 
 def grid_of(src) -> Grid:
@@ -63,8 +67,15 @@ class BandStack:
     """Reads ``bands`` as one ``count`` x H x W raster in the model's units (optical DN, SAR
     dB); a plain multi-band raster read whole and as stored keeps rasterio's own read."""
 
-    def __init__(self, bands: InputBands, what: str = "optical", grid: Grid | None = None, resolution: float | None = None,
-                 align: bool = True, misfit: str = "pass --align to reproject the SAR onto the optical grid"):
+    def __init__(
+        self,
+        bands: InputBands,
+        what: str = "optical",
+        grid: Grid | None = None,
+        resolution: float | None = None,
+        align: bool = True,
+        misfit: str = "pass --align to reproject the SAR onto the optical grid",
+    ):
         self.bands, self.what, self.misfit = bands, what, misfit
         self.count = len(bands.files)
         self._opened: dict[str, object] = {}
@@ -90,11 +101,23 @@ class BandStack:
         self.masked = any(g.masked for g in self._groups)
         f0 = bands.files
         self._identity = all(f.scale == 1.0 and f.offset == 0.0 and f.units != "linear" for f in f0)
-        self._fast = (len(self._groups) == 1 and not self._groups[0].warped and self._identity
-                      and self._groups[0].indexes == list(range(1, first.count + 1)) and all(f.nodata is None for f in f0))
+        self._fast = (
+            len(self._groups) == 1
+            and not self._groups[0].warped
+            and self._identity
+            and self._groups[0].indexes == list(range(1, first.count + 1))
+            and all(f.nodata is None for f in f0)
+        )
         self.read_dtype = self.dtype if self._identity else np.dtype(np.float32)  # what read() returns
-        self.profile = {"crs": self.crs, "transform": self.transform, "width": self.width, "height": self.height,
-                        "nodata": self.nodata, "count": self.count, "dtype": str(self.dtype)}
+        self.profile = {
+            "crs": self.crs,
+            "transform": self.transform,
+            "width": self.width,
+            "height": self.height,
+            "nodata": self.nodata,
+            "count": self.count,
+            "dtype": str(self.dtype),
+        }
 
     def _check_siblings(self, grids: dict) -> None:
         """Sentinel-2's bands cover one extent at 10, 20 and 60 m: a file of another CRS or
@@ -107,8 +130,10 @@ class BandStack:
                 raise DataError(f"{p}: CRS {g.crs} differs from {paths[0]} ({ref.crs}); every band file of one scene must share its CRS")
             tol = 0.5 * min(g.res, ref.res)
             if any(abs(a - b) > tol for a, b in zip(g.bounds, ref.bounds)):
-                raise DataError(f"{p}: extent {_fmt(g.bounds)} differs from {paths[0]} ({_fmt(ref.bounds)}); "
-                                "pass band files of one product (or clip them to one extent)")
+                raise DataError(
+                    f"{p}: extent {_fmt(g.bounds)} differs from {paths[0]} ({_fmt(ref.bounds)}); "
+                    "pass band files of one product (or clip them to one extent)"
+                )
 
     def _build(self, grids: dict, align: bool) -> list[_Group]:
         groups: dict[str, _Group] = {}
@@ -117,14 +142,24 @@ class BandStack:
                 src = self._opened[f.path]
                 warped = not grids[f.path].same(self.grid)
                 if warped and not align:
-                    raise DataError(f"{f.path}: CRS, transform or size ({src.crs}, {src.width}x{src.height}) differs from the optical grid "
-                                    f"({self.grid.crs}, {self.grid.width}x{self.grid.height}); {self.misfit}")
+                    raise DataError(
+                        f"{f.path}: CRS, transform or size ({src.crs}, {src.width}x{src.height}) differs from the optical grid "
+                        f"({self.grid.crs}, {self.grid.width}x{self.grid.height}); {self.misfit}"
+                    )
                 nodata = src.nodata if src.nodata is not None else f.nodata
                 if warped:
                     # Outside the file's footprint is nodata (NaN for float data), masked like any gap.
                     fill = float("nan") if np.issubdtype(np.dtype(src.dtypes[0]), np.floating) and nodata is None else nodata
-                    reader = WarpedVRT(src, crs=self.grid.crs, transform=self.grid.transform, width=self.grid.width, height=self.grid.height,
-                                       resampling=Resampling.bilinear, src_nodata=nodata, nodata=fill)
+                    reader = WarpedVRT(
+                        src,
+                        crs=self.grid.crs,
+                        transform=self.grid.transform,
+                        width=self.grid.width,
+                        height=self.grid.height,
+                        resampling=Resampling.bilinear,
+                        src_nodata=nodata,
+                        nodata=fill,
+                    )
                 else:
                     reader = src
                 # Rasters without nodata, mask or alpha have nothing to mask: skipping GDAL's
@@ -138,17 +173,23 @@ class BandStack:
             g.files.append(f)
         return list(groups.values())
 
-    def read(self, window: Window | None = None, out_shape: tuple[int, int, int] | None = None,
-             resampling: Resampling = Resampling.nearest) -> np.ndarray:
+    def read(
+        self, window: Window | None = None, out_shape: tuple[int, int, int] | None = None, resampling: Resampling = Resampling.nearest
+    ) -> np.ndarray:
         """``count`` x h x w in the model's units; as stored (and its dtype) when no scale,
         offset or conversion applies, else float32."""
         return self._read(window, out_shape, resampling, with_valid=False)[0]
 
-    def read_masks(self, window: Window | None = None, out_shape: tuple[int, int, int] | None = None,
-                   resampling: Resampling = Resampling.nearest) -> np.ndarray:
+    def read_masks(
+        self, window: Window | None = None, out_shape: tuple[int, int, int] | None = None, resampling: Resampling = Resampling.nearest
+    ) -> np.ndarray:
         """h x w of 255 where every band holds data, else 0 (masks and no-data values)."""
         if self._fast:
-            m = self._guard(lambda: self._groups[0].reader.read_masks(window=window, out_shape=out_shape and (self.count, *out_shape[-2:]), resampling=resampling))
+            m = self._guard(
+                lambda: self._groups[0].reader.read_masks(
+                    window=window, out_shape=out_shape and (self.count, *out_shape[-2:]), resampling=resampling
+                )
+            )
             return np.where((m != 0).all(0), 255, 0).astype(np.uint8)
         valid = self._read(window, out_shape, resampling, with_valid=True)[1]
         return np.where(valid, 255, 0).astype(np.uint8)
@@ -167,8 +208,14 @@ class BandStack:
             valid[...] = True
         if self._fast:
             g = self._groups[0]
-            data = self._guard(lambda: g.reader.read(window=window, out_shape=out_shape and (self.count, h, w), resampling=resampling,
-                                                     **({"out": into[0]} if into is not None else {})))
+            data = self._guard(
+                lambda: g.reader.read(
+                    window=window,
+                    out_shape=out_shape and (self.count, h, w),
+                    resampling=resampling,
+                    **({"out": into[0]} if into is not None else {}),
+                )
+            )
             if with_valid and g.masked:
                 valid &= (self._guard(lambda: g.reader.read_masks(window=window, out_shape=(self.count, h, w))) != 0).all(0)
             return data, valid
@@ -195,7 +242,9 @@ class BandStack:
         try:
             return read()
         except RasterioError as exc:
-            raise DataError(f"{self.bands.source}: {self.what} unreadable ({str(exc).splitlines()[0]}); the file is truncated or corrupt, re-create it") from exc
+            raise DataError(
+                f"{self.bands.source}: {self.what} unreadable ({str(exc).splitlines()[0]}); the file is truncated or corrupt, re-create it"
+            ) from exc
 
     def close(self) -> None:
         for g in getattr(self, "_groups", []):
@@ -234,4 +283,3 @@ def _regrid(g: Grid, res: float) -> Grid:
 
 def _fmt(b) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
-

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.windows import Window
 
 from ..errors import DataError
 from .bands import PRESETS, S2_BANDS, band_of_file, canonical, missing_band_hint, preset_name
+from .safe import find_safe_metadata, safe_offsets
+from .sar_units import sar_units
 
 S2_NODATA = 0  # Sentinel-2 products mark no data with 0 in every band
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -63,9 +61,13 @@ class InputBands:
 
     def record(self) -> dict:
         """What run.json says of the input: layout, files per band, scale/offset and where from."""
-        return {"source": self.source, "layout": self.layout, "radiometry": self.radiometry,
-                "bands": {f.band: {k: v for k, v in asdict(f).items() if k != "band" and v is not None} for f in self.files},
-                **({"ignored": self.extra} if self.extra else {})}
+        return {
+            "source": self.source,
+            "layout": self.layout,
+            "radiometry": self.radiometry,
+            "bands": {f.band: {k: v for k, v in asdict(f).items() if k != "band" and v is not None} for f in self.files},
+            **({"ignored": self.extra} if self.extra else {}),
+        }
 
 
 def resolve_optical(arg: str | Path, bands: tuple[str, ...], optical_scale: float = 10000.0, offset: float | None = None) -> InputBands:
@@ -76,10 +78,17 @@ def resolve_optical(arg: str | Path, bands: tuple[str, ...], optical_scale: floa
         return _assemble(text, "band files", found, bands, {}, offset)
     path = Path(text)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in RASTER_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         files = [p for p in files if band_of_file(p.name)]
         if not files:
-            raise DataError(f"{path}: no band files inside; expected single-band rasters named *_B02.tif, *_B8A_20m.jp2 ... (or pass a multi-band raster)")
+            raise DataError(
+                f"{path}: no band files inside; expected single-band rasters named *_B02.tif, *_B8A_20m.jp2 ... (or pass a multi-band "
+                "raster)"
+            )
         mtd = find_safe_metadata(path)
         found = _band_files(files, text, pick_finest=True)
         adds = safe_offsets(mtd, optical_scale) if mtd else {}
@@ -120,8 +129,10 @@ def _stack(path: Path, bands: tuple[str, ...], optical_scale: float, offset: flo
         # No names: the model's own order when the count matches, else a preset's of that count.
         order = bands if count == len(bands) else next((v for v in PRESETS.values() if len(v) == count and set(bands) <= set(v)), None)
         if order is None:
-            raise DataError(f"{path}: optical has {count} bands and no band names; the model expects {len(bands)} ({preset_name(bands)}): "
-                            "pass the matching raster, or name its bands (GDAL band descriptions B01, B02, ...)")
+            raise DataError(
+                f"{path}: optical has {count} bands and no band names; the model expects {len(bands)} ({preset_name(bands)}): "
+                "pass the matching raster, or name its bands (GDAL band descriptions B01, B02, ...)"
+            )
         held = {n: i + 1 for i, n in enumerate(order)}
     _require(path, held, bands)
     set_in_file = any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets)
@@ -138,8 +149,9 @@ def _require(source, held, bands: tuple[str, ...]) -> None:
         raise DataError(f"{source}: {missing_band_hint(missing, bands)}")
 
 
-def _radiometry(bands: tuple[str, ...], offset: float | None, stated: dict[str, tuple[float, float]], where: str,
-                unstated: str) -> tuple[str, dict[str, tuple[float, float]]]:
+def _radiometry(
+    bands: tuple[str, ...], offset: float | None, stated: dict[str, tuple[float, float]], where: str, unstated: str
+) -> tuple[str, dict[str, tuple[float, float]]]:
     """Per band (scale, offset) and where they came from: ``--optical-offset`` before what the
     data states (``stated``, from ``where``), DN as stored when neither says anything."""
     if offset is not None:
@@ -173,45 +185,20 @@ def _band_files(paths: list[Path], source: str, pick_finest: bool = False) -> di
     return found
 
 
-def _assemble(source: str, layout: str, found: dict, bands: tuple[str, ...], adds: dict[str, tuple[float, float]],
-              offset: float | None, mtd: Path | None = None) -> InputBands:
+def _assemble(
+    source: str,
+    layout: str,
+    found: dict,
+    bands: tuple[str, ...],
+    adds: dict[str, tuple[float, float]],
+    offset: float | None,
+    mtd: Path | None = None,
+) -> InputBands:
     _require(source, found, bands)
     where = f"{mtd.name} ({'BOA' if 'L2A' in mtd.name else 'RADIO'}_ADD_OFFSET)" if mtd else ""
     radiometry, adds = _radiometry(bands, offset, adds, where, f"DN as stored{' (' + mtd.name + ' states no offset)' if mtd else ''}")
     files = [BandFile(b, str(found[b][0]), 1, *adds.get(b, (1.0, 0.0)), nodata=S2_NODATA) for b in bands]
     return InputBands(source, layout, files, radiometry, sorted(set(found) - set(bands)))
-
-
-def find_safe_metadata(folder: Path) -> Path | None:
-    """A SAFE product's ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``, in the folder or above it
-    (a user may pass the product, its granule or its ``IMG_DATA/R10m``)."""
-    for d in [folder, *list(folder.resolve().parents)[:5]]:
-        hits = sorted(d.glob("MTD_MSIL*.xml"))
-        if hits:
-            return hits[0]
-    return None
-
-
-def safe_offsets(mtd: Path, optical_scale: float = 10000.0) -> dict[str, tuple[float, float]]:
-    """Per band (scale, offset) in the model's DN from a SAFE product's metadata. Since baseline
-    04.00 reflectance = (DN + ADD_OFFSET) / QUANTIFICATION_VALUE, ADD_OFFSET = -1000; earlier
-    products state no offset. ``band_id`` counts the 13 bands in the product order."""
-    try:
-        root = ET.parse(mtd).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise DataError(f"{mtd}: unreadable product metadata ({exc}); re-download the product") from exc
-    quant, adds = None, {}
-    for el in root.iter():
-        tag = el.tag.rsplit("}", 1)[-1]
-        if tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
-            quant = float(el.text)
-        elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text:
-            adds[list(S2_BANDS)[int(el.get("band_id", -1))]] = float(el.text)
-    if not adds:
-        return {}
-    # The model's DN are reflectance x optical_scale: the product's quantification rescaled to it.
-    scale = optical_scale / quant if quant else 1.0
-    return {b: (scale, a * scale) for b, a in adds.items()}
 
 
 def stac_item(path: Path, bands: tuple[str, ...], optical_scale: float, offset: float | None) -> InputBands:
@@ -240,9 +227,14 @@ def stac_item(path: Path, bands: tuple[str, ...], optical_scale: float, offset: 
         found[band] = (_href(href, path.parent), asset)
     _require(path, found, bands)
     raster = {b: (found[b][1].get("raster:bands") or [{}])[0] for b in bands}
-    stated = {b: _gdal_scale(float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0)), optical_scale)
-              for b, rb in raster.items() if "scale" in rb or "offset" in rb}
-    radiometry, per_band = _radiometry(bands, offset, stated, "STAC raster:bands scale/offset", "DN as stored (the item states no scale/offset)")
+    stated = {
+        b: _gdal_scale(float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0)), optical_scale)
+        for b, rb in raster.items()
+        if "scale" in rb or "offset" in rb
+    }
+    radiometry, per_band = _radiometry(
+        bands, offset, stated, "STAC raster:bands scale/offset", "DN as stored (the item states no scale/offset)"
+    )
     files = [BandFile(b, found[b][0], 1, *per_band.get(b, (1.0, 0.0)), nodata=raster[b].get("nodata", S2_NODATA)) for b in bands]
     return InputBands(str(path), "STAC item", files, radiometry, sorted(set(found) - set(bands)))
 
@@ -260,6 +252,7 @@ def _href(href: str, base: Path) -> str:
 
 # --- SAR ---------------------------------------------------------------------------------------
 
+
 def resolve_sar(arg: str | Path, pols: tuple[str, ...] = ("VV", "VH")) -> InputBands:
     """A 2-band SAR raster (descriptions VV/VH when present, else that order) or ``VV,VH``
     files (told apart by ``vv``/``vh`` in their names, else in that order); dB or linear
@@ -276,12 +269,17 @@ def resolve_sar(arg: str | Path, pols: tuple[str, ...] = ("VV", "VH")) -> InputB
         for pol in pols:
             with _open(named[pol], "SAR") as src:
                 if src.count != 1:
-                    raise DataError(f"{named[pol]}: {src.count} bands in a per-polarisation SAR file; pass single-band {','.join(pols)} files")
+                    raise DataError(
+                        f"{named[pol]}: {src.count} bands in a per-polarisation SAR file; pass single-band {','.join(pols)} files"
+                    )
                 files.append(BandFile(pol, named[pol], 1, units=sar_units(src)))
         return InputBands(text, "SAR files", files, _units_text(files))
     with _open(text, "SAR") as src:
         if src.count != len(pols):
-            raise DataError(f"{text}: SAR has {src.count} bands, the model expects {len(pols)} ({', '.join(pols)}); pass a {len(pols)}-band raster or {','.join(pols)} files")
+            raise DataError(
+                f"{text}: SAR has {src.count} bands, the model expects {len(pols)} ({', '.join(pols)}); pass a {len(pols)}-band raster or "
+                f"{','.join(pols)} files"
+            )
         names = [(d or "").strip().upper() for d in src.descriptions]
         order = [names.index(p) + 1 for p in pols] if set(pols) <= set(names) else list(range(1, len(pols) + 1))
         units = sar_units(src)
@@ -291,33 +289,3 @@ def resolve_sar(arg: str | Path, pols: tuple[str, ...] = ("VV", "VH")) -> InputB
 
 def _units_text(files: list[BandFile]) -> str:
     return "; ".join(f"{f.band} {'linear power, converted to dB' if f.units == 'linear' else 'dB'}" for f in files)
-
-
-def sar_units(src) -> str:
-    """``linear`` when a float raster holds no negative value and its median is below 1 (sigma0
-    as power: 0.001 to 1), else ``db`` (backscatter in dB is mostly -30 to 0). Told from nine
-    of the file's blocks spread over the scene: a decimated read of a file without overviews
-    decodes every block it samples from, which is the whole raster, and would be most of a
-    stream's set-up (docs/streaming.md)."""
-    if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
-        return "db"
-    bh, bw = src.block_shapes[0]
-    parts = []
-    origins = {(int(src.height * fy) // bh * bh, int(src.width * fx) // bw * bw) for fy in (1 / 6, 1 / 2, 5 / 6) for fx in (1 / 6, 1 / 2, 5 / 6)}
-    for y, x in sorted(origins):
-        parts.append(_valid_values(src, window=Window(x, y, min(bw, src.width - x), min(bh, src.height - y))))
-    values = np.concatenate(parts)
-    if values.size == 0:  # those blocks all no-data (a swath's edge): the whole scene, decimated
-        values = _valid_values(src, out_shape=(src.count, min(src.height, 64), min(src.width, 64)), resampling=Resampling.nearest)
-    if values.size == 0:
-        return "db"
-    return "linear" if values.min() >= 0.0 and np.median(values) < 1.0 else "db"
-
-
-def _valid_values(src, **read) -> np.ndarray:
-    """The finite values of a read where the band's mask holds data, as float64. Pixels and
-    masks read apart rather than ``masked=True``: that imports numpy.ma, a cost in the
-    stream's set-up where Python writes no bytecode (docs/streaming.md)."""
-    data, masks = src.read(**read), src.read_masks(**read)
-    values = np.asarray(data[masks != 0], np.float64)
-    return values[np.isfinite(values)]

@@ -55,9 +55,18 @@ def _offset(dn: np.ndarray) -> np.ndarray:
 def _write_band(path: Path, data: np.ndarray, band: str, origin: tuple[float, float], crs: str, tags: dict, driver: str = "GTiff") -> None:
     res = S2_BANDS[band][1]
     h, w = data.shape
-    opts = dict(QUALITY=100, REVERSIBLE="YES") if driver == "JP2OpenJPEG" else dict(compress="deflate", **({"tiled": True, "blockxsize": 256, "blockysize": 256} if h % 16 == 0 and w % 16 == 0 and h >= 256 else {}))
+    opts = (
+        dict(QUALITY=100, REVERSIBLE="YES")
+        if driver == "JP2OpenJPEG"
+        else dict(
+            compress="deflate",
+            **({"tiled": True, "blockxsize": 256, "blockysize": 256} if h % 16 == 0 and w % 16 == 0 and h >= 256 else {}),
+        )
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver=driver, width=w, height=h, count=1, dtype="uint16", crs=crs, transform=from_origin(*origin, res, res), **opts) as dst:
+    with rasterio.open(
+        path, "w", driver=driver, width=w, height=h, count=1, dtype="uint16", crs=crs, transform=from_origin(*origin, res, res), **opts
+    ) as dst:
         dst.write(data[None])
         if driver == "GTiff":
             dst.descriptions = (band,)
@@ -82,15 +91,29 @@ def _mtd(level: str) -> str:
     """The parts of a product's metadata that say how DN become reflectance."""
     ids = range(len(S2_BANDS))
     if level == "L2A":
-        quant = '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE><AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>'
-        offsets = "<BOA_ADD_OFFSET_VALUES_LIST>" + "".join(f'<BOA_ADD_OFFSET band_id="{i}">-{BASELINE_OFFSET}</BOA_ADD_OFFSET>' for i in ids) + "</BOA_ADD_OFFSET_VALUES_LIST>"
+        quant = (
+            '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE><AOT_QUANTIFICATION_VALUE '
+            'unit="none">1000.0</AOT_QUANTIFICATION_VALUE>'
+        )
+        offsets = (
+            "<BOA_ADD_OFFSET_VALUES_LIST>"
+            + "".join(f'<BOA_ADD_OFFSET band_id="{i}">-{BASELINE_OFFSET}</BOA_ADD_OFFSET>' for i in ids)
+            + "</BOA_ADD_OFFSET_VALUES_LIST>"
+        )
         quant = f"<QUANTIFICATION_VALUES_LIST>{quant}</QUANTIFICATION_VALUES_LIST>"
     else:
         quant = '<QUANTIFICATION_VALUE unit="none">10000</QUANTIFICATION_VALUE>'
-        offsets = "<Radiometric_Offset_List>" + "".join(f'<RADIO_ADD_OFFSET band_id="{i}">-{BASELINE_OFFSET}</RADIO_ADD_OFFSET>' for i in ids) + "</Radiometric_Offset_List>"
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<n1:Level-{level[1:]}_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-{level[1:]}.xsd">'
-            f"<n1:General_Info><Product_Info><PROCESSING_LEVEL>Level-{level[1:]}</PROCESSING_LEVEL><PROCESSING_BASELINE>05.10</PROCESSING_BASELINE></Product_Info>"
-            f"<Product_Image_Characteristics>{quant}{offsets}</Product_Image_Characteristics></n1:General_Info></n1:Level-{level[1:]}_User_Product>\n")
+        offsets = (
+            "<Radiometric_Offset_List>"
+            + "".join(f'<RADIO_ADD_OFFSET band_id="{i}">-{BASELINE_OFFSET}</RADIO_ADD_OFFSET>' for i in ids)
+            + "</Radiometric_Offset_List>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<n1:Level-{level[1:]}_User_Product '
+        f'xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-{level[1:]}.xsd">'
+        f"<n1:General_Info><Product_Info><PROCESSING_LEVEL>Level-{level[1:]}</PROCESSING_LEVEL><PROCESSING_BASELINE>05.10</PROCESSING_BASELINE></Product_Info>"
+        f"<Product_Image_Characteristics>{quant}{offsets}</Product_Image_Characteristics></n1:General_Info></n1:Level-{level[1:]}_User_Product>\n"
+    )
 
 
 def write_stac(folder: Path, dn: np.ndarray, bands: tuple[str, ...], origin, crs: str, tags: dict) -> Path:
@@ -100,14 +123,31 @@ def write_stac(folder: Path, dn: np.ndarray, bands: tuple[str, ...], origin, crs
         data = _offset(native(dn[i], band))
         _write_band(folder / "optical" / f"{band}.tif", data, band, origin, crs, tags)
         wl, res = S2_BANDS[band]
-        assets[band] = {"href": f"optical/{band}.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["data"],
-                        "eo:bands": [{"name": band, "center_wavelength": wl / 1000}], "gsd": res,
-                        "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": -BASELINE_OFFSET / 10000, "spatial_resolution": res}]}
+        assets[band] = {
+            "href": f"optical/{band}.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+            "eo:bands": [{"name": band, "center_wavelength": wl / 1000}],
+            "gsd": res,
+            "raster:bands": [
+                {"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": -BASELINE_OFFSET / 10000, "spatial_resolution": res}
+            ],
+        }
     h, w = dn.shape[1:]
-    item = {"type": "Feature", "stac_version": "1.0.0", "id": f"S2B_{TILE_ID[1:]}_{SENSED[:8]}_0_L2A",
-            "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json", "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
-            "geometry": None, "bbox": [origin[0], origin[1] - 10 * h, origin[0] + 10 * w, origin[1]],
-            "properties": {"datetime": "2024-01-01T10:14:31Z", "proj:code": crs}, "links": [], "assets": assets}
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": f"S2B_{TILE_ID[1:]}_{SENSED[:8]}_0_L2A",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
+        "geometry": None,
+        "bbox": [origin[0], origin[1] - 10 * h, origin[0] + 10 * w, origin[1]],
+        "properties": {"datetime": "2024-01-01T10:14:31Z", "proj:code": crs},
+        "links": [],
+        "assets": assets,
+    }
     path = folder / "item.json"
     path.write_text(json.dumps(item, indent=1))
     return path

@@ -53,7 +53,9 @@ def _profile(h: int, w: int, count: int, dtype: str, origin: tuple[float, float]
 SYNTHETIC_TAG = "TDPCR_SYNTHETIC"
 
 
-def write_scene(folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6, layout: str = "stack") -> Path:
+def write_scene(
+    folder: str | Path, scene: Scene, norm: Normalization = Normalization(), num_classes: int = 6, layout: str = "stack"
+) -> Path:
     """Write one scene folder atomically (it appears complete or not at all); ``layout`` is how
     the cloudy optical and the SAR are laid out (``layouts``), the other layers being plain
     GeoTIFFs on the 10 m grid."""
@@ -237,8 +239,13 @@ def _read_bands(path, norm: Normalization, what: str, grid=None):
     bands = resolve_sar(path, norm.sar_bands) if what == "SAR" else resolve_optical(path, norm.optical_bands, norm.optical_scale)
     # Another layer's own files may be on other grids (band files at 10/20/60 m) and are
     # resampled onto the optical's; a plain raster must already be on it.
-    with BandStack(bands, what, grid=grid, align=grid is None or bands.layout not in ("stack", "SAR raster"),
-                   misfit="co-register the rasters onto one grid") as stack:
+    with BandStack(
+        bands,
+        what,
+        grid=grid,
+        align=grid is None or bands.layout not in ("stack", "SAR raster"),
+        misfit="co-register the rasters onto one grid",
+    ) as stack:
         data, valid = stack.read_valid(None)
         meta = {"crs": stack.crs, "transform": stack.transform, "shape": (stack.height, stack.width)}
         g = stack.grid
@@ -269,44 +276,3 @@ def read_legend(root: str | Path) -> tuple[list[str], list[tuple[int, int, int]]
         return list(d["classes"]), [tuple(c) for c in d["colors"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not a valid legend ({exc}); expected {{'classes': [...], 'colors': [[r, g, b], ...]}}") from exc
-
-
-def write_synthetic(
-    out: str | Path,
-    scenes: int,
-    size: int,
-    seed: int,
-    num_classes: int = 6,
-    on_scene: Callable[[], None] | None = None,
-    bands: tuple[str, ...] | None = None,
-    layout: str = "stack",
-) -> list[Path]:
-    """Write ``scenes`` synthetic scene folders (``scene_0000`` ...) and ``legend.json``.
-    Scene i is ``make_scene(seed, i, size)``, so a folder can be regenerated exactly."""
-    from ..errors import ConfigError
-    from .bands import PRESETS
-    from .layouts import check_layout
-    from .synthetic import make_scene
-
-    bands = tuple(bands or PRESETS["s2-l1c"])
-    norm = Normalization(optical_bands=bands)
-    if scenes < 1:
-        raise ConfigError(f"--scenes must be at least 1, got {scenes}")
-    if size < 16:
-        raise ConfigError(f"--size must be at least 16 pixels, got {size}")
-    check_layout(layout, size, bands)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder; pick another output path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for i in range(scenes):
-            scene = make_scene(seed, i, size, num_classes, bands=bands)
-            written.append(write_scene(out / f"scene_{i:04d}", scene, norm, num_classes=num_classes, layout=layout))
-            if on_scene:
-                on_scene()
-        write_legend(out, num_classes, seed=seed, size=size, scenes=scenes, bands=list(bands), layout=layout)
-    except PermissionError as exc:
-        raise DataError(f"{exc.filename or out}: not writable; pick an output folder you can write to") from exc
-    return written

@@ -4,21 +4,31 @@ pixels, the official scene splits, and optionally the SEN12MS land cover as labe
 from __future__ import annotations
 
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from ..errors import ConfigError, DataError
-from .dataset import Dataset, Sample, _check_keys, _numbered, _split
+from .dataset import Dataset, Sample, _numbered
 from .normalize import Normalization
-
 
 # Simplified IGBP of SEN12MS / DFC2020: IGBP codes 1..17 -> 10 classes (index 0 unused).
 IGBP_TO_DFC = np.array([255, 0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 5, 7, 8, 9], np.int64)
 DFC_CLASSES = ("forest", "shrubland", "savanna", "grassland", "wetlands", "croplands", "urban", "snow and ice", "barren", "water")
-DFC_COLORS = ((0, 153, 0), (198, 176, 68), (251, 255, 19), (182, 255, 5), (39, 255, 135), (194, 79, 68), (165, 165, 165), (105, 255, 248), (249, 255, 164), (28, 13, 255))
+DFC_COLORS = (
+    (0, 153, 0),
+    (198, 176, 68),
+    (251, 255, 19),
+    (182, 255, 5),
+    (39, 255, 135),
+    (194, 79, 68),
+    (165, 165, 165),
+    (105, 255, 248),
+    (249, 255, 164),
+    (28, 13, 255),
+)
 # SAR clips of the published code: one range for both polarisations (DSen2-CR, the
 # UnCRtainTS "default"), or VV [-25, 0], VH [-32.5, 0] (the UnCRtainTS "resnet" variant).
 SAR_CLIPS = {"default": ((-25.0, -25.0), (0.0, 0.0)), "uncrtaints": ((-25.0, -32.5), (0.0, 0.0))}
@@ -34,7 +44,9 @@ def sen12mscr_splits(path: str | Path | None = None) -> dict[str, set[str]]:
         d = tomllib.loads(text)
         return {"val": set(d["val"]), "test": set(d["test"])}
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a split file ({exc}); it needs lists val = [...] and test = [...] of '<season>/<scene>' keys") from None
+        raise ConfigError(
+            f"{path}: not a split file ({exc}); it needs lists val = [...] and test = [...] of '<season>/<scene>' keys"
+        ) from None
 
 
 def _igbp_to_dfc(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -52,7 +64,9 @@ def sen12mscr(root: str | Path, split: str = "test", options: dict | None = None
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: SEN12MS-CR root not found; pass sen12mscr:ROOT, the folder holding ROIs1158_spring_s1 etc.")
-    want_seasons = [s for s in SEASONS if any(w in s for w in options.get("seasons", "").split(","))] if options.get("seasons") else list(SEASONS)
+    want_seasons = (
+        [s for s in SEASONS if any(w in s for w in options.get("seasons", "").split(","))] if options.get("seasons") else list(SEASONS)
+    )
     with_labels = options.get("labels", "none")
     if with_labels not in ("none", "dfc"):
         raise ConfigError(f"sen12mscr labels={with_labels!r}: choose none or dfc (SEN12MS land cover, simplified IGBP)")
@@ -61,13 +75,18 @@ def sen12mscr(root: str | Path, split: str = "test", options: dict | None = None
         raise ConfigError(f"sen12mscr sar={sar!r}: choose {', '.join(SAR_CLIPS)}")
     incomplete = options.get("incomplete", "error")
     if incomplete not in ("error", "skip"):
-        raise ConfigError(f"sen12mscr incomplete={incomplete!r}: choose error (the default) or skip (leave out, and count, patches missing a file)")
+        raise ConfigError(
+            f"sen12mscr incomplete={incomplete!r}: choose error (the default) or skip (leave out, and count, patches missing a file)"
+        )
     splits = sen12mscr_splits(options.get("splits"))
     held_out = splits["val"] | splits["test"]
     modalities = {"sar": "s1", "clear": "s2", "optical": "s2_cloudy"} | ({"labels": "lc"} if with_labels == "dfc" else {})
     present = [s for s in want_seasons if any((root / f"{s}_{m}").is_dir() for m in modalities.values())]
     if not present:
-        raise DataError(f"{root}: no {want_seasons[0]}_s1 (or other season) folder; expected ROOT/<season>_s1/s1_<scene>/<season>_s1_<scene>_p<patch>.tif")
+        raise DataError(
+            f"{root}: no {want_seasons[0]}_s1 (or other season) folder; expected "
+            "ROOT/<season>_s1/s1_<scene>/<season>_s1_<scene>_p<patch>.tif"
+        )
 
     def wanted(season: str, scene: str) -> bool:
         key = f"{season}/{scene}"
@@ -94,8 +113,10 @@ def sen12mscr(root: str | Path, split: str = "test", options: dict | None = None
                 continue
             if missing:
                 k, p = missing[0]
-                raise DataError(f"{p}: missing ({k} of patch {season}_{scene}_p{patch}, split {split}); restore it from the data set archive, "
-                                f"or add ?incomplete=skip to leave such patches out")
+                raise DataError(
+                    f"{p}: missing ({k} of patch {season}_{scene}_p{patch}, split {split}); restore it from the data set archive, "
+                    f"or add ?incomplete=skip to leave such patches out"
+                )
             samples.append(Sample(f"{season}_{scene}_p{patch}", paths))
     if not samples:
         raise DataError(f"{root}: no SEN12MS-CR patches of split {split} found; check the root and the seasons present")
@@ -103,7 +124,16 @@ def sen12mscr(root: str | Path, split: str = "test", options: dict | None = None
     norm = Normalization(sar_min_db=lo, sar_max_db=hi)
     classes, colors = (list(DFC_CLASSES), list(DFC_COLORS)) if with_labels == "dfc" else _numbered(len(DFC_CLASSES))
     left_out = f", {len(skipped)} incomplete left out" if skipped else ""
-    return Dataset(f"SEN12MS-CR {split} ({len(samples)} patches{left_out})", samples, classes, colors, norm, _igbp_to_dfc if with_labels == "dfc" else None, {"labels": (1,)} if with_labels == "dfc" else {}, "igbp" if with_labels == "dfc" else "ids")
+    return Dataset(
+        f"SEN12MS-CR {split} ({len(samples)} patches{left_out})",
+        samples,
+        classes,
+        colors,
+        norm,
+        _igbp_to_dfc if with_labels == "dfc" else None,
+        {"labels": (1,)} if with_labels == "dfc" else {},
+        "igbp" if with_labels == "dfc" else "ids",
+    )
 
 
 # --- LuojiaSET-OSFCR ----------------------------------------------------------------------

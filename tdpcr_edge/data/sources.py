@@ -61,6 +61,6 @@ def open_source(data: str, norm: Normalization = Normalization(), seed: int = 0,
     """``synthetic``, a folder of scenes or a data-set spec (its train split)."""
     if data == "synthetic":
         return SyntheticSource(seed, num_classes, norm)
-    from .datasets import open_dataset
+    from .specs import open_dataset
 
     return DatasetSource(open_dataset(data, split="train"), seed)

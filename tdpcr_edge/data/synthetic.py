@@ -83,8 +83,9 @@ def _fractal_field(rng: np.random.Generator, h: int, w: int, beta: float = 3.0) 
     return ((field - lo) / (hi - lo + 1e-12)).astype(np.float32)
 
 
-def make_scene(seed: int, index: int, size: int | tuple[int, int] = 128, num_classes: int = 6, stream: int = 0,
-               bands: tuple[str, ...] | None = None) -> Scene:
+def make_scene(
+    seed: int, index: int, size: int | tuple[int, int] = 128, num_classes: int = 6, stream: int = 0, bands: tuple[str, ...] | None = None
+) -> Scene:
     """Scene ``index`` of the world ``seed``. ``stream`` separates independent sample
     streams (training, validation) of the same seed. ``bands`` (Sentinel-2 names) picks the
     optical bands; each is the world's signature at that band's centre wavelength. The world

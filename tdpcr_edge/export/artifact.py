@@ -13,8 +13,8 @@ from typing import Callable
 import onnx
 
 from .. import precisions
-from ..data.datasets import open_dataset
 from ..data.scenes import SceneArrays
+from ..data.specs import open_dataset
 from ..errors import ConfigError
 from ..runtime import backends
 from ..runtime.factory import graph_runner
@@ -22,8 +22,8 @@ from ..runtime.torch_runner import TorchRunner
 from ..train.checkpoint import Checkpoint, load_checkpoint
 from .calibration import check_calibration_method
 from .drift import measure_drift, parse_budget
+from .heldout import DRIFT_SEED, tiles_from
 from .profiles import INT8_PLACEMENTS, UNSIGNED_PLACEMENTS, Profile, load_profile
-from .tiles import DRIFT_SEED, tiles_from
 
 
 @dataclass
@@ -76,7 +76,9 @@ class Artifact:
         if self._eval_tiles is None:
             self.stage("load held-out tiles")
             c = self.ckpt.config
-            self._eval_tiles = tiles_from(self.opts.eval_data, self.opts.eval_tiles, self.tile, self.ckpt.normalization, c.num_classes, DRIFT_SEED)
+            self._eval_tiles = tiles_from(
+                self.opts.eval_data, self.opts.eval_tiles, self.tile, self.ckpt.normalization, c.num_classes, DRIFT_SEED
+            )
         return self._eval_tiles
 
     def measurer(self, tiles: list[SceneArrays], whole: bool = True) -> Callable[[onnx.ModelProto], dict]:
@@ -115,12 +117,16 @@ def resolve_runtime(opts: ExportOptions, profile: Profile | None, precision: str
     if backend not in gates:
         raise ConfigError(f"--backend {backend}: the drift is measured on {' or '.join(gates)}")
     if not prec.runs_on(backend):
-        raise ConfigError(f"--precision {precision} is {prec.description}: measure it with --backend {' or '.join(b for b in gates if prec.runs_on(b))}")
+        raise ConfigError(
+            f"--precision {precision} is {prec.description}: measure it with --backend {' or '.join(b for b in gates if prec.runs_on(b))}"
+        )
     placement = opts.int8_placement or (profile.int8_placement if profile else "tensorrt")
     if placement not in INT8_PLACEMENTS:
         raise ConfigError(f"--int8-placement {placement}: choose one of {', '.join(INT8_PLACEMENTS)}")
     if placement in UNSIGNED_PLACEMENTS and profile is not None and not profile.is_cpu:
-        raise ConfigError(f"--int8-placement {placement} writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt")
+        raise ConfigError(
+            f"--int8-placement {placement} writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt"
+        )
     if backend == "openvino":
         from ..runtime.openvino_runner import check_inference_precision, import_openvino
 
@@ -136,8 +142,10 @@ def plan(opts: ExportOptions, stage: Callable[[str], None]) -> Artifact:
     precision = precisions.get(opts.precision or chosen).name
     why = "--precision" if opts.precision else why
     if profile is not None and profile.kind not in precisions.get(precision).targets:
-        raise ConfigError(f"--precision {precision}: a {profile.kind} target ({profile.name}) cannot build it; choose one of "
-                          f"{', '.join(n for n, p in precisions.REGISTRY.items() if profile.kind in p.targets)}")
+        raise ConfigError(
+            f"--precision {precision}: a {profile.kind} target ({profile.name}) cannot build it; choose one of "
+            f"{', '.join(n for n, p in precisions.REGISTRY.items() if profile.kind in p.targets)}"
+        )
     tile = opts.tile or (profile.tile if profile else 256)
     backend, placement = resolve_runtime(opts, profile, precision)
     budget = parse_budget(opts.drift_budget)

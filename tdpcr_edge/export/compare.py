@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..contract import read_manifest
 from ..data.normalize import Normalization
 from ..runtime.torch_runner import TorchRunner
 from .drift import measure_drift, over_budget
-from ..contract import read_manifest
-from .tiles import DRIFT_SEED, tiles_from
+from .heldout import DRIFT_SEED, tiles_from
 
 
 def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16, backend: str = "auto") -> list[dict]:
@@ -39,7 +39,10 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
                 "model_mb": manifest["model_bytes"] / 2**20,
                 "psnr": drift["candidate"]["psnr"],
                 "miou": drift["candidate"]["miou"],
-                **{k: drift[k] for k in ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "mean_abs_error", "class_agreement")},
+                **{
+                    k: drift[k]
+                    for k in ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "mean_abs_error", "class_agreement")
+                },
                 "fp16_fallback_layers": len(manifest.get("fp16_fallback_layers") or []),
                 "over_budget": over_budget(drift, budget),
                 "tiles": len(scenes),

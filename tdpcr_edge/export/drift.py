@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.scenes import SceneArrays
-from ..errors import ConfigError, DriftBudgetError  # noqa: F401 (re-exported)
+from ..errors import ConfigError
 from ..metrics import ReconstructionScores, SegmentationScores
 from ..runtime.runner import Runner
 

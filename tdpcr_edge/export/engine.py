@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ConfigError, EngineMismatch, TdpcrError  # noqa: F401 (EngineMismatch re-exported)
+from ..contract import ENGINE_SCHEMA, PLUGIN_OP, file_sha256, read_manifest
+from ..errors import ConfigError, TdpcrError
 from ..io_utils import atomic_dir, atomic_path, write_json
-from ..runtime.trt_compat import check_engine_compat, find_plugin_library  # noqa: F401 (re-exported)
-from ..contract import ENGINE_SCHEMA, PLUGIN_OP, file_sha256, read_engine_record, read_manifest, read_record  # noqa: F401 (read_engine_record re-exported)
+from ..runtime.trt_compat import find_plugin_library
 from .profiles import Profile, list_profiles, load_profile
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -59,8 +60,10 @@ def check_tensorrt_artifact(artifact: Path, manifest: dict, target: str | None =
     from .profiles import UNSIGNED_PLACEMENTS
 
     if (manifest.get("calibration") or {}).get("placement") in UNSIGNED_PLACEMENTS:
-        raise ConfigError(f"{artifact}: exported for a CPU runtime (UINT8 activations), which TensorRT does not take; "
-                          "export it again with a TensorRT --target or --int8-placement tensorrt")
+        raise ConfigError(
+            f"{artifact}: exported for a CPU runtime (UINT8 activations), which TensorRT does not take; "
+            "export it again with a TensorRT --target or --int8-placement tensorrt"
+        )
     if manifest["precision"] == "bf16":
         raise ConfigError(f"{artifact}: a bf16 artifact is run in BF16 by OpenVINO on a CPU; export --precision fp16 for TensorRT")
     import onnx
@@ -75,12 +78,18 @@ def check_tensorrt_artifact(artifact: Path, manifest: dict, target: str | None =
 
 def trtexec_command(onnx: Path, engine: Path, shapes: dict, opts: BuildOptions) -> str:
     """The trtexec line that builds the same engine, for people who prefer it."""
+
     def dims(i):
         return ",".join(f"{n}:{'x'.join(map(str, s[i]))}" for n, s in shapes.items())
 
     args = [
-        "trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", "--stronglyTyped",
-        f"--minShapes={dims(0)}", f"--optShapes={dims(1)}", f"--maxShapes={dims(2)}",
+        "trtexec",
+        f"--onnx={onnx}",
+        f"--saveEngine={engine}",
+        "--stronglyTyped",
+        f"--minShapes={dims(0)}",
+        f"--optShapes={dims(1)}",
+        f"--maxShapes={dims(2)}",
         f"--memPoolSize=workspace:{opts.workspace_mb}M",
     ]
     if opts.timing_cache:
@@ -90,8 +99,9 @@ def trtexec_command(onnx: Path, engine: Path, shapes: dict, opts: BuildOptions) 
     return shlex.join(args)
 
 
-def engine_record(manifest: dict, onnx_sha256: str, trt_version: str, gpu_name: str, gpu_sm: str,
-                  opts: BuildOptions, plugin_sha256: str | None) -> dict:
+def engine_record(
+    manifest: dict, onnx_sha256: str, trt_version: str, gpu_name: str, gpu_sm: str, opts: BuildOptions, plugin_sha256: str | None
+) -> dict:
     return {
         "schema_version": ENGINE_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -122,13 +132,21 @@ def match_profile(gpu_sm: str, trt_version: str | None, names: list[str]) -> Pro
     return None
 
 
-def resolve_options(manifest: dict, target: str | None, plugin_lib: str | Path | None, timing_cache: str | None,
-                    workspace_mb: int | None, max_batch: int | None) -> BuildOptions:
+def resolve_options(
+    manifest: dict,
+    target: str | None,
+    plugin_lib: str | Path | None,
+    timing_cache: str | None,
+    workspace_mb: int | None,
+    max_batch: int | None,
+) -> BuildOptions:
     """Explicit options first, then the target profile's, then defaults; the tile is the artifact's."""
     profile = load_profile(target) if target else None
     if profile is not None and profile.is_cpu:
-        raise ConfigError(f"--target {target} is a CPU profile ({profile.backend}); TensorRT engines are built for GPU profiles: "
-                          f"{', '.join(list_profiles('tensorrt'))}")
+        raise ConfigError(
+            f"--target {target} is a CPU profile ({profile.backend}); TensorRT engines are built for GPU profiles: "
+            f"{', '.join(list_profiles('tensorrt'))}"
+        )
     return BuildOptions(
         tile=manifest["tile"],
         max_batch=max_batch or (profile.max_batch if profile else 1),
@@ -139,8 +157,15 @@ def resolve_options(manifest: dict, target: str | None, plugin_lib: str | Path |
     )
 
 
-def build_engine(artifact: str | Path, out: str | Path, target: str | None = None, plugin_lib: str | None = None,
-                 timing_cache: str | None = None, workspace_mb: int | None = None, max_batch: int | None = None) -> dict:
+def build_engine(
+    artifact: str | Path,
+    out: str | Path,
+    target: str | None = None,
+    plugin_lib: str | None = None,
+    timing_cache: str | None = None,
+    workspace_mb: int | None = None,
+    max_batch: int | None = None,
+) -> dict:
     """Parse ``artifact/model.onnx`` into a strongly typed network and build the engine on
     this GPU. Raises MissingDependency (what to install) when TensorRT is absent."""
     from ..runtime.trt_compat import detect_gpus, import_tensorrt, network_flags, set_workspace
@@ -150,7 +175,10 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     check_tensorrt_artifact(artifact, manifest, target)
     plugin = find_plugin_library(plugin_lib) if graph_uses_plugin(manifest) else None
     if graph_uses_plugin(manifest) and plugin is None:
-        raise ConfigError(f"{artifact}: the graph has {PLUGIN_OP} nodes but no plugin library was found; pass --plugin-lib or run `make kernels TRT_INCLUDE=...`")
+        raise ConfigError(
+            f"{artifact}: the graph has {PLUGIN_OP} nodes but no plugin library was found; pass --plugin-lib or run `make kernels "
+            "TRT_INCLUDE=...`"
+        )
     opts = resolve_options(manifest, target, plugin, timing_cache, workspace_mb, max_batch)
     shapes = profile_shapes(manifest, opts.tile, opts.max_batch)
 
@@ -184,8 +212,15 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TdpcrError(f"{artifact}: TensorRT could not build an engine (see the messages above)")
-    record = engine_record(manifest, file_sha256(artifact / "model.onnx"), trt.__version__, gpus[0].name, gpus[0].sm,
-                           opts, file_sha256(plugin) if plugin else None)
+    record = engine_record(
+        manifest,
+        file_sha256(artifact / "model.onnx"),
+        trt.__version__,
+        gpus[0].name,
+        gpus[0].sm,
+        opts,
+        file_sha256(plugin) if plugin else None,
+    )
     with atomic_dir(out) as tmp:
         (tmp / "model.engine").write_bytes(bytes(serialized))
         write_json(tmp / "engine.json", record)
@@ -196,8 +231,15 @@ def build_engine(artifact: str | Path, out: str | Path, target: str | None = Non
     return record
 
 
-def plan_trtexec(artifact: str | Path, out: str | Path, target: str | None = None, plugin_lib: str | None = None,
-                 timing_cache: str | None = None, workspace_mb: int | None = None, max_batch: int | None = None) -> str:
+def plan_trtexec(
+    artifact: str | Path,
+    out: str | Path,
+    target: str | None = None,
+    plugin_lib: str | None = None,
+    timing_cache: str | None = None,
+    workspace_mb: int | None = None,
+    max_batch: int | None = None,
+) -> str:
     """The trtexec line for an artifact, without building (works without TensorRT)."""
     artifact, out = Path(artifact), Path(out)
     manifest = read_manifest(artifact)

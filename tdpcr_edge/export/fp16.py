@@ -131,7 +131,10 @@ def fp16_islands(proto: onnx.ModelProto, convs: Iterable[str]) -> onnx.ModelProt
         new_params = []
         for p in params:
             if p not in inits:
-                raise ConfigError(f"{node.name}: parameter {p} is not an initializer; cannot make an FP16 island (export the graph again without --plugin)")
+                raise ConfigError(
+                    f"{node.name}: parameter {p} is not an initializer; cannot make an FP16 island (export the graph again without "
+                    "--plugin)"
+                )
             half = numpy_helper.from_array(numpy_helper.to_array(inits[p]).astype(np.float16), f"{p}_fp16")
             graph.initializer.append(half)
             new_params.append(half.name)

@@ -3,7 +3,7 @@ what a user who does not use our quantiser gets by running NNCF (OpenVINO's Neur
 Compression Framework) on our FP32 graph with its defaults.
 
 ``nncf.quantize(model, nncf.Dataset(tiles))`` on the FP32 artifact's model.onnx as OpenVINO
-reads it, calibrated on the tiles our INT8 export calibrates on (``export.tiles.
+reads it, calibrated on the tiles our INT8 export calibrates on (``export.heldout.
 calibration_tiles``, seed ``CALIB_SEED``, the ``val`` split), every parameter at NNCF's
 default (preset, subset size, fast bias correction, the overflow fix, which in NNCF 3.x gives
 the first convolutions 7-bit weights on every CPU). The result is saved as an OpenVINO IR
@@ -37,7 +37,7 @@ from ..errors import ConfigError, MissingDependency
 from ..io_utils import write_json
 from ..runtime.openvino_runner import IR_FORMAT, NNCF_INSTALL, NNCF_VARIANT, import_openvino
 from ..runtime.signal_stack import kept_signal_stack
-from .tiles import CALIB_SEED, calibration_tiles
+from .heldout import CALIB_SEED, calibration_tiles
 
 FOLDER = "int8-nncf"  # under the artifacts folder, beside fp32/, int8/, ...
 SOURCE_PRECISION = "fp32"  # the artifact NNCF quantises
@@ -71,8 +71,15 @@ def model_files(artifact: Path) -> list[Path]:
 
 
 def _calib_tiles(manifest: dict, calib: str, count: int):
-    return calibration_tiles(calib, count, manifest["tile"], Normalization.from_dict(manifest["normalization"]),
-                             manifest["model"]["num_classes"], CALIB_SEED, split="val")
+    return calibration_tiles(
+        calib,
+        count,
+        manifest["tile"],
+        Normalization.from_dict(manifest["normalization"]),
+        manifest["model"]["num_classes"],
+        CALIB_SEED,
+        split="val",
+    )
 
 
 def wanted(fp32: Path, calib: str = "synthetic", calib_tiles: int = 32, overflow_fix: str = "default") -> dict:
@@ -82,18 +89,32 @@ def wanted(fp32: Path, calib: str = "synthetic", calib_tiles: int = 32, overflow
         raise ConfigError(f"unknown NNCF overflow fix {overflow_fix!r}: choose one of {', '.join(OVERFLOW_FIXES)}")
     manifest = read_manifest(fp32)
     if manifest["precision"] != SOURCE_PRECISION or (manifest.get("plugin") or {}).get("enabled"):
-        raise ConfigError(f"{fp32}: NNCF quantises the plain FP32 artifact, not a {manifest['precision']} one"
-                          + (" with TDP_PGF plugin nodes" if (manifest.get("plugin") or {}).get("enabled") else ""))
+        raise ConfigError(
+            f"{fp32}: NNCF quantises the plain FP32 artifact, not a {manifest['precision']} one"
+            + (" with TDP_PGF plugin nodes" if (manifest.get("plugin") or {}).get("enabled") else "")
+        )
     tiles = _calib_tiles(manifest, calib, calib_tiles)
     return {
         "nncf": _version("nncf"),
         "openvino": _version("openvino"),
         "source_onnx_sha256": file_sha256(Path(fp32) / "model.onnx"),
-        "calibration": {"source": calib, "tiles": len(tiles), "tile": manifest["tile"], "seed": CALIB_SEED, "split": "val",
-                        "tiles_sha256": tiles.digest()},
+        "calibration": {
+            "source": calib,
+            "tiles": len(tiles),
+            "tile": manifest["tile"],
+            "seed": CALIB_SEED,
+            "split": "val",
+            "tiles_sha256": tiles.digest(),
+        },
         # NNCF's own defaults, named: a folder made with another overflow fix is another row.
-        "parameters": {"preset": "default", "subset_size": "default", "fast_bias_correction": "default", "overflow_fix": overflow_fix,
-                       "target_device": "default", "save_model": "compress_to_fp16=False"},
+        "parameters": {
+            "preset": "default",
+            "subset_size": "default",
+            "fast_bias_correction": "default",
+            "overflow_fix": overflow_fix,
+            "target_device": "default",
+            "save_model": "compress_to_fp16=False",
+        },
     }
 
 
@@ -120,8 +141,15 @@ def matches(folder: Path, want: dict) -> bool:
     return all(record.get(k) == want[k] for k in RECORD_KEYS)
 
 
-def ensure(fp32: Path, out: Path, *, calib: str = "synthetic", calib_tiles: int = 32, overflow_fix: str = "default",
-           on_stage: Callable[[str], None] | None = None) -> bool:
+def ensure(
+    fp32: Path,
+    out: Path,
+    *,
+    calib: str = "synthetic",
+    calib_tiles: int = 32,
+    overflow_fix: str = "default",
+    on_stage: Callable[[str], None] | None = None,
+) -> bool:
     """NNCF's INT8 IR of the ``fp32`` artifact in ``out``, made unless a matching one is there;
     True when made now. A stale folder of ours (its nncf.json differs) is made again; a folder
     without nncf.json is refused."""
@@ -169,24 +197,32 @@ def make(fp32: Path, out: Path, want: dict) -> dict:
             **want,
             "source_artifact": str(fp32),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "made_by": "nncf.quantize(ov_model, nncf.Dataset(calibration tiles)) at NNCF's defaults, then ov.save_model(compress_to_fp16=False)",
+            "made_by": "nncf.quantize(ov_model, nncf.Dataset(calibration tiles)) at NNCF's defaults, then "
+            "ov.save_model(compress_to_fp16=False)",
             "model_bytes": size,
         }
-        write_json(tmp / "manifest.json", {
-            **manifest,
-            "created": record["created"],
-            "precision": PRECISION,
-            "format": IR_FORMAT,
-            "calibration": {**want["calibration"], "method": "nncf"},
-            "fp16_fallback_layers": [],
-            "layer_sensitivity": None,
-            "runtime": {"backend": "openvino", "inference_precision": "f32", "precision_chosen_by": "NNCF's post-training INT8 (bench's peer row)"},
-            # No export gate: bench measures the row's drift like every other row's.
-            "drift": {"backend": "openvino", "within_budget": None, "measured_by": "tdpcr-edge bench"},
-            "onnx_sha256": None,
-            "model_bytes": size,
-            "nncf": {k: record[k] for k in ("nncf", "source_onnx_sha256", "parameters")},
-        })
+        write_json(
+            tmp / "manifest.json",
+            {
+                **manifest,
+                "created": record["created"],
+                "precision": PRECISION,
+                "format": IR_FORMAT,
+                "calibration": {**want["calibration"], "method": "nncf"},
+                "fp16_fallback_layers": [],
+                "layer_sensitivity": None,
+                "runtime": {
+                    "backend": "openvino",
+                    "inference_precision": "f32",
+                    "precision_chosen_by": "NNCF's post-training INT8 (bench's peer row)",
+                },
+                # No export gate: bench measures the row's drift like every other row's.
+                "drift": {"backend": "openvino", "within_budget": None, "measured_by": "tdpcr-edge bench"},
+                "onnx_sha256": None,
+                "model_bytes": size,
+                "nncf": {k: record[k] for k in ("nncf", "source_onnx_sha256", "parameters")},
+            },
+        )
         write_json(tmp / RECORD, record)  # last: a folder with nncf.json is complete
         if out.exists():
             shutil.rmtree(out)

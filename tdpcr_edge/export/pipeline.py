@@ -10,8 +10,8 @@ from typing import Callable
 
 from .. import precisions
 from .artifact import Artifact, ExportOptions, plan
+from .heldout import CALIB_SEED, DRIFT_SEED, tiles_from
 from .passes import gate, trace, write
-from .tiles import CALIB_SEED, DRIFT_SEED, crop, tiles_from, window  # noqa: F401 (re-exported: bench and the suites take tiles from here)
 
 __all__ = ["CALIB_SEED", "DRIFT_SEED", "ExportOptions", "run_export", "tiles_from"]
 

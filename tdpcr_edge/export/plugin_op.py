@@ -11,13 +11,10 @@ holding the node and gives onnxscript its two outputs.
 
 from __future__ import annotations
 
-
 from ..contract import PLUGIN_DOMAIN as DOMAIN
-from ..contract import PLUGIN_INPUTS as INPUTS  # noqa: F401 (re-exported)
 from ..contract import PLUGIN_OP as OP_TYPE
-from ..contract import PLUGIN_OUTPUTS as OUTPUTS  # noqa: F401 (re-exported)
 from ..contract import PLUGIN_VERSION
-from ..runtime.graph import count_plugin_nodes, register_schema  # noqa: F401 (re-exported)
+from ..runtime.graph import register_schema
 
 
 def translation_table() -> dict:

@@ -14,10 +14,11 @@ table may name its own ``int8_placement``: how INT8 is quantised on the CPUs tha
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 from ..errors import ConfigError
 
@@ -100,8 +101,10 @@ KEYS = {
     "tensorrt": COMMON_KEYS | {"precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb", "jetpack", "max_batch"},
     "cpu": COMMON_KEYS | {"precision_by_isa"},
 }
-REQUIRED = {"tensorrt": {"description", "tile", "precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb"},
-            "cpu": {"description", "tile", "precision_by_isa", "backend"}}
+REQUIRED = {
+    "tensorrt": {"description", "tile", "precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb"},
+    "cpu": {"description", "tile", "precision_by_isa", "backend"},
+}
 
 
 def _check_placement(placement: object, key: str = "int8_placement") -> str:
@@ -162,10 +165,18 @@ def _parse(name: str, d: dict) -> Profile:
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     _check_keys(d, KEYS[kind], REQUIRED[kind])
-    common = dict(name=d.get("name", name), description=str(d["description"]), tile=int(d["tile"]), kind=kind,
-                  notes=str(d.get("notes", "")), default_int8_placement=_check_placement(d.get("int8_placement", "tensorrt")))
+    common = dict(
+        name=d.get("name", name),
+        description=str(d["description"]),
+        tile=int(d["tile"]),
+        kind=kind,
+        notes=str(d.get("notes", "")),
+        default_int8_placement=_check_placement(d.get("int8_placement", "tensorrt")),
+    )
     if kind == "tensorrt" and common["default_int8_placement"] in UNSIGNED_PLACEMENTS:
-        raise ValueError(f"int8_placement {common['default_int8_placement']!r} writes UINT8 activations, which TensorRT does not take; use tensorrt")
+        raise ValueError(
+            f"int8_placement {common['default_int8_placement']!r} writes UINT8 activations, which TensorRT does not take; use tensorrt"
+        )
     backend = d.get("backend", "ort")
     if backend not in backends.names():
         raise ValueError(f"backend {backend!r} is not one of {', '.join(backends.names())}")
@@ -176,8 +187,10 @@ def _parse(name: str, d: dict) -> Profile:
         if not rows or rows[-1][0]:
             raise ValueError("precision_by_isa must end with a row without isa (the precision for any CPU)")
         _check_rows(rows)
-        placements = tuple(_check_placement(r["int8_placement"], key=f"precision_by_isa[{i}].int8_placement") if "int8_placement" in r else ""
-                           for i, r in enumerate(d["precision_by_isa"]))
+        placements = tuple(
+            _check_placement(r["int8_placement"], key=f"precision_by_isa[{i}].int8_placement") if "int8_placement" in r else ""
+            for i, r in enumerate(d["precision_by_isa"])
+        )
         return Profile(**common, precision=rows[-1][1], backend=backend, precision_by_isa=rows, int8_placement_by_isa=placements)
     trt = d["tensorrt"]
     _check_keys(trt, {"min", "max"}, {"min", "max"}, where="tensorrt.")

@@ -22,8 +22,11 @@ def qat_tensor_ranges(proto: onnx.ModelProto, model, ranges: dict[str, float]) -
         a = np.abs(w.reshape(w.shape[0], -1)).astype(np.float64)
         return a / np.maximum(a.max(axis=1, keepdims=True), 1e-30)
 
-    modules = [(name, signature(m.weight.detach().cpu().numpy())) for name, m in model.named_modules()
-               if isinstance(m, torch.nn.Conv2d) and ranges.get(name, 0.0) > 0]
+    modules = [
+        (name, signature(m.weight.detach().cpu().numpy()))
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and ranges.get(name, 0.0) > 0
+    ]
     inits = {i.name: i for i in proto.graph.initializer}
     out: dict[str, float] = {}
     for node in proto.graph.node:

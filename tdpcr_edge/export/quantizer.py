@@ -109,8 +109,11 @@ def _seven_bit_unsigned(proto: onnx.ModelProto) -> onnx.ModelProto:
     from onnx import helper, numpy_helper
 
     inits = {i.name: i for i in proto.graph.initializer}
-    pairs = [(q, dq) for q, dq, _ in _activation_qdq(proto)
-             if len(q.input) > 2 and q.input[2] in inits and inits[q.input[2]].data_type == onnx.TensorProto.UINT8]
+    pairs = [
+        (q, dq)
+        for q, dq, _ in _activation_qdq(proto)
+        if len(q.input) > 2 and q.input[2] in inits and inits[q.input[2]].data_type == onnx.TensorProto.UINT8
+    ]
     for name in {n for q, dq in pairs for n in (q.input[1], dq.input[1])}:
         scale = numpy_helper.to_array(inits[name]).astype(np.float32)
         inits[name].CopyFrom(numpy_helper.from_array((scale * np.float32(255 / UNSIGNED_7BIT_MAX)).astype(np.float32), name))
@@ -156,7 +159,12 @@ def pair_bounds(proto: onnx.ModelProto) -> dict[str, dict]:
             activation = int(min(255, steps))
         w = inits[producers[conv.input[1]].input[0]].astype(np.int32)
         weight = int(np.abs(w).max())
-        out[conv.name] = {"input": "uint8" if zero.dtype == np.uint8 else "int8", "activation": activation, "weight": weight, "pair": 2 * activation * weight}
+        out[conv.name] = {
+            "input": "uint8" if zero.dtype == np.uint8 else "int8",
+            "activation": activation,
+            "weight": weight,
+            "pair": 2 * activation * weight,
+        }
     return out
 
 
@@ -170,8 +178,14 @@ class Int8Quantizer:
     activations; the convolutions whose input can be negative stay in float, listed in
     ``float_convs``, and are never offered to the mixed search)."""
 
-    def __init__(self, proto: onnx.ModelProto, tiles: list[tuple[np.ndarray, np.ndarray]] | CalibrationTiles, method: str = "percentile", ranges: dict[str, float] | None = None,
-                 placement: str = "tensorrt"):
+    def __init__(
+        self,
+        proto: onnx.ModelProto,
+        tiles: list[tuple[np.ndarray, np.ndarray]] | CalibrationTiles,
+        method: str = "percentile",
+        ranges: dict[str, float] | None = None,
+        placement: str = "tensorrt",
+    ):
         check_calibration_method(method)
         if placement not in INT8_PLACEMENTS:
             raise ConfigError(f"unknown INT8 placement {placement!r}: choose one of {', '.join(INT8_PLACEMENTS)}")
@@ -211,7 +225,9 @@ class Int8Quantizer:
                     over[x] = {**over.get(x, {}), "quant_type": QuantType.QUInt8, "symmetric": False, "rmin": np.float32(0.0)}
         return {t: [o] for t, o in over.items()}
 
-    def _quantize(self, reader: TileReader | CalibrationTiles | None, nodes: list[str] | None = None, exclude: list[str] | None = None) -> onnx.ModelProto:
+    def _quantize(
+        self, reader: TileReader | CalibrationTiles | None, nodes: list[str] | None = None, exclude: list[str] | None = None
+    ) -> onnx.ModelProto:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         from ..runtime.ort_ops import from_ort_domain, sessions_with_plugin
@@ -220,7 +236,9 @@ class Int8Quantizer:
         if self.float_convs:
             nodes = [n for n in nodes if n not in self.float_convs] if nodes is not None else None
             exclude = list(exclude or []) + self.float_convs
-        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[self.method]
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy}[
+            self.method
+        ]
         plugin_sessions = sessions_with_plugin() if self.plugin else contextlib.nullcontext()
         # The calibrator narrates on stdout; keep the CLI's output ours.
         from .onnx_graph import _quiet

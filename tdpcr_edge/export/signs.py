@@ -8,9 +8,21 @@ from typing import Iterable
 import numpy as np
 import onnx
 
-
 # Ops whose output is non-negative whenever their data inputs are (Max needs only one).
-_SIGN_PRESERVING = ("Concat", "Resize", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Mul", "Reshape", "Transpose", "Slice", "Identity", "Pad")
+_SIGN_PRESERVING = (
+    "Concat",
+    "Resize",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Add",
+    "Mul",
+    "Reshape",
+    "Transpose",
+    "Slice",
+    "Identity",
+    "Pad",
+)
 
 
 def non_negative_tensors(proto: onnx.ModelProto, inputs: Iterable[str] = ("optical", "sar")) -> set[str]:

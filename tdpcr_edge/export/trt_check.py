@@ -17,43 +17,16 @@ Each problem is one line naming the node.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-import numpy as np
 import onnx
-from onnx import numpy_helper
+import tomllib
 
-from ..runtime.graph import tensor_types  # noqa: F401 (re-exported)
-from .plugin_op import DOMAIN, INPUTS, OP_TYPE, PLUGIN_VERSION, register_schema
+from ..runtime.graph import tensor_types
+from .plugin_op import DOMAIN, OP_TYPE, PLUGIN_VERSION
 from .profiles import Profile
-
-ONNX_TYPES = {onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.FLOAT16: "FP16", onnx.TensorProto.BFLOAT16: "BF16", onnx.TensorProto.INT32: "INT32",
-              onnx.TensorProto.INT64: "INT64", onnx.TensorProto.INT8: "INT8", onnx.TensorProto.UINT8: "UINT8", onnx.TensorProto.BOOL: "BOOL",
-              onnx.TensorProto.DOUBLE: "DOUBLE"}
-FLOATS = {"FP32", "FP16", "BF16"}
-RESIZE_RULES = {
-    "coordinate_transformation_mode": {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"},
-    "mode": {"nearest", "linear"},
-    "nearest_mode": {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"},
-    "keep_aspect_ratio_policy": {"stretch"},
-}
-CONSTANT_AXES = {"Pad": 3, "Slice": 3, "Squeeze": 1, "Unsqueeze": 1, "ReduceMean": 1}  # op -> index of its `axes` input
-# Operators whose floating-point inputs are one type (the inputs indexed here).
-SAME_TYPE = {"Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Div": (0, 1), "Max": None, "Min": None, "Sum": None, "Concat": None,
-             "Conv": (0, 1, 2), "ConvTranspose": (0, 1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1), "Einsum": None, "Where": (1, 2), "Pow": (0,)}
-
-
-@dataclass(frozen=True)
-class Problem:
-    node: str
-    op: str
-    message: str
-
-    def line(self) -> str:
-        return f"{self.node} ({self.op}): {self.message}"
+from .trt_node_rules import ONNX_TYPES, Problem, attribute_problems, graph_constants, plugin_problems, qdq_problems, same_type_problems
 
 
 @lru_cache(maxsize=1)
@@ -67,11 +40,17 @@ def check_graph(proto: onnx.ModelProto, profile: Profile | None, creators: set[t
     library's creators; default the TDP_PGF plugin this version of tdpcr-edge builds."""
     plugin_nodes = [n for n in proto.graph.node if n.domain == DOMAIN and n.op_type == OP_TYPE]
     if profile is not None and profile.is_cpu:
-        return [Problem(n.name, n.op_type, f"{profile.name} runs on the CPU (OpenVINO, ONNX Runtime), which cannot run the TensorRT plugin; "
-                        "export without --plugin") for n in plugin_nodes]
+        return [
+            Problem(
+                n.name,
+                n.op_type,
+                f"{profile.name} runs on the CPU (OpenVINO, ONNX Runtime), which cannot run the TensorRT plugin; export without --plugin",
+            )
+            for n in plugin_nodes
+        ]
     table = parser_table()
     creators = creators if creators is not None else {(OP_TYPE, PLUGIN_VERSION)}
-    types, consts = tensor_types(proto), _constants(proto)
+    types, consts = tensor_types(proto), graph_constants(proto)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in proto.graph.node:
         for i in n.input:
@@ -80,7 +59,7 @@ def check_graph(proto: onnx.ModelProto, profile: Profile | None, creators: set[t
     for n in proto.graph.node:
         name = n.name or f"<unnamed {n.op_type}>"
         if n.domain == DOMAIN and n.op_type == OP_TYPE:
-            problems += _plugin(n, name, types, creators)
+            problems += plugin_problems(n, name, types, creators)
             continue
         if n.domain not in ("", "ai.onnx"):
             problems.append(Problem(name, n.op_type, f"operator of domain {n.domain!r}: the TensorRT ONNX parser knows none of it"))
@@ -88,16 +67,24 @@ def check_graph(proto: onnx.ModelProto, profile: Profile | None, creators: set[t
         supported = table["supported"].get(n.op_type)
         if supported is None:
             known = n.op_type in table["unsupported"]["ops"]
-            problems.append(Problem(name, n.op_type, f"the TensorRT ONNX parser ({table['release']} table) {'does not support' if known else 'does not list'} "
-                                    f"{n.op_type}{'' if known else '; a later release may: check its operators.md'}"))
+            problems.append(
+                Problem(
+                    name,
+                    n.op_type,
+                    f"the TensorRT ONNX parser ({table['release']} table) {'does not support' if known else 'does not list'} "
+                    f"{n.op_type}{'' if known else '; a later release may: check its operators.md'}",
+                )
+            )
             continue
         if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            problems += _qdq(n, name, types, consts, consumers)
+            problems += qdq_problems(n, name, types, consts, consumers)
             continue
         data = ONNX_TYPES.get(types.get(n.input[0])) if n.input else None
         if data and data not in supported and n.op_type != "Cast":
-            problems.append(Problem(name, n.op_type, f"input {n.input[0]} is {data}; the parser takes {n.op_type} in {', '.join(supported)}"))
-        problems += _attributes(n, name, consts) + _same_type(n, name, types)
+            problems.append(
+                Problem(name, n.op_type, f"input {n.input[0]} is {data}; the parser takes {n.op_type} in {', '.join(supported)}")
+            )
+        problems += attribute_problems(n, name, consts) + same_type_problems(n, name, types)
     return problems
 
 
@@ -122,86 +109,13 @@ def _inputs(proto: onnx.ModelProto, profile: Profile) -> list[Problem]:
             if n is not None and n > profile.max_batch:
                 out.append(Problem(v.name, "input", f"fixed batch {n} exceeds {profile.name}'s max_batch {profile.max_batch}"))
             if any(d is not None and d != profile.tile for d in (h, w)):
-                out.append(Problem(v.name, "input", f"fixed size {h}x{w} is not {profile.name}'s tile {profile.tile}; export with --tile {profile.tile}"))
-    return out
-
-
-def _plugin(n: onnx.NodeProto, name: str, types: dict, creators: set) -> list[Problem]:
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-    version = attrs.get("plugin_version", b"").decode() if isinstance(attrs.get("plugin_version"), bytes) else str(attrs.get("plugin_version", ""))
-    out = []
-    if (n.op_type, version) not in creators:
-        have = ", ".join(f"{a} v{b}" for a, b in sorted(creators)) or "none"
-        out.append(Problem(name, n.op_type, f"plugin {n.op_type} v{version or '?'} is not among the plugin library's creators ({have}); rebuild the plugin (make kernels)"))
-    if len(n.input) != len(INPUTS):
-        out.append(Problem(name, n.op_type, f"{len(n.input)} inputs; the plugin takes {len(INPUTS)} ({', '.join(INPUTS)})"))
-    seen = {ONNX_TYPES.get(types.get(i), "?") for i in n.input if i in types}
-    if len(seen) > 1 or (seen and not seen <= {"FP32", "FP16"}):
-        out.append(Problem(name, n.op_type, f"inputs of types {', '.join(sorted(seen))}; the plugin takes all seven in FP32 or all in FP16"))
-    return out
-
-
-def _qdq(n: onnx.NodeProto, name: str, types: dict, consts: dict, consumers: dict) -> list[Problem]:
-    out = []
-    quantized = n.output[0] if n.op_type == "QuantizeLinear" else n.input[0]
-    zero = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-    qtype = ONNX_TYPES.get(types.get(quantized)) or ("UINT8" if zero is None and len(n.input) < 3 else None)
-    if zero is not None:
-        qtype = {np.dtype(np.int8): "INT8", np.dtype(np.uint8): "UINT8"}.get(zero.dtype, qtype)
-    if qtype == "UINT8":
-        out.append(Problem(name, n.op_type, "UINT8 quantisation (the CPU placement); TensorRT takes INT8 only: export for this target (--target), "
-                                             "which places INT8 for TensorRT"))
-    if zero is not None and np.any(zero != 0):
-        out.append(Problem(name, n.op_type, f"zero point {zero.ravel()[np.flatnonzero(zero)[0]]} is not 0; TensorRT quantises symmetrically (zero point 0)"))
-    scale = consts.get(n.input[1]) if len(n.input) > 1 else None
-    if scale is None:
-        out.append(Problem(name, n.op_type, f"scale {n.input[1] if len(n.input) > 1 else '?'} is not a constant; TensorRT needs it at build time"))
-    elif scale.size > 1:
-        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-        weight = n.op_type == "DequantizeLinear" and n.input[0] in consts and all(
-            c.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and list(c.input).index(n.output[0]) == 1 for c in consumers.get(n.output[0], []))
-        if not weight:
-            out.append(Problem(name, n.op_type, f"per-channel scale ({scale.size} values) on an activation; TensorRT takes a per-tensor scale there"))
-        elif axis != 0 and not (axis == 1 and all(c.op_type == "ConvTranspose" for c in consumers.get(n.output[0], []))):
-            out.append(Problem(name, n.op_type, f"per-channel weight scale along axis {axis}; TensorRT takes it along the output channels (axis 0)"))
-    return out
-
-
-def _attributes(n: onnx.NodeProto, name: str, consts: dict) -> list[Problem]:
-    out = []
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-    if n.op_type == "Resize":
-        for key, allowed in RESIZE_RULES.items():
-            value = attrs.get(key)
-            value = value.decode() if isinstance(value, bytes) else value
-            if value is not None and value not in allowed:
-                out.append(Problem(name, n.op_type, f"{key}={value!r}; the parser takes {', '.join(sorted(allowed))}"))
-        if attrs.get("antialias", 0):
-            out.append(Problem(name, n.op_type, "antialias=1; the parser does not support antialiasing"))
-    index = CONSTANT_AXES.get(n.op_type)
-    if index is not None and len(n.input) > index and n.input[index] and n.input[index] not in consts:
-        out.append(Problem(name, n.op_type, f"axes {n.input[index]} is computed at run time; the parser needs it constant"))
-    return out
-
-
-def _same_type(n: onnx.NodeProto, name: str, types: dict) -> list[Problem]:
-    if n.op_type not in SAME_TYPE:
-        return []
-    picked = SAME_TYPE[n.op_type]
-    names = [n.input[i] for i in (picked if picked is not None else range(len(n.input))) if i < len(n.input) and n.input[i]]
-    seen = {ONNX_TYPES.get(types.get(x)) for x in names} & FLOATS
-    if len(seen) > 1:
-        return [Problem(name, n.op_type, f"mixes {' and '.join(sorted(seen))} inputs; a strongly typed network needs a Cast between them")]
-    return []
-
-
-def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
-    out = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type == "Constant":
-            value = next((a.t for a in node.attribute if a.name == "value"), None)
-            if value is not None:
-                out[node.output[0]] = numpy_helper.to_array(value)
+                out.append(
+                    Problem(
+                        v.name,
+                        "input",
+                        f"fixed size {h}x{w} is not {profile.name}'s tile {profile.tile}; export with --tile {profile.tile}",
+                    )
+                )
     return out
 
 
@@ -249,5 +163,9 @@ def refuse(problems: list[Problem], where, profile: Profile | None) -> None:
     from ..errors import ConfigError
 
     who = f"{profile.name}'s {'runtime' if profile.is_cpu else 'TensorRT'}" if profile else "TensorRT"
-    more = f" (and {len(problems) - 1} more: tdpcr-edge check ART --target {profile.name if profile else 'PROFILE'} lists them)" if len(problems) > 1 else ""
+    more = (
+        f" (and {len(problems) - 1} more: tdpcr-edge check ART --target {profile.name if profile else 'PROFILE'} lists them)"
+        if len(problems) > 1
+        else ""
+    )
     raise ConfigError(f"{where}: {who} cannot take this graph: {problems[0].line()}{more}")

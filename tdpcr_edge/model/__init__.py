@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from ..lazy import lazy_names
 
-_LAZY = {"CONFIGS": "config", "ModelConfig": "config", "get_config": "config", "TDPCR": "tdpcr", "build_model": "tdpcr",
-         "PromptGuidedFusion": "pgf", "ConcatFusion": "pgf", "pgf_fuse": "pgf"}
+_LAZY = {
+    "CONFIGS": "config",
+    "ModelConfig": "config",
+    "get_config": "config",
+    "TDPCR": "tdpcr",
+    "build_model": "tdpcr",
+    "PromptGuidedFusion": "pgf",
+    "ConcatFusion": "pgf",
+    "pgf_fuse": "pgf",
+}
 
 __all__ = list(_LAZY)
 

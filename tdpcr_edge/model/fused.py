@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .libraries import LIB_NAMES, find_library, search_dirs  # noqa: F401 (re-exported)
+from .libraries import LIB_NAMES, find_library, search_dirs
 from .pgf import PromptGuidedFusion, pgf_fuse_op
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,10 @@ class _Shape(ctypes.Structure):
 
 
 class _Tensors(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias", "fused", "reliance")]
+    _fields_ = [
+        (name, ctypes.c_void_p)
+        for name in ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias", "fused", "reliance")
+    ]
 
 
 class PgfLibrary:
@@ -89,6 +92,7 @@ _CUDA_LIB: PgfLibrary | None = None
 def _register_cuda_kernel(lib: PgfLibrary) -> None:
     global _CUDA_LIB
     if _CUDA_LIB is None:
+
         @pgf_fuse_op.register_kernel("cuda")
         def _(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias):
             return _CUDA_LIB.run_torch(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias)

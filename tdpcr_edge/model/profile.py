@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from ..errors import ConfigError
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ConfigError
 from .tdpcr import TDPCR
 
 

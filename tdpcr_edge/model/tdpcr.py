@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from .config import CONFIGS, FUSIONS, ModelConfig, get_config  # noqa: F401 (re-exported)
+from .config import ModelConfig, get_config
 from .pgf import ConcatFusion, PromptGuidedFusion
 
 
@@ -103,9 +103,7 @@ class TDPCR(nn.Module):
         # reconstruction path.
         self.adapters = nn.ModuleList([Adapter(c, w[0], config.adapter_rank) for c in w])
         self.reconstruction_head = nn.Sequential(ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.optical_bands, 1))
-        self.segmentation_head = nn.Sequential(
-            ConvBNAct(w[0], w[0]), ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.num_classes, 1)
-        )
+        self.segmentation_head = nn.Sequential(ConvBNAct(w[0], w[0]), ConvBNAct(w[0], w[0]), nn.Conv2d(w[0], config.num_classes, 1))
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         fused, prompt_logits, reliance_maps = [], [], []

@@ -31,11 +31,22 @@ def budget_mark(row: dict) -> str:
 # One column spec renders both the terminal table (`tdpcr-edge bench`) and report.md:
 # (header, row field, format, alignment).
 COLUMNS = (
-    ("backend / precision", None, "", "left"), ("MB", "model_mb", ".2f", "right"), ("PSNR dB", "psnr", ".2f", "right"),
-    ("SSIM", "ssim", ".3f", "right"), ("SAM deg", "sam", ".2f", "right"), ("mIoU %", "miou", ".1f", "right"),
-    ("dPSNR dB", "psnr_delta", "+.3f", "right"), ("dmIoU pt", "miou_delta", "+.2f", "right"), ("budget", None, "", "center"),
-    ("p50 ms", "latency_ms_p50", ".1f", "right"), ("p25-p75 ms", None, "", "right"), ("p95 ms", "latency_ms_p95", ".1f", "right"), ("tiles/s", "tiles_per_s", ".2f", "right"),
-    ("peak MB", "peak_mem_mb", ".0f", "right"), ("start s", "start_s", ".1f", "right"), ("Pareto", None, "", "center"),
+    ("backend / precision", None, "", "left"),
+    ("MB", "model_mb", ".2f", "right"),
+    ("PSNR dB", "psnr", ".2f", "right"),
+    ("SSIM", "ssim", ".3f", "right"),
+    ("SAM deg", "sam", ".2f", "right"),
+    ("mIoU %", "miou", ".1f", "right"),
+    ("dPSNR dB", "psnr_delta", "+.3f", "right"),
+    ("dmIoU pt", "miou_delta", "+.2f", "right"),
+    ("budget", None, "", "center"),
+    ("p50 ms", "latency_ms_p50", ".1f", "right"),
+    ("p25-p75 ms", None, "", "right"),
+    ("p95 ms", "latency_ms_p95", ".1f", "right"),
+    ("tiles/s", "tiles_per_s", ".2f", "right"),
+    ("peak MB", "peak_mem_mb", ".0f", "right"),
+    ("start s", "start_s", ".1f", "right"),
+    ("Pareto", None, "", "center"),
 )
 
 
@@ -43,16 +54,21 @@ def table(report: dict) -> list[list[str]]:
     """The report's rows as cells of ``COLUMNS``."""
     front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
     tie = fastest_tie(report)
-    special = {"backend / precision": lambda r, i: row_label(r) + (" (tied)" if len(tie) > 1 and any(r is x for x in tie) else ""),
-               "budget": lambda r, i: budget_mark(r), "Pareto": lambda r, i: "*" if i in front else "",
-               "p25-p75 ms": lambda r, i: "-" if r.get("latency_ms_p25") is None else f"{r['latency_ms_p25']:.1f}-{r['latency_ms_p75']:.1f}"}
+    special = {
+        "backend / precision": lambda r, i: row_label(r) + (" (tied)" if len(tie) > 1 and any(r is x for x in tie) else ""),
+        "budget": lambda r, i: budget_mark(r),
+        "Pareto": lambda r, i: "*" if i in front else "",
+        "p25-p75 ms": lambda r, i: "-" if r.get("latency_ms_p25") is None else f"{r['latency_ms_p25']:.1f}-{r['latency_ms_p75']:.1f}",
+    }
     return [[special[h](r, i) if key is None else _f(r.get(key), fmt) for h, key, fmt, _ in COLUMNS] for i, r in enumerate(report["rows"])]
 
 
 def tie_note(report: dict, best: dict) -> str:
-    """", tied with X and Y (latencies within each other's spread; least drift, then size, wins)" or ""."""
+    """ ", tied with X and Y (latencies within each other's spread; least drift, then size, wins)" or ""."""
     others = [row_label(r) for r in fastest_tie(report) if r is not best]
-    return f", tied with {' and '.join(others)} (p25-p75 ranges overlap or the same graph; least drift, then size, decides)" if others else ""
+    return (
+        f", tied with {' and '.join(others)} (p25-p75 ranges overlap or the same graph; least drift, then size, decides)" if others else ""
+    )
 
 
 def markdown(report: dict) -> str:
@@ -66,11 +82,16 @@ def markdown(report: dict) -> str:
     lines += ["| " + " | ".join(cells) + " |" for cells in table(report)]
     best = fastest_within_budget(report)
     if best is not None:
-        lines += ["", f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
-                      f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(report, best)}."]
+        lines += [
+            "",
+            f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
+            f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(report, best)}.",
+        ]
     if any("energy_mj_per_tile" in r for r in report["rows"]):
         lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]
-        lines += [f"| {row_label(r)} | {r['power_w']:.2f} | {r['energy_mj_per_tile']:.0f} |" for r in report["rows"] if "energy_mj_per_tile" in r]
+        lines += [
+            f"| {row_label(r)} | {r['power_w']:.2f} | {r['energy_mj_per_tile']:.0f} |" for r in report["rows"] if "energy_mj_per_tile" in r
+        ]
     if report.get("skipped"):
         lines += ["", "Not run here:", ""]
         lines += [f"- {row_label(s)}: {s['reason']}" for s in report["skipped"]]
@@ -99,14 +120,32 @@ def from_benchmark_json(path: str | Path) -> dict:
         data = json.loads(path.read_text())
         benches = data["benchmarks"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a pytest-benchmark JSON file ({exc}); write one with `pytest benchmarks --benchmark-only --benchmark-json FILE`") from None
+        raise DataError(
+            f"{path}: not a pytest-benchmark JSON file ({exc}); write one with `pytest benchmarks --benchmark-only --benchmark-json FILE`"
+        ) from None
     rows = []
     for b in benches:
         info = b.get("extra_info") or {}
         if "backend" not in info or "precision" not in info:
             continue
         s = b["stats"]
-        row = {k: info.get(k) for k in ("backend", "precision", "variant", "device", "model_mb", "psnr", "ssim", "sam", "miou", "psnr_delta", "miou_delta", "peak_mem_mb")}
+        row = {
+            k: info.get(k)
+            for k in (
+                "backend",
+                "precision",
+                "variant",
+                "device",
+                "model_mb",
+                "psnr",
+                "ssim",
+                "sam",
+                "miou",
+                "psnr_delta",
+                "miou_delta",
+                "peak_mem_mb",
+            )
+        }
         row.update({k: v for k, v in info.items() if k not in row and k not in ("method", "device_info", "config")})
         row["latency_ms_p50"] = s["median"] * 1e3
         # pytest-benchmark keeps the raw rounds only with --benchmark-save-data; else p95 is unknown.

@@ -70,15 +70,34 @@ def _draw_panel(ax, rows: list[dict], metric: str, unit: str, fmt: str) -> tuple
         ax.scatter([p[0] for p in fxy], [p[1] for p in fxy], s=120, facecolors="none", edgecolors="tab:red", zorder=3, label="Pareto front")
     shown = [r for r in over if r not in low and r not in high]
     if shown:
-        ax.scatter([r["latency_ms_p50"] for r in shown], [r[metric] for r in shown], marker="x", s=70, color="tab:gray", zorder=4, label="over the drift budget")
+        ax.scatter(
+            [r["latency_ms_p50"] for r in shown],
+            [r[metric] for r in shown],
+            marker="x",
+            s=70,
+            color="tab:gray",
+            zorder=4,
+            label="over the drift budget",
+        )
     pin = ax.get_xaxis_transform()  # x in data, y in axes fractions
     for pinned, y, marker in ((low, PIN[0], "v"), (high, PIN[1], "^")):
         if pinned:
-            ax.scatter([r["latency_ms_p50"] for r in pinned], [y] * len(pinned), transform=pin, marker=marker, s=60, color="tab:gray",
-                       zorder=4, label="over the budget, off the scale (value in its label)")
+            ax.scatter(
+                [r["latency_ms_p50"] for r in pinned],
+                [y] * len(pinned),
+                transform=pin,
+                marker=marker,
+                s=60,
+                color="tab:gray",
+                zorder=4,
+                label="over the budget, off the scale (value in its label)",
+            )
     labels = [(row_label(r), (r["latency_ms_p50"], r[metric]), ax.transData) for r in ok + shown]
-    labels += [(f"{row_label(r)} ({r[metric]:{fmt}} {unit})", (r["latency_ms_p50"], y), pin)
-               for pinned, y in ((low, PIN[0]), (high, PIN[1])) for r in pinned]
+    labels += [
+        (f"{row_label(r)} ({r[metric]:{fmt}} {unit})", (r["latency_ms_p50"], y), pin)
+        for pinned, y in ((low, PIN[0]), (high, PIN[1]))
+        for r in pinned
+    ]
     return labels, fxy
 
 
@@ -87,8 +106,10 @@ def _overlap(a: tuple, b: tuple) -> float:
 
 
 def _crosses(rect: tuple, p: tuple, q: tuple, samples: int = 24) -> bool:
-    return any(rect[0] < p[0] + (q[0] - p[0]) * t / samples < rect[2] and rect[1] < p[1] + (q[1] - p[1]) * t / samples < rect[3]
-               for t in range(samples + 1))
+    return any(
+        rect[0] < p[0] + (q[0] - p[0]) * t / samples < rect[2] and rect[1] < p[1] + (q[1] - p[1]) * t / samples < rect[3]
+        for t in range(samples + 1)
+    )
 
 
 def _nearest(p: tuple, rect: tuple) -> tuple:
@@ -154,7 +175,9 @@ def _place_labels(ax, items: list, front: list, renderer) -> None:
             moved = d > gap + 2
             # Hard: the part outside the axes and over placed labels; a box with none wins.
             inside = inner[0] <= rect[0] and rect[2] <= inner[2] and inner[1] <= rect[1] and rect[3] <= inner[3]
-            hard = (0.0 if inside else w * h - _overlap(rect, inner)) + sum(_overlap(rect, (q[0] - 1, q[1] - 1, q[2] + 1, q[3] + 1)) for q in placed)
+            hard = (0.0 if inside else w * h - _overlap(rect, inner)) + sum(
+                _overlap(rect, (q[0] - 1, q[1] - 1, q[2] + 1, q[3] + 1)) for q in placed
+            )
             soft = d + prefer
             soft += 400 * sum(_distance(b, rect) < gap - 1 for b in others)
             # A box as near another point as its own would read as that point's label.
@@ -174,10 +197,22 @@ def _place_labels(ax, items: list, front: list, renderer) -> None:
             # The shortest line from the point to its box, so it crosses as little as it can.
             end = _nearest(a, rect)
             connectors.append((a, end))
-            arrow = dict(arrowstyle="-", lw=0.6, color="0.45", shrinkA=1, shrinkB=MARKER_PT,
-                         relpos=((end[0] - rect[0]) / w, (end[1] - rect[1]) / h))
-        t = ax.annotate(text, xy, xycoords=tr, xytext=offset, textcoords="offset points", fontsize=LABEL_PT, ha="left", va="bottom",
-                        arrowprops=arrow, annotation_clip=False, zorder=5)
+            arrow = dict(
+                arrowstyle="-", lw=0.6, color="0.45", shrinkA=1, shrinkB=MARKER_PT, relpos=((end[0] - rect[0]) / w, (end[1] - rect[1]) / h)
+            )
+        t = ax.annotate(
+            text,
+            xy,
+            xycoords=tr,
+            xytext=offset,
+            textcoords="offset points",
+            fontsize=LABEL_PT,
+            ha="left",
+            va="bottom",
+            arrowprops=arrow,
+            annotation_clip=False,
+            zorder=5,
+        )
         t.set_in_layout(False)  # the layout, fixed before placing, must not move under the labels
 
 

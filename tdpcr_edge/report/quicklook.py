@@ -45,13 +45,20 @@ def class_color(classes: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndar
     return lut[classes.astype(np.uint8)]
 
 
-def save_quicklook(path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]],
-                   bands: Sequence[str] | None = None) -> Path:
+def save_quicklook(
+    path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]], bands: Sequence[str] | None = None
+) -> Path:
     """One row per scene. Each row dict holds ``title`` and panels as named arrays:
     cloudy (C x H x W), sar, reconstruction, classes (H x W), truth (H x W, optional);
     ``bands`` names the optical bands (true colour from B04, B03, B02)."""
     rgb = rgb_indices(bands)
-    columns = [("cloudy", "cloudy input"), ("sar", "SAR (VV, VH)"), ("reconstruction", "reconstruction"), ("classes", "classes"), ("truth", "truth")]
+    columns = [
+        ("cloudy", "cloudy input"),
+        ("sar", "SAR (VV, VH)"),
+        ("reconstruction", "reconstruction"),
+        ("classes", "classes"),
+        ("truth", "truth"),
+    ]
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.6 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
@@ -108,5 +115,12 @@ def scene_quicklook(path, reader, out, meta: dict, labels=None, max_side: int = 
     if labels:
         with rasterio.open(labels) as src:
             truth = read(src, Resampling.nearest)[0]
-    row = {"title": Path(reader.optical_path).stem, "cloudy": cloudy, "sar": sar, "reconstruction": recon, "classes": classes, "truth": truth}
+    row = {
+        "title": Path(reader.optical_path).stem,
+        "cloudy": cloudy,
+        "sar": sar,
+        "reconstruction": recon,
+        "classes": classes,
+        "truth": truth,
+    }
     save_quicklook(path, [row], meta["classes"], meta["colors"], norm.optical_bands)

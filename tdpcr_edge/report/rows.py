@@ -4,7 +4,6 @@ drift budget (what a scene stream deploys), and the Pareto front of accuracy aga
 
 from __future__ import annotations
 
-
 # Rows a scene stream can reproduce: a deployment choice, not a compiler or a peer (OpenVINO's defaults, NNCF's INT8).
 DEPLOYABLE_VARIANTS = ("", "eager")
 
@@ -17,8 +16,12 @@ def tied(a: dict, b: dict) -> bool:
     tied only with themselves."""
     if a is b:
         return True
-    if a.get("graph_sha256") and a.get("graph_sha256") == b.get("graph_sha256") and a.get("backend") == b.get("backend") \
-            and a.get("variant", "") == b.get("variant", ""):
+    if (
+        a.get("graph_sha256")
+        and a.get("graph_sha256") == b.get("graph_sha256")
+        and a.get("backend") == b.get("backend")
+        and a.get("variant", "") == b.get("variant", "")
+    ):
         return True
     ra, rb = _kept_rounds(a), _kept_rounds(b)
     if len(ra) > 1 and len(rb) > 1 and min(ra) <= max(rb) and min(rb) <= max(ra):
@@ -36,8 +39,14 @@ def _kept_rounds(row: dict) -> list[float]:
 
 
 def _deployable(report: dict, device: str | None = None) -> list[dict]:
-    return [r for r in report["rows"] if r.get("within_budget") and r.get("variant", "") in DEPLOYABLE_VARIANTS
-            and r.get("latency_ms_p50") is not None and (device is None or r.get("device", "cpu") == device)]
+    return [
+        r
+        for r in report["rows"]
+        if r.get("within_budget")
+        and r.get("variant", "") in DEPLOYABLE_VARIANTS
+        and r.get("latency_ms_p50") is not None
+        and (device is None or r.get("device", "cpu") == device)
+    ]
 
 
 def fastest_tie(report: dict, device: str | None = None) -> list[dict]:
@@ -60,7 +69,9 @@ def fastest_within_budget(report: dict, device: str | None = None) -> dict | Non
     if not tie:
         return None
     order = {id(r): i for i, r in enumerate(report["rows"])}
-    return min(tie, key=lambda r: (abs(r.get("psnr_delta") or 0.0), abs(r.get("miou_delta") or 0.0), r.get("model_mb") or 0.0, order[id(r)]))
+    return min(
+        tie, key=lambda r: (abs(r.get("psnr_delta") or 0.0), abs(r.get("miou_delta") or 0.0), r.get("model_mb") or 0.0, order[id(r)])
+    )
 
 
 def row_label(row: dict) -> str:
@@ -91,8 +102,11 @@ def pareto_front(rows: list[dict], metric: str, latency: str = "latency_ms_p50")
     front, and of rows alike in both only the first in the report's order stays. Rows lacking
     either value are out, and so are rows over the drift budget: the front is what one may
     deploy."""
-    pts = [(i, r[latency], r[metric]) for i, r in enumerate(rows)
-           if r.get(latency) is not None and r.get(metric) is not None and r.get("within_budget", True) is not False]
+    pts = [
+        (i, r[latency], r[metric])
+        for i, r in enumerate(rows)
+        if r.get(latency) is not None and r.get(metric) is not None and r.get("within_budget", True) is not False
+    ]
 
     def beaten(i: int, lat: float, acc: float) -> bool:
         for j, lat2, acc2 in pts:

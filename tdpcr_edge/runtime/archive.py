@@ -22,15 +22,19 @@ from typing import Callable
 
 from ..errors import ConfigError, MissingDependency
 from ..io_utils import atomic_path, write_json
-from .archive_job import STATE, ArchiveOptions, _row_figures, is_complete, job_key, model_identity, process_scene  # noqa: F401 (re-exported)
+from .archive_job import ArchiveOptions, _row_figures, is_complete, job_key, model_identity, process_scene
 from .stream import open_runner
 from .stream.options import default_workers
 
 RAY_INSTALL = "pip install 'tdpcr-edge[cluster]' (Ray)"
 
 
-def run_archive(jobs: list[dict], opts: ArchiveOptions, on_scene: Callable[[dict], None] | None = None,
-                on_start: Callable[[int, int], None] | None = None) -> dict:
+def run_archive(
+    jobs: list[dict],
+    opts: ArchiveOptions,
+    on_scene: Callable[[dict], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> dict:
     """Stream every scene of ``jobs`` (``scene_jobs``' rows) into ``opts.out``; returns the
     summary, also written to summary.json and summary.md. ``on_start(scenes, skipped)`` and
     ``on_scene(row)`` report progress."""
@@ -83,7 +87,7 @@ def _run_on_ray(todo: list[dict], opts: ArchiveOptions, keys: dict, done: Callab
     from .archive_ray import run_on_ray
 
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  (is Ray installed: fail before any scene starts)
     except ImportError:
         raise MissingDependency(f"--ray needs Ray, which is not installed; {RAY_INSTALL}") from None
     return run_on_ray(todo, opts, keys, done)
@@ -124,20 +128,33 @@ def summary_markdown(s: dict) -> str:
         f"# Archive: {s['scenes']} scenes, {s['done']} streamed, {s['skipped']} skipped as complete, {s['failed']} failed",
         "",
         f"Engine: {s['engine']}, {s['workers']} worker(s); of the {s['wall_s']:.1f} s wall time, start-up (engine and model loads) "
-        f"{s.get('startup_s', 0):.1f} s and scenes {f(s.get('busy_s'), '.1f')} s: {s['tiles']} tiles at {f(s['tiles_per_s'], '.2f')} tiles/s.",
+        f"{s.get('startup_s', 0):.1f} s and scenes {f(s.get('busy_s'), '.1f')} s: {s['tiles']} tiles at {f(s['tiles_per_s'], '.2f')} "
+        "tiles/s.",
         "",
         "| scene | status | tiles | tiles/s | PSNR dB | mIoU % | worker | attempts | error |",
         "|---|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in s["rows"]:
-        lines.append(f"| {r['name']} | {r['status']} | {f(r.get('tiles'), 'd')} | {f(r.get('tiles_per_s'), '.2f')} | {f(r.get('psnr'), '.2f')} | "
-                     f"{f(r.get('miou'), '.1f')} | {r.get('worker') or '-'} | {r.get('attempts', 0)} | {r.get('error', '')} |")
+        lines.append(
+            f"| {r['name']} | {r['status']} | {f(r.get('tiles'), 'd')} | {f(r.get('tiles_per_s'), '.2f')} | {f(r.get('psnr'), '.2f')} | "
+            f"{f(r.get('miou'), '.1f')} | {r.get('worker') or '-'} | {r.get('attempts', 0)} | {r.get('error', '')} |"
+        )
     m = s["accuracy"].get("model", {})
     if m:
         i = s["accuracy"].get("input", {})
-        lines += ["", "Pooled over the archive's scenes (every valid pixel): "
-                  + "; ".join(x for x in (f"PSNR {f(i.get('psnr'), '.2f')} -> {m['psnr']:.2f} dB" if "psnr" in m else "",
-                                          f"SSIM {m['ssim']:.3f}" if "ssim" in m else "", f"mIoU {m['miou']:.1f} %" if "miou" in m else "") if x)]
+        lines += [
+            "",
+            "Pooled over the archive's scenes (every valid pixel): "
+            + "; ".join(
+                x
+                for x in (
+                    f"PSNR {f(i.get('psnr'), '.2f')} -> {m['psnr']:.2f} dB" if "psnr" in m else "",
+                    f"SSIM {m['ssim']:.3f}" if "ssim" in m else "",
+                    f"mIoU {m['miou']:.1f} %" if "miou" in m else "",
+                )
+                if x
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 

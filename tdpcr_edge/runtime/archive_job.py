@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TdpcrError
-from ..io_utils import atomic_path, write_json
+from ..io_utils import atomic_path, file_stamp, write_json
 from .stream import StreamOptions, run_stream
-
 
 STATE = ".archive"  # attempts per scene; on the shared file system every worker sees
 
@@ -48,21 +47,23 @@ def job_key(job: dict, stream: dict, model_id: str) -> str:
     """What makes a scene's outputs what they are: its inputs (path, size, mtime), the model
     (``model_identity``) and the stream options. Execution settings (Ray or not, workers) are
     left out: they do not change the result."""
-    def stat(p):
-        if p is None:
-            return None
-        s = Path(p).stat()
-        return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
-
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(stream.items()) if k not in ("model", "workers", "resume")}
-    payload = {k: stat(job.get(k)) for k in ("optical", "sar", "reference", "labels", "cloud")}
+    payload = {k: None if job.get(k) is None else file_stamp(job[k]) for k in ("optical", "sar", "reference", "labels", "cloud")}
     return hashlib.sha256(json.dumps([payload, model_id, options], sort_keys=True).encode()).hexdigest()
 
 
 def scene_options(job: dict, opts: ArchiveOptions) -> StreamOptions:
     shared = {k: v for k, v in opts.stream.items() if k != "workers"}
-    return StreamOptions(optical=Path(job["optical"]), sar=Path(job["sar"]), out=Path(opts.out) / job["name"], reference=job.get("reference"),
-                         labels=job.get("labels"), cloud=job.get("cloud"), resume="auto", **shared)
+    return StreamOptions(
+        optical=Path(job["optical"]),
+        sar=Path(job["sar"]),
+        out=Path(opts.out) / job["name"],
+        reference=job.get("reference"),
+        labels=job.get("labels"),
+        cloud=job.get("cloud"),
+        resume="auto",
+        **shared,
+    )
 
 
 def is_complete(job: dict, opts: ArchiveOptions, key: str) -> bool:
@@ -101,9 +102,15 @@ def process_scene(job: dict, opts: ArchiveOptions, key: str, opened, worker: str
 
 def _row_figures(record: dict) -> dict:
     acc = record.get("accuracy", {})
-    return {"tiles": record["tiles"]["processed"], "tiles_per_s": record["tiles_per_s"], "wall_s": record["wall_s"],
-            "psnr": acc.get("model", {}).get("psnr"), "miou": acc.get("model", {}).get("miou"), "sums": acc.get("sums"),
-            "warnings": record.get("warnings", [])}
+    return {
+        "tiles": record["tiles"]["processed"],
+        "tiles_per_s": record["tiles_per_s"],
+        "wall_s": record["wall_s"],
+        "psnr": acc.get("model", {}).get("psnr"),
+        "miou": acc.get("model", {}).get("miou"),
+        "sums": acc.get("sums"),
+        "warnings": record.get("warnings", []),
+    }
 
 
 def default_batch(ray: str | None, cpus_per_worker: float = 1.0) -> int:
@@ -114,8 +121,9 @@ def default_batch(ray: str | None, cpus_per_worker: float = 1.0) -> int:
     return max(1, round(2 * cpus_per_worker)) if ray else 4
 
 
-def archive_options(out: Path, stream: dict, ray: str | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-                    max_retries: int = 3) -> ArchiveOptions:
+def archive_options(
+    out: Path, stream: dict, ray: str | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, max_retries: int = 3
+) -> ArchiveOptions:
     """The options of ``infer --pairs``. With Ray, ``stream["workers"]`` counts Ray workers and
     each streams its scene with the default inference workers for its CPU share; in this
     process it is the stream's own inference workers."""
@@ -125,5 +133,12 @@ def archive_options(out: Path, stream: dict, ray: str | None = None, cpus_per_wo
     workers = None
     if ray:
         workers, stream["workers"] = stream.get("workers"), None
-    return ArchiveOptions(out=out, stream=stream, ray=ray, workers=workers, cpus_per_worker=cpus_per_worker,
-                          gpus_per_worker=gpus_per_worker, max_retries=max_retries)
+    return ArchiveOptions(
+        out=out,
+        stream=stream,
+        ray=ray,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
+        max_retries=max_retries,
+    )

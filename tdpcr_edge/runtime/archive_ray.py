@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError
-from .archive_job import STATE, ArchiveOptions, process_scene
 from ..probe import cpu_cores
+from .archive_job import STATE, ArchiveOptions, process_scene
 
 NAMESPACE = "tdpcr-edge"
 
@@ -65,8 +65,9 @@ def connect(address: str) -> bool:
         else:
             ray.init(address=address, log_to_driver=False, namespace=NAMESPACE)
     except ConnectionError as exc:
-        raise ConfigError(f"--ray {address}: no Ray cluster answered ({str(exc).splitlines()[0]}); start one with `ray start --head` "
-                          "or use --ray local") from None
+        raise ConfigError(
+            f"--ray {address}: no Ray cluster answered ({str(exc).splitlines()[0]}); start one with `ray start --head` or use --ray local"
+        ) from None
     return True
 
 
@@ -79,8 +80,9 @@ def run_on_ray(todo: list[dict], opts: ArchiveOptions, keys: dict, done: Callabl
     try:
         cpus = ray.cluster_resources().get("CPU", 1)
         n = min(len(todo), opts.workers or max(1, int(cpus // max(opts.cpus_per_worker, 1e-9))))
-        remote = ray.remote(num_cpus=opts.cpus_per_worker, num_gpus=opts.gpus_per_worker, max_restarts=-1,
-                            max_task_retries=opts.max_retries)(SceneWorker)
+        remote = ray.remote(
+            num_cpus=opts.cpus_per_worker, num_gpus=opts.gpus_per_worker, max_restarts=-1, max_task_retries=opts.max_retries
+        )(SceneWorker)
         run_id = uuid.uuid4().hex[:8]
         names = [f"tdpcr-archive-{run_id}-{i}" for i in range(n)]
         actors = [remote.options(name=name, namespace=NAMESPACE).remote(opts, name) for name in names]
@@ -101,14 +103,24 @@ def run_on_ray(todo: list[dict], opts: ArchiveOptions, keys: dict, done: Callabl
                 row = ray.get(ref)
             except ray.exceptions.RayError as exc:  # the actor died more often than max_retries allows
                 attempts = Path(opts.out) / STATE / f"{job['name']}.attempts"
-                row = {"name": job["name"], "status": "failed", "worker": None,
-                       "attempts": int(attempts.read_text()) if attempts.exists() else 0,
-                       "error": f"its worker was lost {opts.max_retries + 1} times ({type(exc).__name__}); see the Ray logs"}
+                row = {
+                    "name": job["name"],
+                    "status": "failed",
+                    "worker": None,
+                    "attempts": int(attempts.read_text()) if attempts.exists() else 0,
+                    "error": f"its worker was lost {opts.max_retries + 1} times ({type(exc).__name__}); see the Ray logs",
+                }
             done(row)
             if pending:
                 submit(actor)
         busy = time.perf_counter() - t0 - startup
-        return {"engine": f"ray {ray.__version__}", "workers": n, "startup_s": round(startup, 3), "busy_s": round(busy, 3), "worker_labels": labels}
+        return {
+            "engine": f"ray {ray.__version__}",
+            "workers": n,
+            "startup_s": round(startup, 3),
+            "busy_s": round(busy, 3),
+            "worker_labels": labels,
+        }
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)

@@ -62,7 +62,9 @@ class Backend:
         except MissingDependency:
             raise
         except ImportError as exc:
-            raise MissingDependency(f"the {self.name} backend needs {exc.name or exc}: {self.label} is not installed ({self.pip})") from None
+            raise MissingDependency(
+                f"the {self.name} backend needs {exc.name or exc}: {self.label} is not installed ({self.pip})"
+            ) from None
 
 
 def has_module(module: str) -> bool:
@@ -72,30 +74,92 @@ def has_module(module: str) -> bool:
         return False
 
 
-REGISTRY: dict[str, Backend] = {b.name: b for b in (
-    Backend("torch", "tdpcr_edge.runtime.torch_runner", "checkpoint", ("torch",), "torch", INSTALL["torch"],
-            ("cpu", "cuda"), False, "checkpoint", "PyTorch on the checkpoint (eager, torch.compile, the fused CUDA kernel)",
-            rows=(("fp32", "eager", "cpu"), ("fp32", "compile", "cpu"), ("fp32", "eager", "cuda"), ("fp16", "eager", "cuda"),
-                  ("fp32", "compile", "cuda"), ("fp32", "fused", "cuda")),
-            stream="on the CPU, the inference workers split each batch, each with its share of torch's threads; on CUDA one call at a time"),
-    Backend("ort", "tdpcr_edge.runtime.ort_runner", "artifact", ("onnxruntime", "onnx"), "onnxruntime", INSTALL["onnxruntime"],
-            ("cpu",), True, "manifest.json", "ONNX Runtime on the artifact's model.onnx",
+REGISTRY: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            "torch",
+            "tdpcr_edge.runtime.torch_runner",
+            "checkpoint",
+            ("torch",),
+            "torch",
+            INSTALL["torch"],
+            ("cpu", "cuda"),
+            False,
+            "checkpoint",
+            "PyTorch on the checkpoint (eager, torch.compile, the fused CUDA kernel)",
+            rows=(
+                ("fp32", "eager", "cpu"),
+                ("fp32", "compile", "cpu"),
+                ("fp32", "eager", "cuda"),
+                ("fp16", "eager", "cuda"),
+                ("fp32", "compile", "cuda"),
+                ("fp32", "fused", "cuda"),
+            ),
+            stream="on the CPU, the inference workers split each batch, each with its share of torch's threads; on CUDA one call at a time",
+        ),
+        Backend(
+            "ort",
+            "tdpcr_edge.runtime.ort_runner",
+            "artifact",
+            ("onnxruntime", "onnx"),
+            "onnxruntime",
+            INSTALL["onnxruntime"],
+            ("cpu",),
+            True,
+            "manifest.json",
+            "ONNX Runtime on the artifact's model.onnx",
             stream="the stream's inference workers each get a session's share of the cores (intra-op threads), which sleep between "
-                   "calls instead of spinning (ONNX Runtime's default), so an idle session leaves the reader and writer their cores"),
-    # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
-    # And NNCF's post-training INT8 of that graph at NNCF's defaults (when nncf is installed):
-    # the peer of our INT8 export (export.nncf_peer makes its IR from the fp32 artifact).
-    Backend("openvino", "tdpcr_edge.runtime.openvino_runner", "artifact", ("openvino", "onnx"), "openvino", INSTALL["openvino"],
-            ("cpu",), True, "manifest.json", "OpenVINO on the artifact's model.onnx (f32, BF16, INT8; fastest on most CPUs)",
-            stream="one compiled model, one OpenVINO stream and infer request per inference worker (THROUGHPUT hint; measured faster than one stream on every core)",
-            extra_rows=(("fp32", "default", "cpu"), ("int8", "nncf", "cpu"))),
-    Backend("trt", "tdpcr_edge.runtime.trt_runner", "engine", ("tensorrt",), "TensorRT", INSTALL["tensorrt"],
-            ("cuda",), False, "engine.json", "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
-            stream="one inference call at a time on the GPU while the CPU cores read, blend and write"),
-    # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).
-    Backend("replay", "tdpcr_edge.runtime.replay_runner", "artifact", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "manifest.json",
-            "replays a stored model output at once: measures the scene pipeline alone", rows=(), user_facing=False),
-)}
+            "calls instead of spinning (ONNX Runtime's default), so an idle session leaves the reader and writer their cores",
+        ),
+        # The FP32 graph as a user would load it into OpenVINO, changing nothing: the peer to beat.
+        # And NNCF's post-training INT8 of that graph at NNCF's defaults (when nncf is installed):
+        # the peer of our INT8 export (export.nncf_peer makes its IR from the fp32 artifact).
+        Backend(
+            "openvino",
+            "tdpcr_edge.runtime.openvino_runner",
+            "artifact",
+            ("openvino", "onnx"),
+            "openvino",
+            INSTALL["openvino"],
+            ("cpu",),
+            True,
+            "manifest.json",
+            "OpenVINO on the artifact's model.onnx (f32, BF16, INT8; fastest on most CPUs)",
+            stream="one compiled model, one OpenVINO stream and infer request per inference worker (THROUGHPUT hint; measured faster than "
+            "one stream on every core)",
+            extra_rows=(("fp32", "default", "cpu"), ("int8", "nncf", "cpu")),
+        ),
+        Backend(
+            "trt",
+            "tdpcr_edge.runtime.trt_runner",
+            "engine",
+            ("tensorrt",),
+            "TensorRT",
+            INSTALL["tensorrt"],
+            ("cuda",),
+            False,
+            "engine.json",
+            "TensorRT on an engine built on the device (`tdpcr-edge build-engine`)",
+            stream="one inference call at a time on the GPU while the CPU cores read, blend and write",
+        ),
+        # A stored output replayed at once: the scene pipeline's own ceiling (benchmarks, tests).
+        Backend(
+            "replay",
+            "tdpcr_edge.runtime.replay_runner",
+            "artifact",
+            ("numpy",),
+            "numpy",
+            "pip install numpy",
+            ("cpu",),
+            False,
+            "manifest.json",
+            "replays a stored model output at once: measures the scene pipeline alone",
+            rows=(),
+            user_facing=False,
+        ),
+    )
+}
 
 
 def names(user_facing: bool = True) -> tuple[str, ...]:

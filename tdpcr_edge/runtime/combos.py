@@ -23,7 +23,11 @@ class Combo:
 
     @property
     def name(self) -> str:
-        parts = [self.backend, self.precision] + ([self.variant] if self.variant else []) + ([self.device] if self.reads == "checkpoint" else [])
+        parts = (
+            [self.backend, self.precision]
+            + ([self.variant] if self.variant else [])
+            + ([self.device] if self.reads == "checkpoint" else [])
+        )
         return "-".join(parts)
 
     @property

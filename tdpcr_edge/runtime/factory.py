@@ -31,14 +31,20 @@ def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
         report = json.loads(report_path.read_text())
         rows = report["rows"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{report_path}: not a report.json written by `tdpcr-edge bench` ({exc}); pass a checkpoint, artifact or engine folder") from None
+        raise DataError(
+            f"{report_path}: not a report.json written by `tdpcr-edge bench` ({exc}); pass a checkpoint, artifact or engine folder"
+        ) from None
     eligible = {**report, "rows": [r for r in rows if r.get("device", "cpu") == "cpu" or r.get("backend") == "trt"]}
     best = fastest_within_budget(eligible)
     if best is None or not best.get("model_path"):
-        raise ConfigError(f"{report_path}: no row is within the drift budget (or the report predates model paths); pass an artifact folder with --model")
+        raise ConfigError(
+            f"{report_path}: no row is within the drift budget (or the report predates model paths); pass an artifact folder with --model"
+        )
     model = Path(best["model_path"])
     if not model.exists():
-        raise ConfigError(f"{report_path}: its fastest row within budget runs {model}, which no longer exists; run `tdpcr-edge bench` again")
+        raise ConfigError(
+            f"{report_path}: its fastest row within budget runs {model}, which no longer exists; run `tdpcr-edge bench` again"
+        )
     return model, best["backend"], best
 
 
@@ -59,8 +65,15 @@ def resolve_backend(path: str | Path | None, backend: str = "auto") -> str:
     return backends.first_reading("checkpoint").name
 
 
-def load_runner(path: str | Path | None = None, backend: str = "torch", *, variant: str = "", device: str | None = None,
-                precision: str | None = None, **kwargs) -> Runner:
+def load_runner(
+    path: str | Path | None = None,
+    backend: str = "torch",
+    *,
+    variant: str = "",
+    device: str | None = None,
+    precision: str | None = None,
+    **kwargs,
+) -> Runner:
     """A runner for a checkpoint file, an artifact folder written by ``tdpcr-edge export`` (a
     checkpoint backend loads its checkpoint.pt) or an engine folder written by
     ``tdpcr-edge build-engine``. ``None`` is the shipped checkpoint; ``backend="auto"`` picks
@@ -71,7 +84,10 @@ def load_runner(path: str | Path | None = None, backend: str = "torch", *, varia
     manifest = None
     if row.reads == "engine":
         if not is_engine(path):
-            raise ConfigError(f"{path}: the {row.name} backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge build-engine ART --out DIR`")
+            raise ConfigError(
+                f"{path}: the {row.name} backend runs an engine folder (engine.json + model.engine); build one with `tdpcr-edge "
+                "build-engine ART --out DIR`"
+            )
     elif path is not None and path.is_dir() and not is_artifact(path):
         raise ConfigError(f"{path}: no manifest.json; pass a checkpoint file or a folder written by `tdpcr-edge export`")
     elif row.reads == "checkpoint":
@@ -102,8 +118,13 @@ def model_metadata(runner: Runner, backend: str, path: Path | None) -> dict:
         from ..contract import file_sha256
 
         ck = runner.checkpoint
-        return {"normalization": ck.normalization.to_dict(), "classes": ck.classes, "colors": [list(c) for c in ck.colors],
-                "model": ck.config.to_dict(), "checkpoint_sha256": file_sha256(ck.path)}
+        return {
+            "normalization": ck.normalization.to_dict(),
+            "classes": ck.classes,
+            "colors": [list(c) for c in ck.colors],
+            "model": ck.config.to_dict(),
+            "checkpoint_sha256": file_sha256(ck.path),
+        }
     rec = json.loads((path / row.metadata).read_text())
     meta = {k: rec[k] for k in ("normalization", "classes", "colors", "model")}
     meta["checkpoint_sha256"] = (rec.get("checkpoint") or {}).get("sha256")

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..contract import OUTPUTS
-from ..errors import INSTALL as EXTRAS, CheckpointError, ConfigError, MissingDependency
+from ..errors import INSTALL as EXTRAS
+from ..errors import CheckpointError, ConfigError, MissingDependency
 from ..io_utils import user_cache
 from ..probe import cpu_cores, cpu_isa
 from .runner import Runner
@@ -73,8 +74,15 @@ class OpenVinoRunner(Runner):
     name = "openvino"
     activates_on_any_thread = True  # a compiled model serves calls from any thread
 
-    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, inference_precision: str | None = "f32",
-                 threads: int | None = None, cache: str | Path | None = None, device: str = "CPU"):
+    def __init__(
+        self,
+        model: str | Path | onnx.ModelProto,
+        config: dict,
+        inference_precision: str | None = "f32",
+        threads: int | None = None,
+        cache: str | Path | None = None,
+        device: str = "CPU",
+    ):
         """``model``: an .onnx path, an OpenVINO IR's .xml path (its .bin beside it) or a
         model proto; ``config``: the model config dict
         (manifest["model"]); ``inference_precision``: f32, bf16, or None for OpenVINO's
@@ -133,7 +141,10 @@ class OpenVinoRunner(Runner):
         from .ort_ops import has_plugin_nodes
 
         if has_plugin_nodes(proto):
-            raise ConfigError(f"{where}: has TDP_PGF plugin nodes, which only TensorRT and ONNX Runtime run; export it again without --plugin for OpenVINO")
+            raise ConfigError(
+                f"{where}: has TDP_PGF plugin nodes, which only TensorRT and ONNX Runtime run; export it again without --plugin for "
+                "OpenVINO"
+            )
         if exc is not None:
             raise exc
 
@@ -157,8 +168,10 @@ class OpenVinoRunner(Runner):
         try:
             self.compiled = core.compile_model(self._read(core), self.device, self.compile_config())
         except RuntimeError as exc:
-            raise CheckpointError(f"{where}: OpenVINO {ov.__version__} cannot compile this graph ({_reason(exc)}); "
-                                  "run it with --backend ort, or export it again with this tdpcr-edge") from None
+            raise CheckpointError(
+                f"{where}: OpenVINO {ov.__version__} cannot compile this graph ({_reason(exc)}); "
+                "run it with --backend ort, or export it again with this tdpcr-edge"
+            ) from None
         self.compile_s = time.perf_counter() - start
         try:
             self.loaded_from_cache = bool(self.compiled.get_property("LOADED_FROM_CACHE"))
@@ -166,7 +179,9 @@ class OpenVinoRunner(Runner):
             self.loaded_from_cache = False
         # A port can carry several tensor names (an FP16 graph's output cast keeps the inner
         # name too); key the results by the graph's own output names.
-        self.outputs = [(port, next((n for n in port.get_names() if n in self.graph_outputs), port.get_any_name())) for port in self.compiled.outputs]
+        self.outputs = [
+            (port, next((n for n in port.get_names() if n in self.graph_outputs), port.get_any_name())) for port in self.compiled.outputs
+        ]
         self._local = threading.local()
 
     def _request(self):
@@ -210,7 +225,9 @@ def _reason(exc: Exception) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
-def load(path: Path, manifest: dict, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> OpenVinoRunner:
+def load(
+    path: Path, manifest: dict, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs
+) -> OpenVinoRunner:
     """The registry's entry point: an artifact folder, computed as its precision says. The
     ``default`` variant is the FP32 graph as OpenVINO runs it untouched, with no model cache,
     as a first-time user has none. The ``nncf`` variant runs NNCF's INT8 IR (a folder of
@@ -220,8 +237,10 @@ def load(path: Path, manifest: dict, *, variant: str = "", device: str | None = 
 
     ir = manifest.get("format") == IR_FORMAT
     if variant == NNCF_VARIANT and not ir:
-        raise ConfigError(f"{path}: the openvino int8 nncf row runs NNCF's OpenVINO IR (a folder bench makes, ARTIFACTS/int8-nncf), "
-                          f"not an exported {manifest['precision']} artifact")
+        raise ConfigError(
+            f"{path}: the openvino int8 nncf row runs NNCF's OpenVINO IR (a folder bench makes, ARTIFACTS/int8-nncf), "
+            f"not an exported {manifest['precision']} artifact"
+        )
     if variant == "default":
         kwargs.update(inference_precision=None, cache="")
     kwargs.setdefault("inference_precision", precisions.get(manifest["precision"]).inference_precision("openvino"))

@@ -25,8 +25,9 @@ CAST_IN, CAST_OUT = "__ort_fp32_in", "__ort_fp16_out"
 def _pgf(optical, sar_proj, prompt, bank, context, bias_weight, bias_bias):
     """The same equations as tdpcr_edge.model.pgf.pgf_fuse, in numpy, FP32 arithmetic
     whatever the storage type (as the CUDA kernel computes)."""
-    optical, sar_proj, prompt, bank, context, bias_weight, bias_bias = (np.asarray(a, np.float32) for a in
-                                                                       (optical, sar_proj, prompt, bank, context, bias_weight, bias_bias))
+    optical, sar_proj, prompt, bank, context, bias_weight, bias_bias = (
+        np.asarray(a, np.float32) for a in (optical, sar_proj, prompt, bank, context, bias_weight, bias_bias)
+    )
     h, w = prompt.shape[2:]
     padded = np.pad(prompt, ((0, 0), (0, 0), (1, 1), (1, 1)))
     bias = np.full((prompt.shape[0], 1, h, w), bias_bias[0], np.float32)
@@ -61,7 +62,11 @@ def _fp16_nodes(proto: onnx.ModelProto) -> set[str]:
     from .graph import tensor_types
 
     types = tensor_types(proto)
-    return {n.name for n in proto.graph.node if n.op_type == OP_TYPE and n.domain == DOMAIN and types.get(n.input[0]) == onnx.TensorProto.FLOAT16}
+    return {
+        n.name
+        for n in proto.graph.node
+        if n.op_type == OP_TYPE and n.domain == DOMAIN and types.get(n.input[0]) == onnx.TensorProto.FLOAT16
+    }
 
 
 def has_plugin_nodes(proto: onnx.ModelProto) -> bool:
@@ -70,8 +75,10 @@ def has_plugin_nodes(proto: onnx.ModelProto) -> bool:
 
 def to_ort_domain(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy whose TDP_PGF nodes live in the extensions' domain."""
-    from onnxruntime_extensions import get_library_path  # noqa: F401  (fail early if missing)
-    from onnxruntime_extensions import default_opset_domain
+    from onnxruntime_extensions import (
+        default_opset_domain,
+        get_library_path,  # noqa: F401  (fail early if missing)
+    )
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())
     half = _fp16_nodes(proto)
@@ -85,7 +92,9 @@ def to_ort_domain(proto: onnx.ModelProto) -> onnx.ModelProto:
             nodes.append(node)
             continue
         for i, name in enumerate(list(node.input)):
-            cast = onnx.helper.make_node("Cast", [name], [f"{node.name}{CAST_IN}{i}"], to=onnx.TensorProto.FLOAT, name=f"{node.name}{CAST_IN}{i}")
+            cast = onnx.helper.make_node(
+                "Cast", [name], [f"{node.name}{CAST_IN}{i}"], to=onnx.TensorProto.FLOAT, name=f"{node.name}{CAST_IN}{i}"
+            )
             nodes.append(cast)
             node.input[i] = cast.output[0]
         outs = list(node.output)
@@ -93,7 +102,9 @@ def to_ort_domain(proto: onnx.ModelProto) -> onnx.ModelProto:
             node.output[j] = f"{node.name}{CAST_OUT}{j}_fp32"
         nodes.append(node)
         for j, name in enumerate(outs):
-            nodes.append(onnx.helper.make_node("Cast", [node.output[j]], [name], to=onnx.TensorProto.FLOAT16, name=f"{node.name}{CAST_OUT}{j}"))
+            nodes.append(
+                onnx.helper.make_node("Cast", [node.output[j]], [name], to=onnx.TensorProto.FLOAT16, name=f"{node.name}{CAST_OUT}{j}")
+            )
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
     imports = [o for o in proto.opset_import if o.domain != DOMAIN]
@@ -110,8 +121,14 @@ def from_ort_domain(proto: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == OP_TYPE and node.domain == default_opset_domain():
             node.domain = DOMAIN
             if casts:  # an FP16 node: back to its own FP16 inputs and outputs
-                node.input[:] = [casts[f"{node.name}{CAST_IN}{i}"].input[0] if f"{node.name}{CAST_IN}{i}" in casts else x for i, x in enumerate(node.input)]
-                node.output[:] = [casts[f"{node.name}{CAST_OUT}{j}"].output[0] if f"{node.name}{CAST_OUT}{j}" in casts else x for j, x in enumerate(node.output)]
+                node.input[:] = [
+                    casts[f"{node.name}{CAST_IN}{i}"].input[0] if f"{node.name}{CAST_IN}{i}" in casts else x
+                    for i, x in enumerate(node.input)
+                ]
+                node.output[:] = [
+                    casts[f"{node.name}{CAST_OUT}{j}"].output[0] if f"{node.name}{CAST_OUT}{j}" in casts else x
+                    for j, x in enumerate(node.output)
+                ]
     if casts:
         kept = [n for n in proto.graph.node if n.name not in casts]
         del proto.graph.node[:]

@@ -8,10 +8,9 @@ import numpy as np
 import onnx
 
 from ..errors import CheckpointError
-from .ort_ops import has_plugin_nodes, session_options, to_ort_domain
 from ..probe import cpu_cores
+from .ort_ops import has_plugin_nodes, session_options, to_ort_domain
 from .runner import Runner
-
 
 # ONNX Runtime's intra-op threads spin after each call by default, waiting for the next one.
 # Idle, they still hold the cores: another runtime timed next in one process, or the scene
@@ -28,8 +27,14 @@ class OrtRunner(Runner):
     def activates_on_any_thread(self) -> bool:  # a CPU session serves calls from any thread
         return self.providers == ["CPUExecutionProvider"]
 
-    def __init__(self, model: str | Path | onnx.ModelProto, config: dict, providers: list[str] | None = None, threads: int | None = None,
-                 spinning: bool | None = None):
+    def __init__(
+        self,
+        model: str | Path | onnx.ModelProto,
+        config: dict,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        spinning: bool | None = None,
+    ):
         """``model``: an .onnx path or a model proto; ``config``: the model config dict
         (manifest["model"]); ``spinning``: whether idle threads spin between calls (default
         ``SPIN_BETWEEN_CALLS``)."""
@@ -56,7 +61,9 @@ class OrtRunner(Runner):
             try:
                 proto = onnx.load(str(proto))
             except Exception as exc:
-                raise CheckpointError(f"{proto}: not a readable ONNX model ({str(exc).splitlines()[0]}); export the artifact again") from exc
+                raise CheckpointError(
+                    f"{proto}: not a readable ONNX model ({str(exc).splitlines()[0]}); export the artifact again"
+                ) from exc
         plugin = has_plugin_nodes(proto)
         so = session_options(plugin)
         so.intra_op_num_threads = self.threads

@@ -50,7 +50,9 @@ class TegraStats:
 
     def __enter__(self) -> "TegraStats":
         if self.available:
-            self._proc = subprocess.Popen([self.path, "--interval", str(self.interval_ms)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._proc = subprocess.Popen(
+                [self.path, "--interval", str(self.interval_ms)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
             self._thread = threading.Thread(target=self._read, daemon=True)
             self._thread.start()
         return self

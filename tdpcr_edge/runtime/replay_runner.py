@@ -39,8 +39,11 @@ class ReplayRunner(Runner):
             # Class scores that vary over the tile (a gradient per class), so the class map is
             # not one constant that compresses to nothing; reliance likewise.
             ramp = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, None, None, :]
-            logits = np.broadcast_to(ramp * np.arange(1, self.classes + 1, dtype=np.float32)[None, :, None, None]
-                                     - np.arange(self.classes, dtype=np.float32)[None, :, None, None], (n, self.classes, h, w))
+            logits = np.broadcast_to(
+                ramp * np.arange(1, self.classes + 1, dtype=np.float32)[None, :, None, None]
+                - np.arange(self.classes, dtype=np.float32)[None, :, None, None],
+                (n, self.classes, h, w),
+            )
             rel = np.broadcast_to(np.linspace(0.0, 1.0, h, dtype=np.float32)[None, None, :, None], (n, 1, h, w))
             self._stored[key] = {"segmentation": logits, "reliance": rel}
         return {"reconstruction": optical, **self._stored[key]}

@@ -18,7 +18,6 @@ from ..contract import OUTPUTS
 from ..errors import DataError
 
 
-
 class Runner(ABC):
     name: str = "runner"
     # Whether ``activate`` may run on another thread than the calls that follow (the scene

@@ -38,7 +38,9 @@ def _open_reference(path, reader, norm: Normalization):
     from ..data.inputs import resolve_optical
 
     bands = resolve_optical(path, norm.optical_bands, norm.optical_scale)
-    return BandStack(bands, "reference", grid=reader.opt.grid, align=bands.layout != "stack", misfit="co-register it with the optical first")
+    return BandStack(
+        bands, "reference", grid=reader.opt.grid, align=bands.layout != "stack", misfit="co-register it with the optical first"
+    )
 
 
 def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int) -> dict:
@@ -73,8 +75,11 @@ def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int
         "bins": {},
     }
     # Raw sums, so that an archive pools its scenes exactly (pool_accuracy), not by averaging scores.
-    result["sums"] = {"model": dict(rec_model.pooled["scene"]), "input": dict(rec_input.pooled["scene"]),
-                      "confusion": seg.by_bin["scene"].compute().tolist() if lab is not None else None}
+    result["sums"] = {
+        "model": dict(rec_model.pooled["scene"]),
+        "input": dict(rec_input.pooled["scene"]),
+        "confusion": seg.by_bin["scene"].compute().tolist() if lab is not None else None,
+    }
     for name in THICKNESS_BINS:
         if name in m_bins or name in s_bins:
             result["bins"][name] = {
@@ -91,8 +96,13 @@ def pool_accuracy(sums: list[dict]) -> dict:
     for side in ("model", "input"):
         acc = {k: sum(s[side][k] for s in sums) for k in ("se", "ae", "ssim", "sam", "px", "bands")} if sums else {}
         if acc.get("px"):
-            out[side] = {"psnr": _psnr_from_mse(acc["se"] / acc["bands"]), "ssim": acc["ssim"] / acc["px"], "sam": acc["sam"] / acc["px"],
-                         "mae": acc["ae"] / acc["bands"], "pixels": acc["px"]}
+            out[side] = {
+                "psnr": _psnr_from_mse(acc["se"] / acc["bands"]),
+                "ssim": acc["ssim"] / acc["px"],
+                "sam": acc["sam"] / acc["px"],
+                "mae": acc["ae"] / acc["bands"],
+                "pixels": acc["px"],
+            }
     matrices = [torch.tensor(s["confusion"]) for s in sums if s.get("confusion") is not None]
     if matrices:
         out.setdefault("model", {}).update({k: v for k, v in SegmentationScores._scores(sum(matrices)).items() if k != "pixels"})

@@ -9,15 +9,17 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..train.checkpoint import load_checkpoint
 from ..probe import cpu_cores
+from ..train.checkpoint import load_checkpoint
 from .runner import Runner
 
 
 class TorchRunner(Runner):
     name = "torch"
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", half: bool = False, compile: bool = False, fused: bool = False):
+    def __init__(
+        self, checkpoint: str | Path | None = None, device: str = "cpu", half: bool = False, compile: bool = False, fused: bool = False
+    ):
         self.checkpoint = load_checkpoint(checkpoint)
         c = self.checkpoint.config
         super().__init__(c.multiple, c.optical_bands, c.sar_bands)
@@ -63,7 +65,10 @@ class TorchRunner(Runner):
         reliance = out.get("reliance")
         if reliance is None:
             reliance = torch.zeros_like(out["reconstruction"][:, :1])
-        return {k: v.float().cpu().numpy() for k, v in (("reconstruction", out["reconstruction"]), ("segmentation", out["segmentation"]), ("reliance", reliance))}
+        return {
+            k: v.float().cpu().numpy()
+            for k, v in (("reconstruction", out["reconstruction"]), ("segmentation", out["segmentation"]), ("reliance", reliance))
+        }
 
     def deactivate_impl(self) -> None:
         self.model = None
@@ -72,10 +77,13 @@ class TorchRunner(Runner):
             self._saved_threads = None
 
 
-def load(path: Path | None, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> TorchRunner:
+def load(
+    path: Path | None, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs
+) -> TorchRunner:
     """The registry's entry point: a checkpoint file (None: the shipped one)."""
-    return TorchRunner(path, device=device or "cpu", half=precision == "fp16", compile=variant == "compile",
-                       fused=variant == "fused", **kwargs)
+    return TorchRunner(
+        path, device=device or "cpu", half=precision == "fp16", compile=variant == "compile", fused=variant == "fused", **kwargs
+    )
 
 
 def unavailable(combo) -> str | None:

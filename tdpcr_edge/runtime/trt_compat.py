@@ -13,10 +13,9 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-
 from pathlib import Path
 
-from ..errors import ConfigError, EngineMismatch, MissingDependency, RunFailed  # noqa: F401  (raised here; imported from here by callers)
+from ..errors import ConfigError, EngineMismatch, MissingDependency, RunFailed
 
 TRT_INSTALL_HINT = (
     "install TensorRT's Python bindings: on x86 `pip install tensorrt-cu12` (or tensorrt-cu13); "
@@ -77,7 +76,9 @@ def detect_gpus() -> list[GpuInfo]:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=20,
+                capture_output=True,
+                text=True,
+                timeout=20,
             )
             gpus = []
             for line in out.stdout.strip().splitlines():
@@ -92,7 +93,11 @@ def detect_gpus() -> list[GpuInfo]:
 
         if torch.cuda.is_available():
             return [
-                GpuInfo(torch.cuda.get_device_name(i), "%d.%d" % torch.cuda.get_device_capability(i), torch.cuda.get_device_properties(i).total_memory >> 20)
+                GpuInfo(
+                    torch.cuda.get_device_name(i),
+                    "%d.%d" % torch.cuda.get_device_capability(i),
+                    torch.cuda.get_device_properties(i).total_memory >> 20,
+                )
                 for i in range(torch.cuda.device_count())
             ]
     except ImportError:
@@ -199,8 +204,9 @@ class CudaApi:
         self._check(self.rt.cudaGraphLaunch(graph_exec, stream))
 
 
-def check_engine_compat(record: dict, trt_version: str, gpu_name: str, gpu_sm: str,
-                        plugin_sha256: str | None = None, where: str = "engine") -> None:
+def check_engine_compat(
+    record: dict, trt_version: str, gpu_name: str, gpu_sm: str, plugin_sha256: str | None = None, where: str = "engine"
+) -> None:
     """Refuse, before deserialising, an engine this device cannot run: one line naming both
     sides and the fix. TensorRT engines are tied to the TensorRT release and the GPU."""
     built = f"TensorRT {record['tensorrt']} on {record['gpu']['name']} (SM {record['gpu']['sm']})"
@@ -212,9 +218,14 @@ def check_engine_compat(record: dict, trt_version: str, gpu_name: str, gpu_sm: s
         raise EngineMismatch(f"{where}: built for {built}, but this GPU is {here}; {fix}")
     if record["plugin"]["used"]:
         if plugin_sha256 is None:
-            raise EngineMismatch(f"{where}: needs the TDP_PGF plugin library, which was not found; pass --plugin-lib or build it with `make kernels`")
+            raise EngineMismatch(
+                f"{where}: needs the TDP_PGF plugin library, which was not found; pass --plugin-lib or build it with `make kernels`"
+            )
         if plugin_sha256 != record["plugin"]["sha256"]:
-            raise EngineMismatch(f"{where}: built with another TDP_PGF plugin library (sha256 {record['plugin']['sha256'][:12]}, found {plugin_sha256[:12]}); {fix}")
+            raise EngineMismatch(
+                f"{where}: built with another TDP_PGF plugin library (sha256 {record['plugin']['sha256'][:12]}, found "
+                f"{plugin_sha256[:12]}); {fix}"
+            )
 
 
 def find_plugin_library(explicit: str | Path | None) -> Path | None:

@@ -73,8 +73,9 @@ class TrtRunner(Runner):
         if not gpus:
             raise DataError(f"{self.engine_dir}: no CUDA GPU found to run the engine on")
         plugin = find_plugin_library(self.plugin_lib) if self.record["plugin"]["used"] else None
-        check_engine_compat(self.record, trt.__version__, gpus[0].name, gpus[0].sm,
-                            file_sha256(plugin) if plugin else None, where=str(self.engine_dir))
+        check_engine_compat(
+            self.record, trt.__version__, gpus[0].name, gpus[0].sm, file_sha256(plugin) if plugin else None, where=str(self.engine_dir)
+        )
         if plugin is not None:
             trt.get_plugin_registry().load_library(str(plugin))
         self.trt = trt
@@ -82,7 +83,9 @@ class TrtRunner(Runner):
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine((self.engine_dir / "model.engine").read_bytes())
         if self.engine is None:
-            raise DataError(f"{self.engine_dir / 'model.engine'}: TensorRT could not deserialise it; rebuild it with `tdpcr-edge build-engine`")
+            raise DataError(
+                f"{self.engine_dir / 'model.engine'}: TensorRT could not deserialise it; rebuild it with `tdpcr-edge build-engine`"
+            )
         self.context = self.engine.create_execution_context()
         self.cuda = CudaApi()
         self.stream = self.cuda.stream()
@@ -147,7 +150,9 @@ class TrtRunner(Runner):
             self.__dict__.pop(name, None)
 
 
-def load(path: Path, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs) -> TrtRunner:
+def load(
+    path: Path, manifest: dict | None, *, variant: str = "", device: str | None = None, precision: str | None = None, **kwargs
+) -> TrtRunner:
     """The registry's entry point: an engine folder."""
     return TrtRunner(path, **kwargs)
 

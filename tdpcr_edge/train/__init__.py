@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from ..lazy import lazy_names
 
-_LAZY = {"Checkpoint": "checkpoint", "default_checkpoint_path": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-         "TrainOptions": "options", "check_options": "options", "phases": "options", "train": "trainer"}
+_LAZY = {
+    "Checkpoint": "checkpoint",
+    "default_checkpoint_path": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "TrainOptions": "options",
+    "check_options": "options",
+    "phases": "options",
+    "train": "trainer",
+}
 
 __all__ = list(_LAZY)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from ..contract import default_checkpoint_path
 from ..data.normalize import Normalization
-from ..contract import SHIPPED_ON_REAL_DATA, default_checkpoint_path, file_sha256, is_shipped  # noqa: F401 (re-exported)
 from ..errors import CheckpointError
 from ..io_utils import atomic_path
 from ..model import TDPCR, ModelConfig
@@ -44,7 +44,9 @@ class Checkpoint:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise CheckpointError(f"{self.path}: weights do not fit config {self.config.name!r} ({first}); re-train or pick the matching config") from exc
+            raise CheckpointError(
+                f"{self.path}: weights do not fit config {self.config.name!r} ({first}); re-train or pick the matching config"
+            ) from exc
         if self.qat_ranges:
             from .qat import clip_activations
 
@@ -74,10 +76,15 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, model: torch.nn.Module |
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     if path is None and not default_checkpoint_path().is_file():
-        raise CheckpointError(f"{default_checkpoint_path()}: the shipped checkpoint is missing from this installation; reinstall tdpcr-edge or pass --checkpoint")
+        raise CheckpointError(
+            f"{default_checkpoint_path()}: the shipped checkpoint is missing from this installation; reinstall tdpcr-edge or pass "
+            "--checkpoint"
+        )
     path = Path(path) if path is not None else default_checkpoint_path()
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; train one with `tdpcr-edge train` or leave --checkpoint out for the shipped model")
+        raise CheckpointError(
+            f"{path}: checkpoint not found; train one with `tdpcr-edge train` or leave --checkpoint out for the shipped model"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
@@ -86,7 +93,9 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tdpcr-edge checkpoint (no '{FORMAT}' header); pass a file written by `tdpcr-edge train`")
     if payload.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload['version']} is newer than this tdpcr-edge reads ({VERSION}); upgrade tdpcr-edge")
+        raise CheckpointError(
+            f"{path}: checkpoint version {payload['version']} is newer than this tdpcr-edge reads ({VERSION}); upgrade tdpcr-edge"
+        )
     try:
         return Checkpoint(
             config=ModelConfig.from_dict(payload["config"]),
@@ -109,3 +118,15 @@ def init_path(init) -> Path:
     if str(init) == "shipped":
         return default_checkpoint_path()
     return Path(init)
+
+
+def check_resumable(state: Checkpoint, config, qat: bool, path: Path) -> None:
+    """A run folder's checkpoint resumes only the same run: the same model config, and QAT
+    or not as it started; anything else is one line naming the folder's checkpoint."""
+    if state.config != config:
+        theirs, ours = state.config.to_dict(), config.to_dict()
+        diff = ", ".join(f"{k} {theirs.get(k)} (this run: {ours.get(k)})" for k in ours if theirs.get(k) != ours.get(k))
+        raise CheckpointError(f"{path}: holds another run ({diff}); use another --out or --no-resume")
+    if state.qat != qat:
+        kind = "a quantisation-aware" if state.qat else "a plain FP32"
+        raise CheckpointError(f"{path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from .options import AMP  # noqa: F401 (re-exported)
+from .options import AMP
 
 
 @dataclass
@@ -52,7 +52,10 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
     if not spec.startswith("cuda"):
         raise ConfigError(f"unknown --device {spec!r}: choose auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise ConfigError(f"--device {spec}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu, or install a CUDA build of torch on a GPU machine")
+        raise ConfigError(
+            f"--device {spec}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu, or install a CUDA build of torch "
+            "on a GPU machine"
+        )
     if spec == "cuda":
         index = local_rank or 0
     else:
@@ -61,7 +64,10 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
         except ValueError:
             raise ConfigError(f"unknown --device {spec!r}: choose auto, cpu, cuda or cuda:N") from None
     if index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here; pick one of cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        raise ConfigError(
+            f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here; pick one of "
+            f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+        )
     return torch.device("cuda", index)
 
 
@@ -77,11 +83,19 @@ def resolve_amp(amp: str, device: torch.device) -> str:
         raise ConfigError(f"unknown --amp {amp!r}: choose {', '.join(AMP)}")
     if amp == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"--amp bf16: {torch.cuda.get_device_name(device)} has no BF16 arithmetic (it needs compute capability 8.0 or newer); use --amp fp16")
+            raise ConfigError(
+                f"--amp bf16: {torch.cuda.get_device_name(device)} has no BF16 arithmetic (it needs compute capability 8.0 or newer); use "
+                "--amp fp16"
+            )
         if device.type == "cpu" and not cpu_has_bf16():
-            raise ConfigError("--amp bf16: this CPU has neither AVX512-BF16 nor AMX, so BF16 would be emulated and slower than FP32; use --amp off")
+            raise ConfigError(
+                "--amp bf16: this CPU has neither AVX512-BF16 nor AMX, so BF16 would be emulated and slower than FP32; use --amp off"
+            )
     if amp == "fp16" and device.type == "cpu":
-        raise ConfigError("--amp fp16 trains on CUDA only (CPUs have no fast FP16 arithmetic); use --amp bf16 on a CPU with AVX512-BF16 or AMX, or --amp off")
+        raise ConfigError(
+            "--amp fp16 trains on CUDA only (CPUs have no fast FP16 arithmetic); use --amp bf16 on a CPU with AVX512-BF16 or AMX, or "
+            "--amp off"
+        )
     return amp
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
 import signal
 from dataclasses import dataclass
@@ -18,8 +19,18 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError, PeerLost, TdpcrError
+
+# DDP keeps buffers rank-local during the step (batch-norm statistics follow each rank's
+# micro-batches; they are averaged before checkpoints and validation). torch 2.13 renamed
+# broadcast_buffers.
+LOCAL_BUFFERS = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,9 @@ def from_env() -> World:
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
     except ValueError as exc:
-        raise ConfigError(f"torchrun's environment is malformed ({exc}); launch with torchrun --nproc_per_node=N --no-python tdpcr-edge train ...") from None
+        raise ConfigError(
+            f"torchrun's environment is malformed ({exc}); launch with torchrun --nproc_per_node=N --no-python tdpcr-edge train ..."
+        ) from None
     return World(rank, size, local)
 
 
@@ -63,8 +76,10 @@ def process_group(world: World, device: torch.device):
 
     def stopped(signum, frame):
         # torchrun stops the other processes of a job when one fails: one line, not a traceback.
-        raise PeerLost(f"rank {world.rank} of {world.size}: stopped by the launcher ({signal.Signals(signum).name}), as another process "
-                       "of the job failed or the job was cancelled; rerun the same command to resume from the last checkpoint")
+        raise PeerLost(
+            f"rank {world.rank} of {world.size}: stopped by the launcher ({signal.Signals(signum).name}), as another process "
+            "of the job failed or the job was cancelled; rerun the same command to resume from the last checkpoint"
+        )
 
     previous = signal.signal(signal.SIGTERM, stopped)
     try:
@@ -90,8 +105,10 @@ def guarded(world: World, what: str):
             if not world.distributed or isinstance(exc, TdpcrError):
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise PeerLost(f"rank {world.rank} of {world.size}: another process of the job was lost {what} ({first}); "
-                           "rerun the same command to resume from the last checkpoint") from None
+            raise PeerLost(
+                f"rank {world.rank} of {world.size}: another process of the job was lost {what} ({first}); "
+                "rerun the same command to resume from the last checkpoint"
+            ) from None
 
     return guard()
 
@@ -106,7 +123,7 @@ def mean_(tensors: list[torch.Tensor], world: World) -> None:
     offset = 0
     for t in tensors:
         n = t.numel()
-        t.data.copy_(flat[offset:offset + n].view_as(t))
+        t.data.copy_(flat[offset : offset + n].view_as(t))
         offset += n
 
 
@@ -114,8 +131,13 @@ def average_batch_norm(model: nn.Module, world: World) -> None:
     """Average the batch-norm running statistics over the ranks before a checkpoint or a
     validation: DDP does not broadcast buffers here (broadcast_buffers=False), so each rank's
     statistics follow its own micro-batches; the checkpoint takes the mean of all of them."""
-    buffers = [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-               for b in (m.running_mean, m.running_var) if b is not None]
+    buffers = [
+        b
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in (m.running_mean, m.running_var)
+        if b is not None
+    ]
     mean_(buffers, world)
 
 

@@ -64,10 +64,24 @@ def phases(phase: str) -> list[int]:
 
 
 # option -> (smallest value, whether the smallest itself is refused)
-_LIMITS = {"steps": (1, False), "batch": (1, False), "patch": (1, False), "lr": (0.0, True), "seed": (0, False), "save_every": (1, False),
-           "val_every": (0, False), "val_size": (1, False), "workers": (0, False), "prefetch": (1, False), "accumulate": (1, False),
-           "val_scenes": (0, False), "prompt_weight": (0.0, False), "reliance_weight": (0.0, False), "range_lr": (0.0, True),
-           "consistency_weight": (0.0, False)}
+_LIMITS = {
+    "steps": (1, False),
+    "batch": (1, False),
+    "patch": (1, False),
+    "lr": (0.0, True),
+    "seed": (0, False),
+    "save_every": (1, False),
+    "val_every": (0, False),
+    "val_size": (1, False),
+    "workers": (0, False),
+    "prefetch": (1, False),
+    "accumulate": (1, False),
+    "val_scenes": (0, False),
+    "prompt_weight": (0.0, False),
+    "reliance_weight": (0.0, False),
+    "range_lr": (0.0, True),
+    "consistency_weight": (0.0, False),
+}
 
 
 def check_options(opts: TrainOptions) -> None:

@@ -38,8 +38,10 @@ def micro_batch(batch: int, world: int, accumulate: int) -> int:
     if accumulate < 1:
         raise ConfigError(f"--accumulate must be at least 1, got {accumulate}")
     if batch % (world * accumulate):
-        raise ConfigError(f"--batch {batch} does not split into {world} process(es) x --accumulate {accumulate}; "
-                          f"choose a batch that is a multiple of {world * accumulate}")
+        raise ConfigError(
+            f"--batch {batch} does not split into {world} process(es) x --accumulate {accumulate}; "
+            f"choose a batch that is a multiple of {world * accumulate}"
+        )
     return batch // (world * accumulate)
 
 
@@ -111,8 +113,10 @@ class SampleStream(torch.utils.data.Dataset):
         return augment(arrays, k, flip) if self.augment else arrays
 
 
-LABELS_HINT = ("phase 2 trains the land-cover head on labels: add ?labels=dfc to a sen12mscr: spec (SEN12MS land cover), "
-               "a labels column to a pairs list or labels.tif to scene folders, or train --phase 1 only")
+LABELS_HINT = (
+    "phase 2 trains the land-cover head on labels: add ?labels=dfc to a sen12mscr: spec (SEN12MS land cover), "
+    "a labels column to a pairs list or labels.tif to scene folders, or train --phase 1 only"
+)
 
 
 def check_labels(source: BatchSource, spec: str) -> None:
@@ -168,5 +172,12 @@ def loader(stream: SampleStream, sampler: MicroBatches, workers: int = 0, pin_me
     default in loader workers), leaving the cores to the training step."""
     if workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {workers}")
-    return DataLoader(stream, batch_sampler=sampler, num_workers=workers, collate_fn=collate, pin_memory=pin_memory,
-                      prefetch_factor=prefetch if workers else None, persistent_workers=workers > 0)
+    return DataLoader(
+        stream,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch if workers else None,
+        persistent_workers=workers > 0,
+    )

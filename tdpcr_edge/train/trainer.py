@@ -32,8 +32,6 @@ world size changes the speed, not the result, and a run resumes at any world siz
 from __future__ import annotations
 
 import contextlib
-import inspect
-import math
 import os
 import time
 from dataclasses import asdict, replace
@@ -50,32 +48,26 @@ from ..errors import CheckpointError, ConfigError
 from ..io_utils import write_json
 from ..model import TDPCR, get_config
 from . import distributed as dist
-from .checkpoint import Checkpoint, init_path, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, check_resumable, init_path, load_checkpoint, save_checkpoint
 from .device import StepDevice, step_device
+from .optimizer import make_optimizer
 from .options import TrainOptions, check_options
 from .options import phases as _phases
-from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
-from .qat import (enable_fake_quant, fake_quant_ranges, learn_ranges, load_fake_quant_ranges, all_steps, range_parameters, restart_ranges,
-                  set_rounding)
+from .qat import (
+    all_steps,
+    enable_fake_quant,
+    fake_quant_ranges,
+    learn_ranges,
+    load_fake_quant_ranges,
+    range_parameters,
+    restart_ranges,
+)
 from .samples import MicroBatches, SampleStream, check_labels, checked, loader, micro_batch
+from .step_loss import step_loss
 from .validation import Validation, better, plot_curves, summary
 
-
 StepCallback = Callable[[int, int, int, float], None]  # phase, step, steps, loss
-# Rank-local buffers during the step: torch 2.13 renamed broadcast_buffers.
-LOCAL_BUFFERS = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-                 else {"broadcast_buffers": False})
 LOG_EVERY = 10  # steps between loss readings (each one waits for the device)
-
-
-def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
@@ -124,24 +116,33 @@ class _Run:
         state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
         if opts.resume and self.ckpt_path.exists():
             state = load_checkpoint(self.ckpt_path)
-            if state.config != config:
-                theirs, ours = state.config.to_dict(), config.to_dict()
-                diff = ", ".join(f"{k} {theirs.get(k)} (this run: {ours.get(k)})" for k in ours if theirs.get(k) != ours.get(k))
-                raise CheckpointError(f"{self.ckpt_path}: holds another run ({diff}); use another --out or --no-resume")
-            if state.qat != opts.qat:
-                kind = "a quantisation-aware" if state.qat else "a plain FP32"
-                raise CheckpointError(f"{self.ckpt_path}: holds {kind} run; resume it {'with' if state.qat else 'without'} --qat, or use another --out")
+            check_resumable(state, config, opts.qat, self.ckpt_path)
             model.load_state_dict(state.state_dict)
         elif 2 in phases and 1 not in phases:
             if init is None or init.phase < 1:
-                raise CheckpointError(f"{opts.init or self.ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both")
+                raise CheckpointError(
+                    f"{opts.init or self.ckpt_path}: phase 2 needs a phase-1 checkpoint; pass --init CKPT or run --phase both"
+                )
             model.load_state_dict(init.state_dict)
-            state = Checkpoint(config, {}, init.normalization, init.classes, init.colors, phase=2, step=0, training={"history": {}}, qat_ranges=init.qat_ranges)
+            state = Checkpoint(
+                config,
+                {},
+                init.normalization,
+                init.classes,
+                init.colors,
+                phase=2,
+                step=0,
+                training={"history": {}},
+                qat_ranges=init.qat_ranges,
+            )
         elif init is not None:
             # Fine-tuning: every weight whose shape fits (a head for another class count starts afresh).
             if init.normalization.optical_bands != norm.optical_bands:
-                raise CheckpointError(f"{opts.init}: trained on {preset_name(init.normalization.optical_bands)}, this run on {preset_name(norm.optical_bands)}; "
-                                      "fine-tune on data with the checkpoint's bands, or train from scratch with --bands")
+                raise CheckpointError(
+                    f"{opts.init}: trained on {preset_name(init.normalization.optical_bands)}, this run on "
+                    f"{preset_name(norm.optical_bands)}; "
+                    "fine-tune on data with the checkpoint's bands, or train from scratch with --bands"
+                )
             own = model.state_dict()
             fits = {k: v for k, v in init.state_dict.items() if k in own and own[k].shape == v.shape}
             model.load_state_dict(fits, strict=False)
@@ -166,10 +167,16 @@ class _Run:
                 state.phase, state.step, state.training = phase, 0, {"history": self.history}
             self.run_phase(phase)
         opts = self.opts
-        metrics = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}, "config": self.config.to_dict(),
-                   "world_size": self.world.size, "device": str(self.dev.device), "amp": self.dev.amp,
-                   "data": self.source.dataset.description if hasattr(self.source, "dataset") else f"the synthetic world (seed {opts.seed})",
-                   "validation": self.val.description, "phases": self.history}
+        metrics = {
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+            "config": self.config.to_dict(),
+            "world_size": self.world.size,
+            "device": str(self.dev.device),
+            "amp": self.dev.amp,
+            "data": self.source.dataset.description if hasattr(self.source, "dataset") else f"the synthetic world (seed {opts.seed})",
+            "validation": self.val.description,
+            "phases": self.history,
+        }
         if self.world.main:
             save_checkpoint(self.out / "model.pt", state, self.model, slim=True)
             write_json(self.out / "metrics.json", metrics)
@@ -186,29 +193,36 @@ class _Run:
                 restart_ranges(model, params)
             # Learned INT8 steps, as logarithms: no weight decay pulling them towards a step of 1.
             groups.append({"params": range_parameters(model, params), "weight_decay": 0.0, "lr": opts.lr * opts.range_lr})
-        optimizer = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=1e-4)
-        scheduler = _schedule(optimizer, opts.steps)
-        scaler = self.dev.scaler()
-        if state.training.get("optimizer") and state.step > 0:
-            try:
-                optimizer.load_state_dict(state.training["optimizer"])
-            except ValueError as exc:
-                raise CheckpointError(f"{self.ckpt_path}: its optimizer state does not fit this version's training ({exc}); finish it with the version that started it, or use another --out") from exc
-            scheduler.load_state_dict(state.training["scheduler"])
-            if state.training.get("scaler"):
-                scaler.load_state_dict(state.training["scaler"])
+        optimizer, scheduler, scaler = make_optimizer(groups, opts, self.dev, state, self.ckpt_path)
         record = self.history.setdefault(
             str(phase),
-            {"steps": opts.steps, "trainable_params": sum(p.numel() for p in params), "total_params": sum(p.numel() for p in model.parameters()), "seconds": 0.0, "loss": []},
+            {
+                "steps": opts.steps,
+                "trainable_params": sum(p.numel() for p in params),
+                "total_params": sum(p.numel() for p in model.parameters()),
+                "seconds": 0.0,
+                "loss": [],
+            },
         )
         model.set_phase(phase)
         # Buffers stay per rank (batch-norm statistics follow each rank's micro-batches) and
         # are averaged before each checkpoint and validation (distributed.average_batch_norm).
-        net = DistributedDataParallel(model, device_ids=[self.dev.device] if self.dev.cuda else None, **LOCAL_BUFFERS) if world.distributed else model
+        net = (
+            DistributedDataParallel(model, device_ids=[self.dev.device] if self.dev.cuda else None, **dist.LOCAL_BUFFERS)
+            if world.distributed
+            else model
+        )
         step_net = torch.compile(net) if opts.compile else net
         stream = SampleStream(self.source, phase, opts.batch, opts.patch, opts.seed)
-        batches = iter(loader(stream, MicroBatches(state.step, opts.steps, opts.batch, world.rank, world.size, opts.accumulate),
-                              opts.workers, pin_memory=self.dev.cuda, prefetch=opts.prefetch))
+        batches = iter(
+            loader(
+                stream,
+                MicroBatches(state.step, opts.steps, opts.batch, world.rank, world.size, opts.accumulate),
+                opts.workers,
+                pin_memory=self.dev.cuda,
+                prefetch=opts.prefetch,
+            )
+        )
         t0, step, loss_value, waited = time.perf_counter(), state.step, float("nan"), 0.0
         while step < opts.steps:
             if opts.qat:  # ranges follow the batch maximum for half the phase, then learn
@@ -221,7 +235,7 @@ class _Run:
                 # Gradients are averaged over the processes once per optimiser step.
                 sync = net.no_sync() if world.distributed and a < opts.accumulate - 1 else contextlib.nullcontext()
                 with sync:
-                    loss = self.loss(step_net, phase, b) / opts.accumulate
+                    loss = step_loss(step_net, model, phase, b, opts, self.dev.autocast) / opts.accumulate
                     scaler.scale(loss).backward()
                 total += loss.detach()
             if opts.qat and world.distributed:  # the INT8 steps are not DDP parameters
@@ -248,7 +262,12 @@ class _Run:
                 record["samples"] = record.get("samples", 0) + (step - state.step) * opts.batch
                 t0, waited = time.perf_counter(), 0.0
                 state.step = step
-                state.training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": self.history}
+                state.training = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "history": self.history,
+                }
                 self.save(self.ckpt_path)
         if self.val and "val" not in record:
             record["val"] = self.validate(phase, step, record)
@@ -257,31 +276,6 @@ class _Run:
             # Phase 2 freezes all of this, so phase-2 variants can start from the same phase 1
             # (`--phase 2 --init RUN/phase1.pt`) and end where `--phase both` would.
             self.save(self.out / "phase1.pt", slim=True)
-
-    def loss(self, net, phase: int, b: dict) -> torch.Tensor:
-        opts, model = self.opts, self.model
-        with self.dev.autocast():
-            outputs = net(b["optical"], b["sar"])
-            fp32 = None
-            if phase == 2 and opts.qat:
-                # The FP32 forward runs on the module itself: its gradient joins the DDP one
-                # in the same backward.
-                set_rounding(model, False)
-                fp32 = model(b["optical"], b["sar"])["segmentation"].float()
-                set_rounding(model, True)
-        # Losses in FP32, whatever precision the forward ran in.
-        if fp32 is not None:
-            q = outputs["segmentation"].float()
-            loss = 0.5 * (segmentation_loss(q, b["labels"]) + segmentation_loss(fp32, b["labels"]))
-            return loss + opts.consistency_weight * consistency_loss(q, fp32)
-        if phase == 1:
-            loss = reconstruction_loss(outputs["reconstruction"].float(), b["clear"], b["valid"])
-            if outputs["prompt_logits"] and opts.prompt_weight > 0:
-                loss = loss + opts.prompt_weight * prompt_loss([p.float() for p in outputs["prompt_logits"]], b["cloud"])
-            if outputs["reliance_maps"] and opts.reliance_weight > 0:
-                loss = loss + opts.reliance_weight * reliance_loss([r.float() for r in outputs["reliance_maps"]], b["cloud"])
-            return loss
-        return segmentation_loss(outputs["segmentation"].float(), b["labels"])
 
     def validate(self, phase: int, step: int, record: dict) -> dict | None:
         """Score the held-out set (every rank its share); rank 0 keeps the best model."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
-from ..data.datasets import open_dataset, parse_spec
 from ..data.normalize import Normalization
 from ..data.sources import SyntheticSource
+from ..data.specs import open_dataset, parse_spec
 from ..errors import ConfigError, DataError
 from ..scoring import accumulate_scenes
 from .distributed import World, gather
@@ -32,8 +32,10 @@ class Validation:
         spec = val_data or data
         if spec == "synthetic":
             if not isinstance(source, SyntheticSource):
-                raise ConfigError("--val-data synthetic: the synthetic world validates models trained on it only; name held-out data of "
-                                  "the training data's kind (its classes and bands)")
+                raise ConfigError(
+                    "--val-data synthetic: the synthetic world validates models trained on it only; name held-out data of "
+                    "the training data's kind (its classes and bands)"
+                )
             world = source
             self.scenes = SyntheticSource(world.seed, world.num_classes, norm, stream=1).scenes(count or SYNTHETIC_VAL, size)
             self.description = f"{len(self.scenes)} held-out synthetic scenes of {size} px"

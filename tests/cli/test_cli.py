@@ -15,7 +15,7 @@ def run(*args, cwd=None):
 
 
 def one_error_line(proc):
-    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert proc.returncode != 0
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     return lines[0]
@@ -30,7 +30,17 @@ def test_info_prints_params_and_macs():
 def test_synth_eval_end_to_end(tmp_path, random_checkpoint):
     p = run("synth", tmp_path / "scenes", "--scenes", "2", "--size", "48", "--seed", "3")
     assert p.returncode == 0, p.stderr
-    p = run("eval", "--data", tmp_path / "scenes", "--checkpoint", random_checkpoint, "--json", tmp_path / "e.json", "--quicklook", tmp_path / "q.png")
+    p = run(
+        "eval",
+        "--data",
+        tmp_path / "scenes",
+        "--checkpoint",
+        random_checkpoint,
+        "--json",
+        tmp_path / "e.json",
+        "--quicklook",
+        tmp_path / "q.png",
+    )
     assert p.returncode == 0, p.stderr
     result = json.loads((tmp_path / "e.json").read_text())
     assert set(result["model"]) == {"psnr", "ssim", "sam", "mae", "miou", "oa"}
@@ -114,7 +124,9 @@ def test_export_corrupt_checkpoint(tmp_path):
 
 
 def test_export_and_compare_cli(tmp_path, random_checkpoint):
-    p = run("export", "--out", tmp_path / "art", "--checkpoint", random_checkpoint, "--precision", "fp32", "--tile", "32", "--eval-tiles", "2")
+    p = run(
+        "export", "--out", tmp_path / "art", "--checkpoint", random_checkpoint, "--precision", "fp32", "--tile", "32", "--eval-tiles", "2"
+    )
     assert p.returncode == 0, p.stderr
     assert "fp32" in p.stdout and "within budget" in p.stdout
     p = run("compare", tmp_path / "art", "--tiles", "2")

@@ -25,8 +25,18 @@ CLASS_TO_IGBP = np.array([17, 1, 12, 13, 16, 10], np.uint16)
 def _write(path: Path, data: np.ndarray, crs: str, origin=(500000.0, 5000000.0), nodata=None, descriptions=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     count, h, w = data.shape
-    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=count, dtype=data.dtype.name, crs=crs,
-                       transform=from_origin(origin[0], origin[1], 10.0, 10.0), nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=h,
+        width=w,
+        count=count,
+        dtype=data.dtype.name,
+        crs=crs,
+        transform=from_origin(origin[0], origin[1], 10.0, 10.0),
+        nodata=nodata,
+    ) as dst:
         dst.write(data)
         for i, d in enumerate(descriptions or []):
             dst.set_band_description(i + 1, d)
@@ -50,7 +60,11 @@ def sen12mscr(root: Path, size: int = 32, with_lc: bool = True, layout: dict | N
                 stem = f"{scene}_p{patch}"
                 _write(root / f"{season}_s1" / f"s1_{scene}" / f"{season}_s1_{stem}.tif", s.sar.astype(np.float32), crs)
                 _write(root / f"{season}_s2" / f"s2_{scene}" / f"{season}_s2_{stem}.tif", s.optical_clear.astype(np.uint16), crs)
-                _write(root / f"{season}_s2_cloudy" / f"s2_cloudy_{scene}" / f"{season}_s2_cloudy_{stem}.tif", s.optical_cloudy.astype(np.uint16), crs)
+                _write(
+                    root / f"{season}_s2_cloudy" / f"s2_cloudy_{scene}" / f"{season}_s2_cloudy_{stem}.tif",
+                    s.optical_cloudy.astype(np.uint16),
+                    crs,
+                )
                 if with_lc:
                     igbp = CLASS_TO_IGBP[s.labels]
                     lc = np.stack([igbp, igbp, igbp, igbp]).astype(np.uint16)  # IGBP, LCCS-LC, LCCS-LU, LCCS-SH

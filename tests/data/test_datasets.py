@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from tdpcr_edge.data.datasets import IGBP_TO_DFC, open_dataset, parse_spec
+from tdpcr_edge.data.sen12mscr import IGBP_TO_DFC
+from tdpcr_edge.data.specs import open_dataset, parse_spec
 from tdpcr_edge.errors import ConfigError, DataError
 from tests.data import fixtures
 from tests.helpers import rewrite_raster
@@ -86,7 +87,9 @@ def test_sen12mscr_bad_data(roots, tmp_path):
         open_dataset(f"sen12mscr:{root}?labels=dfc")[0]
     missing = root / "ROIs1158_spring_s2" / "s2_106" / "ROIs1158_spring_s2_106_p407.tif"
     missing.unlink()
-    with pytest.raises(DataError, match=r"s2_106_p407\.tif: missing \(clear of patch ROIs1158_spring_106_p407, split test\).*incomplete=skip"):
+    with pytest.raises(
+        DataError, match=r"s2_106_p407\.tif: missing \(clear of patch ROIs1158_spring_106_p407, split test\).*incomplete=skip"
+    ):
         open_dataset(f"sen12mscr:{root}")
     # The SAR file missing is found too (the index is built from every modality's folder) ...
     sar = root / "ROIs1158_spring_s1" / "s1_106" / "ROIs1158_spring_s1_106_p30.tif"
@@ -171,7 +174,7 @@ def test_pairs_csv(roots, tmp_path):
 
 def test_export_and_bench_tiles_come_from_the_named_split(roots):
     from tdpcr_edge.data.normalize import Normalization
-    from tdpcr_edge.export.pipeline import tiles_from
+    from tdpcr_edge.export.heldout import tiles_from
 
     val = tiles_from(f"luojia:{roots['luojia']}", 4, 32, Normalization(), 6, seed=0, split="val")
     assert [t.name.split("@")[0] for t in val] == ["000101"]
@@ -183,7 +186,7 @@ def test_calibration_tiles_of_a_data_set_are_the_tiles_made_one_at_a_time(roots)
     """The lazy calibration tiles of a data spec: counted first, then the same tiles in the
     same order as the list, and the same digest."""
     from tdpcr_edge.data.normalize import Normalization
-    from tdpcr_edge.export.tiles import calibration_tiles, tiles_digest, tiles_from
+    from tdpcr_edge.export.heldout import calibration_tiles, tiles_digest, tiles_from
 
     spec = f"sen12mscr:{roots['sen12mscr']}"
     listed = tiles_from(spec, 8, 16, Normalization(), 6, seed=0, split="test")
@@ -217,7 +220,12 @@ def test_train_takes_classes_and_bands_from_the_data_set(roots, tmp_path):
     layout = tmp_path / "layout.toml"
     from importlib import resources
 
-    layout.write_text(resources.files("tdpcr_edge.data").joinpath("luojia_layout.toml").read_text().replace("optical_bands = []", "optical_bands = [2, 3, 4, 8]"))
+    layout.write_text(
+        resources.files("tdpcr_edge.data")
+        .joinpath("luojia_layout.toml")
+        .read_text()
+        .replace("optical_bands = []", "optical_bands = [2, 3, 4, 8]")
+    )
     train(TrainOptions(out=tmp_path / "run", data=f"luojia:{roots['luojia']}?layout={layout}", steps=2, batch=2, patch=16, val_scenes=0))
     ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
     assert ckpt.config.optical_bands == 4 and ckpt.config.num_classes == 6 and ckpt.classes[0] == "water"
@@ -242,6 +250,6 @@ def test_cli_bad_data_is_one_line(roots, tmp_path):
     root = fresh(roots, "luojia", tmp_path)
     (root / "clear" / "000201.tif").unlink()
     p = run_cli("eval", "--data", f"luojia:{root}", "--json", tmp_path / "e.json")
-    lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in p.stderr.strip().splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1 and "clear/000201.tif: missing" in lines[0], p.stderr
     assert not (tmp_path / "e.json").exists()

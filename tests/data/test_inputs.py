@@ -14,8 +14,9 @@ from rasterio.warp import reproject
 
 from tdpcr_edge.data.bands import PRESETS, band_of_file, canonical, parse_bands
 from tdpcr_edge.data.bandstack import BandStack
-from tdpcr_edge.data.inputs import resolve_optical, resolve_sar, safe_offsets
-from tdpcr_edge.data.scenes import write_synthetic
+from tdpcr_edge.data.inputs import resolve_optical, resolve_sar
+from tdpcr_edge.data.safe import safe_offsets
+from tdpcr_edge.data.synth_folders import write_synthetic
 from tdpcr_edge.data.synthetic import make_scene
 from tdpcr_edge.errors import ConfigError, DataError
 from tests.data import fixtures
@@ -26,7 +27,9 @@ SIZE = 192  # a multiple of 6: the 60 m bands cover the 10 m grid exactly
 
 
 def test_presets_names_and_file_names():
-    assert len(parse_bands("s2-l1c")) == 13 and "B10" not in parse_bands("s2-l2a") and parse_bands("s2-rgbn") == ("B02", "B03", "B04", "B08")
+    assert (
+        len(parse_bands("s2-l1c")) == 13 and "B10" not in parse_bands("s2-l2a") and parse_bands("s2-rgbn") == ("B02", "B03", "B04", "B08")
+    )
     assert parse_bands("b2,B3,red,nir08") == ("B02", "B03", "B04", "B8A")
     with pytest.raises(ConfigError, match="B13 is not a Sentinel-2 band"):
         parse_bands("B02,B13")
@@ -55,7 +58,9 @@ def l2a_model(tmp_path_factory):
     from tdpcr_edge.train import TrainOptions, train
 
     out = tmp_path_factory.mktemp("l2a-model")
-    train(TrainOptions(out=out, bands="s2-l2a", phase="1", steps=2, batch=2, patch=32, save_every=2, val_scenes=1, val_size=32, device="cpu"))
+    train(
+        TrainOptions(out=out, bands="s2-l2a", phase="1", steps=2, batch=2, patch=32, save_every=2, val_scenes=1, val_size=32, device="cpu")
+    )
     return out / "model.pt"
 
 
@@ -74,7 +79,9 @@ def test_safe_product_files_and_metadata(products):
     with BandStack(inp) as stack:
         assert (stack.width, stack.height, stack.grid.res) == (SIZE, SIZE, 10.0)
     # A 13-band model asks for B10, which Level-2A does not have.
-    with pytest.raises(DataError, match=r"\.SAFE: B10 is missing: this model was trained on s2-l1c; train with --bands s2-l2a for Level-2A data"):
+    with pytest.raises(
+        DataError, match=r"\.SAFE: B10 is missing: this model was trained on s2-l1c; train with --bands s2-l2a for Level-2A data"
+    ):
         resolve_optical(safe, PRESETS["s2-l1c"])
 
 
@@ -83,13 +90,22 @@ def equivalent_stack(inp, out: Path) -> Path:
     (bilinear) onto the 10 m grid, the offset taken off, the bands named."""
     ten = next(f for f in inp.files if "_10m" in f.path)
     with rasterio.open(ten.path) as ref:
-        profile = dict(driver="GTiff", width=ref.width, height=ref.height, count=len(inp.files), dtype="uint16", crs=ref.crs, transform=ref.transform)
+        profile = dict(
+            driver="GTiff", width=ref.width, height=ref.height, count=len(inp.files), dtype="uint16", crs=ref.crs, transform=ref.transform
+        )
     with rasterio.open(out, "w", **profile) as dst:
         for i, f in enumerate(inp.files):
             band = np.zeros((profile["height"], profile["width"]), np.uint16)
             with rasterio.open(f.path) as src:
-                reproject(rasterio.band(src, 1), band, src_nodata=0, dst_transform=profile["transform"], dst_crs=profile["crs"], dst_nodata=0,
-                          resampling=Resampling.bilinear)
+                reproject(
+                    rasterio.band(src, 1),
+                    band,
+                    src_nodata=0,
+                    dst_transform=profile["transform"],
+                    dst_crs=profile["crs"],
+                    dst_nodata=0,
+                    resampling=Resampling.bilinear,
+                )
             dst.write(np.clip(band.astype(np.int64) - 1000, 0, None).astype(np.uint16), i + 1)
         dst.descriptions = tuple(f.band for f in inp.files)
     return out
@@ -101,12 +117,24 @@ def test_safe_and_stac_give_the_stacks_reconstruction(products, l2a_model, tmp_p
     stack = equivalent_stack(resolve_optical(safe, L2A), tmp_path / "stack.tif")
     sar = f"{scene / 's1_vv.tif'},{scene / 's1_vh.tif'}"
     # A STAC item over the same JP2 files, its offset in raster:bands.
-    item = {"type": "Feature", "assets": {f.band: {"href": str(Path(f.path).relative_to(scene)), "type": "image/jp2", "eo:bands": [{"name": f.band}],
-                                                   "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]} for f in resolve_optical(safe, L2A).files}}
+    item = {
+        "type": "Feature",
+        "assets": {
+            f.band: {
+                "href": str(Path(f.path).relative_to(scene)),
+                "type": "image/jp2",
+                "eo:bands": [{"name": f.band}],
+                "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}],
+            }
+            for f in resolve_optical(safe, L2A).files
+        },
+    }
     (scene / "item-jp2.json").write_text(json.dumps(item))
     outs = {}
     for name, optical in (("stack", stack), ("safe", safe), ("stac", scene / "item-jp2.json")):
-        code, _, err = run_main(["infer", "--model", l2a_model, "--optical", optical, "--sar", sar, "--out", tmp_path / name], capsys, monkeypatch)
+        code, _, err = run_main(
+            ["infer", "--model", l2a_model, "--optical", optical, "--sar", sar, "--out", tmp_path / name], capsys, monkeypatch
+        )
         assert code == 0, err
         with rasterio.open(tmp_path / name / "reconstruction.tif") as src:
             outs[name] = src.read().astype(np.int64)
@@ -121,7 +149,7 @@ def test_safe_and_stac_give_the_stacks_reconstruction(products, l2a_model, tmp_p
 
 
 def test_stac_layout_of_synth(products, l2a_model, tmp_path):
-    from tdpcr_edge.data.datasets import open_dataset
+    from tdpcr_edge.data.specs import open_dataset
 
     # Scene folders of every layout read the same pixels (the 10 m bands exactly, offsets taken off).
     reads = {layout: open_dataset(str(products / layout)).read(0) for layout in ("safe", "stac", "stack")}
@@ -133,10 +161,17 @@ def test_stac_layout_of_synth(products, l2a_model, tmp_path):
 
 def test_missing_band_is_one_line_and_writes_nothing(products, tmp_path, capsys, monkeypatch):
     scene = products / "stac" / "scene_0000"
-    code, _, err = run_main(["infer", "--optical", scene / "item.json", "--sar", f"{scene / 's1_vv.tif'},{scene / 's1_vh.tif'}", "--out", tmp_path / "o"],
-                            capsys, monkeypatch)
+    code, _, err = run_main(
+        ["infer", "--optical", scene / "item.json", "--sar", f"{scene / 's1_vv.tif'},{scene / 's1_vh.tif'}", "--out", tmp_path / "o"],
+        capsys,
+        monkeypatch,
+    )
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2 and len(lines) == 1 and "item.json: B10 is missing: this model was trained on s2-l1c; train with --bands s2-l2a" in lines[0], err
+    assert (
+        code == 2
+        and len(lines) == 1
+        and "item.json: B10 is missing: this model was trained on s2-l1c; train with --bands s2-l2a" in lines[0]
+    ), err
     assert not (tmp_path / "o").exists()
 
 
@@ -189,22 +224,58 @@ def test_stack_by_position_and_by_name(tmp_path):
 
 # --- training on what the data has ----------------------------------------------------------
 
+
 def test_phase_one_without_labels_trains_and_phase_two_says_what_to_add(tmp_path, capsys, monkeypatch):
     from tdpcr_edge.train import TrainOptions, load_checkpoint, train
 
     root = tmp_path / "sen12mscr"
     fixtures.sen12mscr(root, size=32, with_lc=False)
-    metrics = train(TrainOptions(out=tmp_path / "p1", data=f"sen12mscr:{root}", phase="1", steps=2, batch=2, patch=32, save_every=2, device="cpu"))
+    metrics = train(
+        TrainOptions(out=tmp_path / "p1", data=f"sen12mscr:{root}", phase="1", steps=2, batch=2, patch=32, save_every=2, device="cpu")
+    )
     assert metrics["phases"]["1"]["val"]["model"]["psnr"] > 0
     # A 4-band model from the same 13-band patches: bands taken by position in Level-1C order.
-    train(TrainOptions(out=tmp_path / "rgbn", data=f"sen12mscr:{root}", bands="s2-rgbn", phase="1", steps=2, batch=2, patch=32, save_every=2, device="cpu"))
+    train(
+        TrainOptions(
+            out=tmp_path / "rgbn",
+            data=f"sen12mscr:{root}",
+            bands="s2-rgbn",
+            phase="1",
+            steps=2,
+            batch=2,
+            patch=32,
+            save_every=2,
+            device="cpu",
+        )
+    )
     ckpt = load_checkpoint(tmp_path / "rgbn" / "model.pt")
     assert ckpt.normalization.optical_bands == PRESETS["s2-rgbn"] and ckpt.config.optical_bands == 4
     for phase in ("2", "both"):
-        code, _, err = run_main(["train", "--out", tmp_path / f"p{phase}", "--data", f"sen12mscr:{root}", "--phase", phase, "--steps", "2",
-                                 "--batch", "2", "--patch", "32", "--init", tmp_path / "p1" / "phase1.pt"], capsys, monkeypatch)
+        code, _, err = run_main(
+            [
+                "train",
+                "--out",
+                tmp_path / f"p{phase}",
+                "--data",
+                f"sen12mscr:{root}",
+                "--phase",
+                phase,
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--patch",
+                "32",
+                "--init",
+                tmp_path / "p1" / "phase1.pt",
+            ],
+            capsys,
+            monkeypatch,
+        )
         lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert code == 2 and len(lines) == 1 and "has no labels; phase 2 trains the land-cover head on labels: add ?labels=dfc" in lines[0], err
+        assert (
+            code == 2 and len(lines) == 1 and "has no labels; phase 2 trains the land-cover head on labels: add ?labels=dfc" in lines[0]
+        ), err
         assert not (tmp_path / f"p{phase}" / "checkpoint.pt").exists()
 
 
@@ -218,7 +289,9 @@ def test_fine_tune_from_a_checkpoint_with_the_same_bands(l2a_model, tmp_path):
     train(TrainOptions(out=tmp_path / "ft", init=l2a_model, **opts))
     before, after = load_checkpoint(l2a_model), load_checkpoint(tmp_path / "ft" / "model.pt")
     assert after.normalization.optical_bands == L2A  # the bands come from the checkpoint
-    key = "optical_encoder.stem.0.conv.weight" if "optical_encoder.stem.0.conv.weight" in before.state_dict else next(iter(before.state_dict))
+    key = (
+        "optical_encoder.stem.0.conv.weight" if "optical_encoder.stem.0.conv.weight" in before.state_dict else next(iter(before.state_dict))
+    )
     assert torch.allclose(before.state_dict[key], after.state_dict[key], atol=1e-6)  # started from its weights
     with pytest.raises(CheckpointError, match="trained on s2-l2a, this run on s2-rgbn"):
         train(TrainOptions(out=tmp_path / "ft2", init=l2a_model, bands="s2-rgbn", **opts))
@@ -232,28 +305,72 @@ def test_a_four_band_model_exports_and_streams_a_stac_item(products, tmp_path, c
     from tdpcr_edge.train import TrainOptions, train
 
     rgbn = PRESETS["s2-rgbn"]
-    train(TrainOptions(out=tmp_path / "m", bands="s2-rgbn", phase="1", steps=2, batch=2, patch=32, save_every=2, val_scenes=1, val_size=32, device="cpu"))
-    m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=tmp_path / "m" / "model.pt", tile=64, eval_tiles=2, calib_tiles=2, allow_drift=True))
+    train(
+        TrainOptions(
+            out=tmp_path / "m",
+            bands="s2-rgbn",
+            phase="1",
+            steps=2,
+            batch=2,
+            patch=32,
+            save_every=2,
+            val_scenes=1,
+            val_size=32,
+            device="cpu",
+        )
+    )
+    m = run_export(
+        ExportOptions(
+            out=tmp_path / "art",
+            precision="int8",
+            checkpoint=tmp_path / "m" / "model.pt",
+            tile=64,
+            eval_tiles=2,
+            calib_tiles=2,
+            allow_drift=True,
+        )
+    )
     assert tuple(m["normalization"]["optical_bands"]) == rgbn and m["drift"]["tiles"] == 2
     root = tmp_path / "stac"
     write_synthetic(root, 1, 128, seed=4, bands=rgbn, layout="stac")
     scene = root / "scene_0000"
-    code, _, err = run_main(["infer", "--model", tmp_path / "art", "--optical", scene / "item.json", "--sar", f"{scene / 's1_vv.tif'},{scene / 's1_vh.tif'}",
-                             "--tile", "64", "--overlap", "8", "--out", tmp_path / "o"], capsys, monkeypatch)
+    code, _, err = run_main(
+        [
+            "infer",
+            "--model",
+            tmp_path / "art",
+            "--optical",
+            scene / "item.json",
+            "--sar",
+            f"{scene / 's1_vv.tif'},{scene / 's1_vh.tif'}",
+            "--tile",
+            "64",
+            "--overlap",
+            "8",
+            "--out",
+            tmp_path / "o",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     with rasterio.open(tmp_path / "o" / "reconstruction.tif") as src:
         assert src.descriptions == rgbn and src.count == 4
 
 
 def test_pairs_list_and_resolution(products, tmp_path):
-    from tdpcr_edge.data.datasets import open_dataset
     from tdpcr_edge.data.normalize import Normalization
+    from tdpcr_edge.data.specs import open_dataset
 
     scene = products / "stac" / "scene_0000"
     csv = tmp_path / "pairs.csv"
-    csv.write_text(f'optical,sar,clear\n{scene / "item.json"},"{scene / "s1_vv.tif"},{scene / "s1_vh.tif"}",{scene / "optical_clear.tif"}\n')
+    csv.write_text(
+        f'optical,sar,clear\n{scene / "item.json"},"{scene / "s1_vv.tif"},{scene / "s1_vh.tif"}",{scene / "optical_clear.tif"}\n'
+    )
     s = open_dataset(f"pairs:{csv}").read(0, Normalization(optical_bands=L2A))
     assert s.optical.shape == (12, SIZE, SIZE) and s.sar.shape == (2, SIZE, SIZE) and s.clear.shape == (12, SIZE, SIZE)
     # --resolution: the bands on a 20 m grid over the same extent.
     with BandStack(resolve_optical(scene / "item.json", L2A), resolution=20.0) as st:
-        assert (st.width, st.height, st.grid.res) == (SIZE // 2, SIZE // 2, 20.0) and st.read(window=rasterio.windows.Window(0, 0, 8, 8)).shape == (12, 8, 8)
+        assert (st.width, st.height, st.grid.res) == (SIZE // 2, SIZE // 2, 20.0) and st.read(
+            window=rasterio.windows.Window(0, 0, 8, 8)
+        ).shape == (12, 8, 8)

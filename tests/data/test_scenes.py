@@ -7,8 +7,8 @@ import rasterio
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.scenes import FILES, find_scenes, read_scene, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tests.helpers import copy_scene, rewrite_raster
 from tdpcr_edge.errors import DataError
+from tests.helpers import copy_scene, rewrite_raster
 
 
 def test_synth_layout_and_georeference(scene_dir):
@@ -34,10 +34,6 @@ def test_round_trip_equals_generator(scene_dir):
     np.testing.assert_array_equal(arr.sar, norm.sar_to_model(s.sar))
     np.testing.assert_array_equal(arr.labels, s.labels)
     assert arr.valid.all()
-
-
-
-
 
 
 def test_missing_folder(tmp_path):

@@ -11,9 +11,9 @@ import pytest
 import tdpcr_edge.export.quantizer as quantizer_module
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.export.calibration import CalibrationTiles, calibration_group
+from tdpcr_edge.export.heldout import CALIB_SEED, calibration_tiles, tiles_digest, tiles_from
 from tdpcr_edge.export.onnx_graph import export_onnx
 from tdpcr_edge.export.quantizer import Int8Quantizer
-from tdpcr_edge.export.tiles import CALIB_SEED, calibration_tiles, tiles_digest, tiles_from
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
 
@@ -52,7 +52,11 @@ def _ranges(proto, method, group, monkeypatch):
 
     groups = []
     original = TileReader.set_range
-    monkeypatch.setattr(TileReader, "set_range", lambda self, start_index, end_index: groups.append((start_index, end_index)) or original(self, start_index, end_index))
+    monkeypatch.setattr(
+        TileReader,
+        "set_range",
+        lambda self, start_index, end_index: groups.append((start_index, end_index)) or original(self, start_index, end_index),
+    )
     tiles = [(t.optical, t.sar) for t in tiles_from("synthetic", 6, 32, Normalization(), 6, CALIB_SEED, split="val")]
     q = Int8Quantizer(proto, tiles, method)
     try:

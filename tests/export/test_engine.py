@@ -10,15 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tdpcr_edge.errors import CheckpointError, ConfigError
+from tdpcr_edge.contract import read_engine_record
+from tdpcr_edge.errors import CheckpointError, ConfigError, EngineMismatch, MissingDependency
 from tdpcr_edge.export import ExportOptions, run_export
-from tdpcr_edge.export.engine import (
-    BuildOptions, EngineMismatch, check_engine_compat, engine_record, match_profile, plan_trtexec, profile_shapes,
-    read_engine_record, trtexec_command,
-)
+from tdpcr_edge.export.engine import BuildOptions, engine_record, match_profile, plan_trtexec, profile_shapes, trtexec_command
 from tdpcr_edge.export.profiles import list_profiles
 from tdpcr_edge.runtime import load_runner
-from tdpcr_edge.runtime.trt_compat import MissingDependency, in_range, network_flags, parse_version, same_release
+from tdpcr_edge.runtime.trt_compat import check_engine_compat, in_range, network_flags, parse_version, same_release
 from tdpcr_edge.runtime.trt_runner import batches, io_buffers
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -55,8 +53,12 @@ def test_trtexec_line(artifact, tmp_path):
     assert line.startswith("trtexec --onnx=") and "--stronglyTyped" in line
     assert "--maxShapes=optical:4x13x64x64,sar:4x2x64x64" in line and "workspace:4096M" in line
     assert "--timingCacheFile=cache.bin" in line and "dynamicPlugins" not in line
-    with_plugin = trtexec_command(artifact / "model.onnx", tmp_path / "m.engine", profile_shapes(json.loads((artifact / "manifest.json").read_text()), 64, 1),
-                                  BuildOptions(tile=64, plugin_lib="/opt/libtdpcr_trt_plugin.so"))
+    with_plugin = trtexec_command(
+        artifact / "model.onnx",
+        tmp_path / "m.engine",
+        profile_shapes(json.loads((artifact / "manifest.json").read_text()), 64, 1),
+        BuildOptions(tile=64, plugin_lib="/opt/libtdpcr_trt_plugin.so"),
+    )
     assert "--dynamicPlugins=/opt/libtdpcr_trt_plugin.so" in with_plugin and "--setPluginsToSerialize=" in with_plugin
 
 
@@ -147,7 +149,7 @@ def cli(*args):
 @pytest.mark.skipif(HAVE_TRT, reason="tensorrt is installed here")
 def test_build_engine_cli_without_tensorrt(artifact, tmp_path):
     p = cli("build-engine", artifact, "--out", tmp_path / "eng")
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1 and "pip install tensorrt" in lines[0]
     assert not (tmp_path / "eng").exists()
 
@@ -165,7 +167,10 @@ def test_doctor_always_answers():
 
 
 def test_import_never_pulls_tensorrt_or_onnxruntime():
-    code = "import sys, tdpcr_edge; from tdpcr_edge import load_runner; print(sorted(m for m in ('tensorrt', 'onnxruntime', 'onnx', 'pycuda', 'cuda') if m in sys.modules))"
+    code = (
+        "import sys, tdpcr_edge; from tdpcr_edge import load_runner; print(sorted(m for m in ('tensorrt', 'onnxruntime', 'onnx', "
+        "'pycuda', 'cuda') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 

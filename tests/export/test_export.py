@@ -10,14 +10,14 @@ import torch
 from onnx import numpy_helper
 
 from tdpcr_edge.data.sources import SyntheticSource
-from tdpcr_edge.errors import ConfigError, DataError
+from tdpcr_edge.errors import ConfigError, DataError, DriftBudgetError
 from tdpcr_edge.export import ExportOptions, compare_artifacts, run_export
-from tdpcr_edge.export.drift import DriftBudgetError, parse_budget
-from tdpcr_edge.export.onnx_graph import export_onnx
+from tdpcr_edge.export.drift import parse_budget
 from tdpcr_edge.export.fp16 import to_fp16
+from tdpcr_edge.export.onnx_graph import export_onnx
+from tdpcr_edge.export.profiles import list_profiles, load_profile
 from tdpcr_edge.export.quantizer import Int8Quantizer
 from tdpcr_edge.precisions import get as check_precision
-from tdpcr_edge.export.profiles import list_profiles, load_profile
 from tdpcr_edge.runtime import load_runner
 from tdpcr_edge.runtime.ort_runner import OrtRunner
 from tdpcr_edge.runtime.torch_runner import TorchRunner
@@ -181,24 +181,47 @@ def test_qat_ranges_replace_the_calibrated_ones(plain, ckpt, tmp_path):
     checked = 0
     for n in p8.graph.node:
         if n.op_type == "QuantizeLinear" and n.input[0] in by_tensor:
-            assert inits[n.input[1]] == pytest.approx(by_tensor[n.input[0]] / 127, rel=1e-5), n.input[0]  # symmetric: [-127, 127], as in training
+            assert inits[n.input[1]] == pytest.approx(by_tensor[n.input[0]] / 127, rel=1e-5), n.input[
+                0
+            ]  # symmetric: [-127, 127], as in training
             checked += 1
     assert checked >= len(conv_inputs)
 
     qat = load_checkpoint(ckpt.path)
     qat.qat_ranges = ranges
     save_checkpoint(tmp_path / "qat.pt", qat)
-    m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=tmp_path / "qat.pt", tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True))
+    m = run_export(
+        ExportOptions(
+            out=tmp_path / "art", precision="int8", checkpoint=tmp_path / "qat.pt", tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True
+        )
+    )
     assert m["calibration"]["qat_ranges"] == len(conv_inputs)
 
 
 def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
     out = tmp_path / "art"
-    m = run_export(ExportOptions(out=out, precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=4, target="jetson-agx-orin-jp6"))
+    m = run_export(
+        ExportOptions(out=out, precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=4, target="jetson-agx-orin-jp6")
+    )
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "manifest.json", "model.onnx"]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
-    for key in ("schema_version", "model", "checkpoint", "opset", "precision", "inputs", "outputs", "normalization", "classes", "colors", "calibration", "drift", "versions", "target"):
+    for key in (
+        "schema_version",
+        "model",
+        "checkpoint",
+        "opset",
+        "precision",
+        "inputs",
+        "outputs",
+        "normalization",
+        "classes",
+        "colors",
+        "calibration",
+        "drift",
+        "versions",
+        "target",
+    ):
         assert key in m, key
     assert m["precision"] == "fp16" and m["tile"] == TILE and m["target"] == "jetson-agx-orin-jp6"
     assert m["inputs"][0] == {"name": "optical", "shape": ["batch", 13, "height", "width"], "dtype": "float32"}
@@ -219,9 +242,30 @@ def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
 
 def test_impossible_budget_fails_and_writes_nothing(tmp_path, random_checkpoint):
     with pytest.raises(DriftBudgetError, match="over budget.*nothing written"):
-        run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="max_abs=1e-9"))
+        run_export(
+            ExportOptions(
+                out=tmp_path / "art",
+                precision="int8",
+                checkpoint=random_checkpoint,
+                tile=TILE,
+                eval_tiles=2,
+                calib_tiles=2,
+                drift_budget="max_abs=1e-9",
+            )
+        )
     assert list(tmp_path.iterdir()) == []
-    m = run_export(ExportOptions(out=tmp_path / "art", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="max_abs=1e-9", allow_drift=True))
+    m = run_export(
+        ExportOptions(
+            out=tmp_path / "art",
+            precision="int8",
+            checkpoint=random_checkpoint,
+            tile=TILE,
+            eval_tiles=2,
+            calib_tiles=2,
+            drift_budget="max_abs=1e-9",
+            allow_drift=True,
+        )
+    )
     assert not m["drift"]["within_budget"] and (tmp_path / "art" / "model.onnx").exists()
     assert m["calibration"]["tiles"] == 2 and m["calibration"]["method"] == "percentile"
 
@@ -231,11 +275,23 @@ def test_mixed_is_pure_int8_without_ranking_layers_when_int8_meets_the_budget(tm
 
     layer_calls = []
     real = Int8Quantizer.quantize
-    monkeypatch.setattr(Int8Quantizer, "quantize", lambda self, nodes=None, exclude=None: layer_calls.append(nodes) or real(self, nodes, exclude))
+    monkeypatch.setattr(
+        Int8Quantizer, "quantize", lambda self, nodes=None, exclude=None: layer_calls.append(nodes) or real(self, nodes, exclude)
+    )
     measured = []
     real_drift = pipeline.measure_drift
     monkeypatch.setattr(pipeline, "measure_drift", lambda *a: measured.append(a[1]) or real_drift(*a))
-    m = run_export(ExportOptions(out=tmp_path / "mixed", precision="mixed", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, drift_budget="psnr=100,miou=100"))
+    m = run_export(
+        ExportOptions(
+            out=tmp_path / "mixed",
+            precision="mixed",
+            checkpoint=random_checkpoint,
+            tile=TILE,
+            eval_tiles=2,
+            calib_tiles=2,
+            drift_budget="psnr=100,miou=100",
+        )
+    )
     assert m["fp16_fallback_layers"] == [] and m["layer_sensitivity"] is None
     assert layer_calls == [None]  # the full INT8 graph, once; no convolution quantised alone
     assert len(measured) == 1  # the graph mixed settled on is the graph shipped: its drift is measured once
@@ -247,9 +303,24 @@ def test_mixed_is_pure_int8_without_ranking_layers_when_int8_meets_the_budget(tm
 
 def test_mixed_falls_back_the_sensitive_layers_to_fp16(tmp_path, random_checkpoint):
     # A budget the full INT8 graph breaks but FP16 keeps: some layers must fall back.
-    first = run_export(ExportOptions(out=tmp_path / "int8", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True))
+    first = run_export(
+        ExportOptions(
+            out=tmp_path / "int8", precision="int8", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, allow_drift=True
+        )
+    )
     budget = f"max_abs={first['drift']['max_abs_error'] / 3:.6g}"
-    m = run_export(ExportOptions(out=tmp_path / "mixed", precision="mixed", checkpoint=random_checkpoint, tile=TILE, eval_tiles=2, calib_tiles=2, sensitivity_tiles=1, drift_budget=budget))
+    m = run_export(
+        ExportOptions(
+            out=tmp_path / "mixed",
+            precision="mixed",
+            checkpoint=random_checkpoint,
+            tile=TILE,
+            eval_tiles=2,
+            calib_tiles=2,
+            sensitivity_tiles=1,
+            drift_budget=budget,
+        )
+    )
     fallback = m["fp16_fallback_layers"]
     assert fallback and m["drift"]["within_budget"]
     assert m["layer_sensitivity"] and max(m["layer_sensitivity"].values()) > 0

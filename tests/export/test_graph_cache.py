@@ -102,7 +102,10 @@ def test_the_key_changes_with_weights_tile_and_plugin(random_checkpoint):
     model = load_checkpoint(random_checkpoint).build()
     key = og._export_key(model, 32, False, True)
     assert key == og._export_key(load_checkpoint(random_checkpoint).build(), 32, False, True)
-    assert len({key, og._export_key(model, 64, False, True), og._export_key(model, 32, True, True), og._export_key(model, 32, False, False)}) == 4
+    assert (
+        len({key, og._export_key(model, 64, False, True), og._export_key(model, 32, True, True), og._export_key(model, 32, False, False)})
+        == 4
+    )
     with torch.no_grad():
         next(model.parameters()).add_(1e-3)
     assert og._export_key(model, 32, False, True) != key

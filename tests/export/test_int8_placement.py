@@ -15,11 +15,11 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from tdpcr_edge.export.heldout import CALIB_SEED, tiles_from
 from tdpcr_edge.export.onnx_graph import export_onnx
 from tdpcr_edge.export.qat_ranges import qat_tensor_ranges
 from tdpcr_edge.export.quantizer import PAIR_SUM_LIMIT, Int8Quantizer, pair_bounds
 from tdpcr_edge.export.signs import non_negative_tensors
-from tdpcr_edge.export.tiles import CALIB_SEED, tiles_from
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
 TILE = 32
@@ -87,7 +87,11 @@ def test_no_vnni_placement_bounds_every_pair_by_its_quantisation_parameters(requ
     unsigned = non_negative_tensors(proto32)
     signed = sorted(n.name for n in proto32.graph.node if n.op_type == "Conv" and n.input[0] not in unsigned)
     # Every convolution with an input that cannot be negative in INT8; the others in float.
-    assert sorted(floats["cpu-no-vnni"]) == signed and signed and len(convs) == sum(n.op_type == "Conv" for n in proto32.graph.node) - len(signed)
+    assert (
+        sorted(floats["cpu-no-vnni"]) == signed
+        and signed
+        and len(convs) == sum(n.op_type == "Conv" for n in proto32.graph.node) - len(signed)
+    )
     assert not set(signed) & set(convs)
     bounds = pair_bounds(graph)
     for name, (q, w) in convs.items():
@@ -136,7 +140,10 @@ def _quantised_values(graph, tiles):
     names = sorted({q.output[0]: zero_types[q.input[2]] for q, _ in convs.values()}.items())
     g.graph.output.extend(helper.make_tensor_value_info(n, t, None) for n, t in names)
     session = ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
-    runs = [dict(zip([n for n, _ in names], session.run([n for n, _ in names], {"optical": t.optical[None], "sar": t.sar[None]}))) for t in tiles]
+    runs = [
+        dict(zip([n for n, _ in names], session.run([n for n, _ in names], {"optical": t.optical[None], "sar": t.sar[None]})))
+        for t in tiles
+    ]
     return {name: [r[q.output[0]] for r in runs] for name, (q, _) in convs.items()}, convs
 
 
@@ -180,9 +187,32 @@ def test_capped_export_stays_within_budget(tmp_path):
     drift = {}
     for placement in ("cpu-no-vnni", "cpu"):
         out = tmp_path / placement
-        done = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "export", "--precision", "int8", "--int8-placement", placement,
-                               "--backend", "openvino", "--tile", "64", "--eval-tiles", "4", "--calib-tiles", "8", "--allow-drift", "--out", str(out)],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tdpcr_edge.cli",
+                "export",
+                "--precision",
+                "int8",
+                "--int8-placement",
+                placement,
+                "--backend",
+                "openvino",
+                "--tile",
+                "64",
+                "--eval-tiles",
+                "4",
+                "--calib-tiles",
+                "8",
+                "--allow-drift",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         drift[placement] = json.loads((out / "manifest.json").read_text())["drift"]
     assert drift["cpu-no-vnni"]["within_budget"], drift["cpu-no-vnni"]

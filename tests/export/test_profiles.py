@@ -30,21 +30,49 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name, old, new, message", [
-    ("x86-cpu", 'isa = "VNNI"', 'isa = "VNIN"', r"x86-cpu\.toml: precision_by_isa: unknown isa 'VNIN'"),
-    ("x86-cpu", 'precision = "bf16"', 'precision = "bf61"', r"x86-cpu\.toml: precision_by_isa: unknown precision 'bf61'"),
-    ("x86-cpu", 'tile = 256', 'tile = 256\ntiles = 512', r"x86-cpu\.toml: unknown key 'tiles'"),
-    ("x86-cpu", 'isa = "AMX"', 'isa = "AMX"\nprecison = "bf16"', r"x86-cpu\.toml: unknown key precision_by_isa\[0\]\.'precison'"),
-    ("x86-cpu", 'backend = "openvino"', 'backend = "openvin"', r"x86-cpu\.toml: backend 'openvin' is not one of"),
-    ("x86-cpu", 'int8_placement = "cpu"', 'int8_placement = "cpu-avx"', r"x86-cpu\.toml: int8_placement 'cpu-avx' is not one of tensorrt, cpu, cpu-no-vnni"),
-    ("x86-cpu", 'int8_placement = "cpu-no-vnni"', 'int8_placement = "cpu-7bit"', r"x86-cpu\.toml: precision_by_isa\[2\]\.int8_placement 'cpu-7bit' is not one of"),
-    ("x86-cpu", 'isa = "AMX"', 'isa = "AMX"\nint8_placment = "cpu"', r"x86-cpu\.toml: unknown key precision_by_isa\[0\]\.'int8_placment'"),
-    ("jetson-orin-nano-jp6", 'precision = "mixed"', 'precision = "int4"', r"jetson-orin-nano-jp6\.toml: precision: unknown precision 'int4'"),
-    ("jetson-orin-nano-jp6", 'gpu_sm = 87\n', '', r"jetson-orin-nano-jp6\.toml: missing key 'gpu_sm'"),
-    ("jetson-orin-nano-jp6", 'tile = 256', 'tile = 256\nint8_placement = "cpu-no-vnni"', r"jetson-orin-nano-jp6\.toml: int8_placement 'cpu-no-vnni' writes UINT8 activations"),
-    ("jetson-orin-nano-jp6", 'min = "10.3"', 'min = "10.3"\nmax_version = "11"', r"unknown key tensorrt\.'max_version'"),
-    ("jetson-orin-nano-jp6", 'tile = 256', 'tile = 256 256', r"jetson-orin-nano-jp6\.toml: .*line"),
-])
+@pytest.mark.parametrize(
+    "name, old, new, message",
+    [
+        ("x86-cpu", 'isa = "VNNI"', 'isa = "VNIN"', r"x86-cpu\.toml: precision_by_isa: unknown isa 'VNIN'"),
+        ("x86-cpu", 'precision = "bf16"', 'precision = "bf61"', r"x86-cpu\.toml: precision_by_isa: unknown precision 'bf61'"),
+        ("x86-cpu", "tile = 256", "tile = 256\ntiles = 512", r"x86-cpu\.toml: unknown key 'tiles'"),
+        ("x86-cpu", 'isa = "AMX"', 'isa = "AMX"\nprecison = "bf16"', r"x86-cpu\.toml: unknown key precision_by_isa\[0\]\.'precison'"),
+        ("x86-cpu", 'backend = "openvino"', 'backend = "openvin"', r"x86-cpu\.toml: backend 'openvin' is not one of"),
+        (
+            "x86-cpu",
+            'int8_placement = "cpu"',
+            'int8_placement = "cpu-avx"',
+            r"x86-cpu\.toml: int8_placement 'cpu-avx' is not one of tensorrt, cpu, cpu-no-vnni",
+        ),
+        (
+            "x86-cpu",
+            'int8_placement = "cpu-no-vnni"',
+            'int8_placement = "cpu-7bit"',
+            r"x86-cpu\.toml: precision_by_isa\[2\]\.int8_placement 'cpu-7bit' is not one of",
+        ),
+        (
+            "x86-cpu",
+            'isa = "AMX"',
+            'isa = "AMX"\nint8_placment = "cpu"',
+            r"x86-cpu\.toml: unknown key precision_by_isa\[0\]\.'int8_placment'",
+        ),
+        (
+            "jetson-orin-nano-jp6",
+            'precision = "mixed"',
+            'precision = "int4"',
+            r"jetson-orin-nano-jp6\.toml: precision: unknown precision 'int4'",
+        ),
+        ("jetson-orin-nano-jp6", "gpu_sm = 87\n", "", r"jetson-orin-nano-jp6\.toml: missing key 'gpu_sm'"),
+        (
+            "jetson-orin-nano-jp6",
+            "tile = 256",
+            'tile = 256\nint8_placement = "cpu-no-vnni"',
+            r"jetson-orin-nano-jp6\.toml: int8_placement 'cpu-no-vnni' writes UINT8 activations",
+        ),
+        ("jetson-orin-nano-jp6", 'min = "10.3"', 'min = "10.3"\nmax_version = "11"', r"unknown key tensorrt\.'max_version'"),
+        ("jetson-orin-nano-jp6", "tile = 256", "tile = 256 256", r"jetson-orin-nano-jp6\.toml: .*line"),
+    ],
+)
 def test_a_bad_profile_is_one_line_naming_file_and_key(folder, name, old, new, message):
     path = folder / f"{name}.toml"
     text = path.read_text()
@@ -58,10 +86,14 @@ def test_a_bad_profile_is_one_line_naming_file_and_key(folder, name, old, new, m
 def test_cli_reports_a_bad_profile_in_one_line(folder, tmp_path):
     path = folder / "x86-cpu.toml"
     path.write_text(path.read_text().replace('isa = "VNNI"', 'isa = "VNIN"'))
-    done = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "check", "--target", "x86-cpu", str(tmp_path / "nothing")], capture_output=True, text=True,
-                          env={**__import__("os").environ, "TDPCR_PROFILES": str(folder)})
+    done = subprocess.run(
+        [sys.executable, "-m", "tdpcr_edge.cli", "check", "--target", "x86-cpu", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "TDPCR_PROFILES": str(folder)},
+    )
     assert done.returncode == 2, done.stderr
-    lines = [l for l in (done.stderr + done.stdout).strip().splitlines() if l.strip()]
+    lines = [line for line in (done.stderr + done.stdout).strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "x86-cpu.toml" in lines[0] and "VNIN" in lines[0], lines
 
 

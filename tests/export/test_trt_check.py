@@ -74,13 +74,20 @@ def test_cpu_profile_takes_every_graph_but_plugin_ones(artifacts):
 
 
 def _tiny_graph(nodes, inits, inputs=("x",), shape=("N", 4, "H", "W")):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(i, onnx.TensorProto.FLOAT, list(shape)) for i in inputs],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(i, onnx.TensorProto.FLOAT, list(shape)) for i in inputs],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def test_an_op_the_parser_lacks_is_named(tmp_path):
-    model = _tiny_graph([helper.make_node("Relu", ["x"], ["r"], name="relu0"), helper.make_node("Unique", ["r"], ["y"], name="unique_node")], [])
+    model = _tiny_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu0"), helper.make_node("Unique", ["r"], ["y"], name="unique_node")], []
+    )
     problems = check_graph(model, load_profile("jetson-orin-nano-jp6"))
     assert [p.line() for p in problems] == ["unique_node (Unique): the TensorRT ONNX parser (10.1 table) does not support Unique"]
     onnx.save(model, str(tmp_path / "m.onnx"))
@@ -89,18 +96,27 @@ def test_an_op_the_parser_lacks_is_named(tmp_path):
 def test_a_nonzero_zero_point_is_named():
     scale = numpy_helper.from_array(np.array(0.1, np.float32), "s")
     zero = numpy_helper.from_array(np.array(3, np.int8), "z")
-    model = _tiny_graph([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q_in"),
-                         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq_in")], [scale, zero])
+    model = _tiny_graph(
+        [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q_in"),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq_in"),
+        ],
+        [scale, zero],
+    )
     lines = [p.line() for p in check_graph(model, load_profile("jetson-thor-jp7"))]
-    assert lines == ["q_in (QuantizeLinear): zero point 3 is not 0; TensorRT quantises symmetrically (zero point 0)",
-                     "dq_in (DequantizeLinear): zero point 3 is not 0; TensorRT quantises symmetrically (zero point 0)"]
+    assert lines == [
+        "q_in (QuantizeLinear): zero point 3 is not 0; TensorRT quantises symmetrically (zero point 0)",
+        "dq_in (DequantizeLinear): zero point 3 is not 0; TensorRT quantises symmetrically (zero point 0)",
+    ]
 
 
 def test_mixed_float_types_resize_modes_and_fixed_shapes_are_named():
     half = numpy_helper.from_array(np.ones((1, 4, 1, 1), np.float16), "h")
     scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")
-    nodes = [helper.make_node("Add", ["x", "h"], ["a"], name="add_mixed"),
-             helper.make_node("Resize", ["a", "", "sc"], ["y"], name="resize_cubic", mode="cubic")]
+    nodes = [
+        helper.make_node("Add", ["x", "h"], ["a"], name="add_mixed"),
+        helper.make_node("Resize", ["a", "", "sc"], ["y"], name="resize_cubic", mode="cubic"),
+    ]
     problems = check_graph(_tiny_graph(nodes, [half, scales], shape=(4, 4, 128, 128)), load_profile("jetson-orin-nano-jp6"))
     lines = [p.line() for p in problems]
     assert "add_mixed (Add): mixes FP16 and FP32 inputs; a strongly typed network needs a Cast between them" in lines
@@ -129,8 +145,11 @@ def test_export_and_build_engine_run_the_check_first(tmp_path, random_checkpoint
     table["supported"] = {k: v for k, v in table["supported"].items() if k != "Conv"}
     monkeypatch.setattr(trt_check, "parser_table", lambda: table)
     with pytest.raises(ConfigError, match=r"jetson-orin-nano-jp6's TensorRT cannot take this graph: .*\(Conv\): the TensorRT ONNX parser"):
-        run_export(ExportOptions(out=tmp_path / "art", precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=1,
-                                 target="jetson-orin-nano-jp6"))
+        run_export(
+            ExportOptions(
+                out=tmp_path / "art", precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=1, target="jetson-orin-nano-jp6"
+            )
+        )
     assert not (tmp_path / "art").exists()
     with pytest.raises(ConfigError, match=r"cannot take this graph: .*\(Conv\)"):
         engine_mod.plan_trtexec(artifacts["fp16"], tmp_path / "eng", target="jetson-orin-nano-jp6")

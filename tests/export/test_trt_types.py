@@ -31,8 +31,12 @@ ignore_errors = True
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not STUBS_WHEELS, reason="tensorrt-stubs was not downloaded into .venv/stubs (make test does it; offline it cannot)"),
-    pytest.mark.skipif(__import__("importlib").util.find_spec("mypy") is None, reason="mypy is in the dev extra; this environment lacks it"),
+    pytest.mark.skipif(
+        not STUBS_WHEELS, reason="tensorrt-stubs was not downloaded into .venv/stubs (make test does it; offline it cannot)"
+    ),
+    pytest.mark.skipif(
+        __import__("importlib").util.find_spec("mypy") is None, reason="mypy is in the dev extra; this environment lacks it"
+    ),
 ]
 
 
@@ -52,8 +56,14 @@ def stubs(tmp_path_factory) -> Path:
 
 
 def mypy(stubs: Path, *files: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(stubs / "mypy.ini"), *files], cwd=cwd, capture_output=True,
-                          text=True, env={"MYPYPATH": str(stubs), "PATH": "/usr/bin:/bin"}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(stubs / "mypy.ini"), *files],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"MYPYPATH": str(stubs), "PATH": "/usr/bin:/bin"},
+        timeout=600,
+    )
 
 
 def test_the_tensorrt_code_type_checks_against_the_stubs(stubs):
@@ -64,8 +74,10 @@ def test_the_tensorrt_code_type_checks_against_the_stubs(stubs):
 
 def test_the_stubs_are_in_force(stubs, tmp_path):
     """A wrong call must be reported, or the check above proves nothing."""
-    (tmp_path / "bad.py").write_text("import tensorrt as trt\n\nbuilder = trt.Builder(trt.Logger(trt.Logger.WARNING))\n"
-                                     "network = builder.create_network('strongly typed')\nbuilder.build_serialized_network(network)\n")
+    (tmp_path / "bad.py").write_text(
+        "import tensorrt as trt\n\nbuilder = trt.Builder(trt.Logger(trt.Logger.WARNING))\n"
+        "network = builder.create_network('strongly typed')\nbuilder.build_serialized_network(network)\n"
+    )
     proc = mypy(stubs, "bad.py", cwd=tmp_path)
     assert proc.returncode == 1
     assert 'Argument 1 to "create_network" of "Builder" has incompatible type "str"' in proc.stdout

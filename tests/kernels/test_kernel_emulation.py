@@ -41,12 +41,17 @@ def test_the_kernel_code_matches_the_host_reference(tmp_path):
 
 FAULTS = {
     # A pair's two elements swapped on load: only the paired path (even planes) notices.
-    "paired load swapped": ("__ldg(reinterpret_cast<const float2*>(p));\n        a = v.x;\n        b = v.y;",
-                            "__ldg(reinterpret_cast<const float2*>(p));\n        a = v.y;\n        b = v.x;"),
+    "paired load swapped": (
+        "__ldg(reinterpret_cast<const float2*>(p));\n        a = v.x;\n        b = v.y;",
+        "__ldg(reinterpret_cast<const float2*>(p));\n        a = v.y;\n        b = v.x;",
+    ),
     # The tail guard one off: the last thread of an odd plane reads and writes one pixel past it.
     "tail one past the end": ("    if (first >= hw)\n", "    if (first > hw)\n"),
     # Shared memory staged with a stride of one block too few: part of the bank never loaded.
-    "staging stride": ("    for (int i = threadIdx.x; i < KP * channels; i += blockDim.x)", "    for (int i = threadIdx.x; i < KP * channels / 2; i += blockDim.x)"),
+    "staging stride": (
+        "    for (int i = threadIdx.x; i < KP * channels; i += blockDim.x)",
+        "    for (int i = threadIdx.x; i < KP * channels / 2; i += blockDim.x)",
+    ),
 }
 
 

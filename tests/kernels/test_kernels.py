@@ -30,7 +30,9 @@ def cmake_build(build: Path, *options: str, target: str | None = None) -> subpro
     cfg = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), *options], capture_output=True, text=True)
     if cfg.returncode != 0:
         return cfg
-    return subprocess.run(["cmake", "--build", str(build), "-j2", *(["--target", target] if target else [])], capture_output=True, text=True)
+    return subprocess.run(
+        ["cmake", "--build", str(build), "-j2", *(["--target", target] if target else [])], capture_output=True, text=True
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +98,11 @@ def test_host_refuses_bad_launches(host):
     with pytest.raises(RuntimeError, match="bad shape"):
         host.run_numpy(*inputs)  # 9 prompt channels: not compiled
     with pytest.raises(RuntimeError, match="null"):
-        host.launch({k: None for k in ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias", "fused", "reliance")}, (1, 1, 1, 1, 1), 0)
+        host.launch(
+            {k: None for k in ("optical", "sar_proj", "prompt", "bank", "context", "bias_weight", "bias_bias", "fused", "reliance")},
+            (1, 1, 1, 1, 1),
+            0,
+        )
 
 
 def test_cuda_library_compiles(build_dir):

@@ -30,8 +30,11 @@ TARGET = "tdpcr_plugin_contract"
 def build(src: Path, folder: Path, version: str) -> tuple[Path, subprocess.CompletedProcess]:
     """Configure and build the contract test from the source tree ``src``."""
     headers = TRT_HEADERS / version / "include"
-    cfg = subprocess.run(["cmake", "-S", str(src), "-B", str(folder), f"-DTensorRT_INCLUDE_DIR={headers}", "-DCMAKE_CUDA_ARCHITECTURES=90"],
-                         capture_output=True, text=True)
+    cfg = subprocess.run(
+        ["cmake", "-S", str(src), "-B", str(folder), f"-DTensorRT_INCLUDE_DIR={headers}", "-DCMAKE_CUDA_ARCHITECTURES=90"],
+        capture_output=True,
+        text=True,
+    )
     if cfg.returncode != 0:
         return folder / TARGET, cfg
     return folder / TARGET, subprocess.run(["cmake", "--build", str(folder), "-j2", "--target", TARGET], capture_output=True, text=True)
@@ -69,8 +72,18 @@ def test_contract_holds(binaries, version):
 
 
 # Odd widths and heights, channels not a multiple of 8, every supported K, batch > 1.
-SHAPES = [(2, 13, 1, 7, 9), (1, 8, 2, 1, 33), (3, 5, 3, 4, 11), (2, 24, 4, 5, 1), (1, 16, 5, 9, 7), (2, 7, 6, 6, 5),
-          (1, 32, 7, 3, 17), (2, 12, 8, 8, 15), (1, 20, 12, 5, 13), (2, 9, 16, 7, 3)]
+SHAPES = [
+    (2, 13, 1, 7, 9),
+    (1, 8, 2, 1, 33),
+    (3, 5, 3, 4, 11),
+    (2, 24, 4, 5, 1),
+    (1, 16, 5, 9, 7),
+    (2, 7, 6, 6, 5),
+    (1, 32, 7, 3, 17),
+    (2, 12, 8, 8, 15),
+    (1, 20, 12, 5, 13),
+    (2, 9, 16, 7, 3),
+]
 
 
 @pytest.mark.parametrize("version", TRT_VERSIONS)
@@ -97,11 +110,15 @@ def test_enqueue_matches_pytorch(binaries, version, dtype, tol, tmp_path):
 
 # Faults put into the plugin's source, each of which the contract must catch.
 FAULTS = {
-    "swapped inputs": ("tdpcr_pgf_tensors tensors{inputs[kOptical], inputs[kSarProj],",
-                       "tdpcr_pgf_tensors tensors{inputs[kSarProj], inputs[kOptical],"),
+    "swapped inputs": (
+        "tdpcr_pgf_tensors tensors{inputs[kOptical], inputs[kSarProj],",
+        "tdpcr_pgf_tensors tensors{inputs[kSarProj], inputs[kOptical],",
+    ),
     "wrong output type": ("    outputTypes[1] = inputTypes[kOptical];", "    outputTypes[1] = nvinfer1::DataType::kFLOAT;"),
-    "serialisation drops a field": ("    return &mFieldCollection;\n}\n\nPgfPluginCreator::PgfPluginCreator()",
-                                    "    static nvinfer1::PluginFieldCollection empty{};\n    return &empty;\n}\n\nPgfPluginCreator::PgfPluginCreator()"),
+    "serialisation drops a field": (
+        "    return &mFieldCollection;\n}\n\nPgfPluginCreator::PgfPluginCreator()",
+        "    static nvinfer1::PluginFieldCollection empty{};\n    return &empty;\n}\n\nPgfPluginCreator::PgfPluginCreator()",
+    ),
 }
 
 

@@ -14,7 +14,8 @@ import torch
 
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tdpcr_edge.runtime.archive import STATE, ArchiveOptions, run_archive
+from tdpcr_edge.runtime.archive import run_archive
+from tdpcr_edge.runtime.archive_job import STATE, ArchiveOptions
 from tdpcr_edge.runtime.scene_metrics import pool_accuracy
 from tests.helpers import run_main
 
@@ -31,12 +32,22 @@ def scenes(tmp_path_factory):
     jobs = []
     for i, size in enumerate((320, 96, 128, 96)):
         folder = write_scene(root / f"s{i}", make_scene(40 + i, 0, size))
-        jobs.append({"name": f"s{i}", "optical": folder / FILES["optical"], "sar": folder / FILES["sar"], "reference": folder / FILES["clear"],
-                     "labels": folder / FILES["labels"], "cloud": None})
+        jobs.append(
+            {
+                "name": f"s{i}",
+                "optical": folder / FILES["optical"],
+                "sar": folder / FILES["sar"],
+                "reference": folder / FILES["clear"],
+                "labels": folder / FILES["labels"],
+                "cloud": None,
+            }
+        )
     bad = write_scene(root / "bad", make_scene(49, 0, 96))
     data = (bad / FILES["optical"]).read_bytes()
     (bad / FILES["optical"]).write_bytes(data[: len(data) // 2])
-    jobs.append({"name": "bad", "optical": bad / FILES["optical"], "sar": bad / FILES["sar"], "reference": None, "labels": None, "cloud": None})
+    jobs.append(
+        {"name": "bad", "optical": bad / FILES["optical"], "sar": bad / FILES["sar"], "reference": None, "labels": None, "cloud": None}
+    )
     return jobs
 
 
@@ -76,7 +87,9 @@ def test_in_process_archive_and_its_summary(in_process, scenes):
     assert all(rows[f"s{i}"]["status"] == "done" and rows[f"s{i}"]["attempts"] == 1 for i in range(4))
     assert s["tiles"] == sum(rows[f"s{i}"]["tiles"] for i in range(4)) and s["tiles_per_s"] > 0
     # The pooled accuracy covers every valid pixel of the scored scenes.
-    assert s["accuracy"]["model"]["pixels"] == sum(int(np.prod(json.loads((out / f"s{i}" / "run.json").read_text())["inputs"]["size"])) for i in range(4))
+    assert s["accuracy"]["model"]["pixels"] == sum(
+        int(np.prod(json.loads((out / f"s{i}" / "run.json").read_text())["inputs"]["size"])) for i in range(4)
+    )
     assert 0 < s["accuracy"]["model"]["miou"] <= 100 and s["accuracy"]["input"]["psnr"] < 100
     md = (out / "summary.md").read_text()
     assert "| bad | failed |" in md and "Pooled over the archive" in md
@@ -102,20 +115,30 @@ def test_rerun_skips_complete_scenes(in_process, scenes, random_checkpoint, tmp_
 def test_cli_archive_exits_2_when_a_scene_failed(scenes, random_checkpoint, tmp_path, capsys, monkeypatch):
     csv = tmp_path / "pairs.csv"
     csv.write_text("optical,sar,name\n" + "".join(f"{j['optical']},{j['sar']},{j['name']}\n" for j in (scenes[1], scenes[4])))
-    code, stdout, stderr = run_main(["infer", "--pairs", csv, "--out", tmp_path / "out", "--model", random_checkpoint, "--tile", "64", "--overlap", "16"],
-                                    capsys, monkeypatch)
+    code, stdout, stderr = run_main(
+        ["infer", "--pairs", csv, "--out", tmp_path / "out", "--model", random_checkpoint, "--tile", "64", "--overlap", "16"],
+        capsys,
+        monkeypatch,
+    )
     assert code == 2
     errors = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: bad:") and "optical_cloudy.tif" in errors[0]
     assert (tmp_path / "out" / "s1" / "reconstruction.tif").exists() and (tmp_path / "out" / "summary.md").exists()
-    code, _, stderr = run_main(["infer", "--optical", scenes[1]["optical"], "--sar", scenes[1]["sar"], "--out", tmp_path / "o2", "--ray", "local"], capsys, monkeypatch)
+    code, _, stderr = run_main(
+        ["infer", "--optical", scenes[1]["optical"], "--sar", scenes[1]["sar"], "--out", tmp_path / "o2", "--ray", "local"],
+        capsys,
+        monkeypatch,
+    )
     assert code == 2 and "--ray runs a list of scenes" in stderr
 
 
 def test_pool_accuracy_is_pixel_exact():
     def sums(se, px, bands, cm):
-        return {"model": {"se": se, "ae": 0.0, "ssim": 0.9 * px, "sam": 2.0 * px, "px": px, "bands": bands},
-                "input": {"se": 4 * se, "ae": 0.0, "ssim": 0.5 * px, "sam": 9.0 * px, "px": px, "bands": bands}, "confusion": cm}
+        return {
+            "model": {"se": se, "ae": 0.0, "ssim": 0.9 * px, "sam": 2.0 * px, "px": px, "bands": bands},
+            "input": {"se": 4 * se, "ae": 0.0, "ssim": 0.5 * px, "sam": 9.0 * px, "px": px, "bands": bands},
+            "confusion": cm,
+        }
 
     pooled = pool_accuracy([sums(1.0, 100, 1300, [[5, 0], [0, 5]]), sums(3.0, 300, 3900, [[0, 10], [0, 10]])])
     assert pooled["model"]["psnr"] == pytest.approx(10 * np.log10(5200 / 4.0))  # from the pooled squared error, not a mean of PSNRs

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tdpcr_edge.bench import BenchOptions, run_bench
+from tdpcr_edge.bench import run_bench
+from tdpcr_edge.bench_options import BenchOptions
 from tdpcr_edge.doctor import diagnose
 from tdpcr_edge.errors import ConfigError
 from tdpcr_edge.runtime import backends, load_runner
@@ -30,14 +31,44 @@ def test_a_toy_backend_is_one_row(toy, random_checkpoint, scene_dir, tmp_path, c
         code, out, _ = run_main([command, "--help"], capsys, monkeypatch)
         assert code == 0 and "toy" in out, command
 
-    report = run_bench(BenchOptions(report=tmp_path / "rep", checkpoint=random_checkpoint, backends="toy", precisions="fp32",
-                                    data=str(scene_dir), tiles=2, tile=64, warmup=0, iterations=2))
+    report = run_bench(
+        BenchOptions(
+            report=tmp_path / "rep",
+            checkpoint=random_checkpoint,
+            backends="toy",
+            precisions="fp32",
+            data=str(scene_dir),
+            tiles=2,
+            tile=64,
+            warmup=0,
+            iterations=2,
+        )
+    )
     (row,) = report["rows"]
     assert row["backend"] == "toy" and row["psnr_delta"] == 0.0 and row["peak_mem_mb"] is not None
 
     scene = sorted(scene_dir.glob("scene_*"))[0]
-    code, _, err = run_main(["infer", "--optical", scene / "optical_cloudy.tif", "--sar", scene / "sar.tif", "--out", tmp_path / "out",
-                             "--model", random_checkpoint, "--backend", "toy", "--tile", "64", "--overlap", "16"], capsys, monkeypatch)
+    code, _, err = run_main(
+        [
+            "infer",
+            "--optical",
+            scene / "optical_cloudy.tif",
+            "--sar",
+            scene / "sar.tif",
+            "--out",
+            tmp_path / "out",
+            "--model",
+            random_checkpoint,
+            "--backend",
+            "toy",
+            "--tile",
+            "64",
+            "--overlap",
+            "16",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "out" / "run.json").read_text())["model"]["backend"] == "toy"
 
@@ -45,7 +76,9 @@ def test_a_toy_backend_is_one_row(toy, random_checkpoint, scene_dir, tmp_path, c
 def test_an_unregistered_backend_is_a_usage_error(random_checkpoint, capsys, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="unknown backend 'toy'"):
         load_runner(random_checkpoint, backend="toy")
-    code, _, err = run_main(["infer", "--optical", "a.tif", "--sar", "b.tif", "--out", tmp_path / "o", "--backend", "toy"], capsys, monkeypatch)
+    code, _, err = run_main(
+        ["infer", "--optical", "a.tif", "--sar", "b.tif", "--out", tmp_path / "o", "--backend", "toy"], capsys, monkeypatch
+    )
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "'toy' is not one of" in lines[0]
 
@@ -62,8 +95,17 @@ def test_replay_streams_a_scene_but_is_not_offered_to_users(scene_dir, tmp_path,
     with pytest.raises(ConfigError, match="unknown backend replay"):
         select("replay")  # no bench rows either
     scene = sorted(scene_dir.glob("scene_*"))[0]
-    rec = run_stream(StreamOptions(optical=scene / "optical_cloudy.tif", sar=scene / "sar.tif", out=tmp_path / "r",
-                                   backend="replay", tile=64, overlap=16, quicklook=False))
+    rec = run_stream(
+        StreamOptions(
+            optical=scene / "optical_cloudy.tif",
+            sar=scene / "sar.tif",
+            out=tmp_path / "r",
+            backend="replay",
+            tile=64,
+            overlap=16,
+            quicklook=False,
+        )
+    )
     assert rec["model"]["backend"] == "replay" and rec["tiles"]["processed"] == rec["tiles"]["total"]
     # The stored output is the input: what the stream wrote is the input, through its own normalisation and rounding.
     with rasterio.open(tmp_path / "r" / "reconstruction.tif") as a, rasterio.open(scene / "optical_cloudy.tif") as b:

@@ -11,8 +11,9 @@ from rasterio.windows import Window
 
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.errors import DataError
-from tdpcr_edge.runtime.stream.bands import EdgePieces, blend_tile, column_bands
-from tdpcr_edge.runtime.stream.blend import Blender, Journal
+from tdpcr_edge.runtime.stream.blend import Blender
+from tdpcr_edge.runtime.stream.column_bands import EdgePieces, blend_tile, column_bands
+from tdpcr_edge.runtime.stream.journal import Journal
 from tdpcr_edge.runtime.stream.scratch import ScratchRasters
 from tdpcr_edge.runtime.tiles import TileGrid, feather, spans
 
@@ -42,7 +43,10 @@ def _plain_blend(grid, tiles, norm, bands, classes):
     rel_acc, wsum, wcls = (np.zeros((h, w), np.float32) for _ in range(3))
     valid_all = np.zeros((h, w), bool)
     for t, recon, logits, rel, valid in tiles:
-        ys, xs = slice(int(t.window.row_off), int(t.window.row_off + t.window.height)), slice(int(t.window.col_off), int(t.window.col_off + t.window.width))
+        ys, xs = (
+            slice(int(t.window.row_off), int(t.window.row_off + t.window.height)),
+            slice(int(t.window.col_off), int(t.window.col_off + t.window.width)),
+        )
         th, tw = int(t.window.height), int(t.window.width)
         wt = feather(tile, tile, grid.overlap, t.taper)[:th, :tw]
         acc[:, ys, xs] += recon[:, :th, :tw] * wt
@@ -61,7 +65,18 @@ def _plain_blend(grid, tiles, norm, bands, classes):
     return {"reconstruction": recon, "classes": classes_, "confidence": conf}
 
 
-@pytest.mark.parametrize("h,w,tile,overlap,base", [(150, 170, 64, 16, 0), (120, 130, 48, 12, 0), (150, 170, 64, 16, 60), (40, 30, 64, 16, 0), (65, 70, 64, 16, 0), (300, 97, 64, 30, 100), (114, 114, 64, 16, 0)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap,base",
+    [
+        (150, 170, 64, 16, 0),
+        (120, 130, 48, 12, 0),
+        (150, 170, 64, 16, 60),
+        (40, 30, 64, 16, 0),
+        (65, 70, 64, 16, 0),
+        (300, 97, 64, 30, 100),
+        (114, 114, 64, 16, 0),
+    ],
+)
 def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base):
     """Owned pixels written directly and only the overlaps summed: every output equals the
     plain float32 weighted mean over every pixel of every tile, bit for bit, with a skipped
@@ -79,9 +94,15 @@ def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base)
         for t in grid.row(r):
             valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
             skipped = (t.row, t.col) == (1, 1)
-            tiles.append((t, rng.random((bands, tile, tile), dtype=np.float32) * 1.2 - 0.1,
-                          None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
-                          np.zeros((tile, tile), np.float32) if skipped else rng.random((tile, tile), dtype=np.float32), valid))
+            tiles.append(
+                (
+                    t,
+                    rng.random((bands, tile, tile), dtype=np.float32) * 1.2 - 0.1,
+                    None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
+                    np.zeros((tile, tile), np.float32) if skipped else rng.random((tile, tile), dtype=np.float32),
+                    valid,
+                )
+            )
     expected = _plain_blend(grid, tiles, norm, bands, classes)
     blender = Blender(grid, bands, classes, base, norm)
     got = {k: [] for k in expected}
@@ -97,7 +118,9 @@ def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base)
         np.testing.assert_array_equal(np.concatenate(got[k], axis=-2), v[..., base:, :], err_msg=k)
 
 
-@pytest.mark.parametrize("h,w,tile,overlap,band_width", [(150, 300, 64, 16, 64), (120, 330, 48, 12, 100), (65, 401, 64, 30, 150), (114, 250, 64, 16, 96)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap,band_width", [(150, 300, 64, 16, 64), (120, 330, 48, 12, 100), (65, 401, 64, 30, 150), (114, 250, 64, 16, 96)]
+)
 def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_width):
     """Band by band, each band's first tile preceded by the band before's edge piece of that
     row: the same sums in the same order as one band, so the same bits (wider overlaps at the
@@ -107,7 +130,9 @@ def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_wi
     grid = TileGrid(h, w, tile, overlap)
     layout = column_bands(grid, width=band_width)
     assert len(layout) > 1 and layout[0].x0 == 0 and layout[-1].x1 == w
-    assert all(a.x1 == b.x0 and a.x1 % 2 == (tile == 48) for a, b in zip(layout, layout[1:]))  # odd only where no tile owns up to an even column
+    assert all(
+        a.x1 == b.x0 and a.x1 % 2 == (tile == 48) for a, b in zip(layout, layout[1:])
+    )  # odd only where no tile owns up to an even column
     norm = Normalization(optical_scale=10000.0)
     tiles = {}
     scene_valid = np.zeros((h + tile, w + tile), bool)
@@ -116,8 +141,13 @@ def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_wi
         for t in grid.row(r):
             skipped = (t.row, t.col) == (1, layout[1].cols.start - 1)  # a band's last tile, skipped: an edge piece without classes
             valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
-            tiles[t.row, t.col] = (t, rng.random((bands, tile, tile), dtype=np.float32), None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
-                                   rng.random((tile, tile), dtype=np.float32), valid)
+            tiles[t.row, t.col] = (
+                t,
+                rng.random((bands, tile, tile), dtype=np.float32),
+                None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
+                rng.random((tile, tile), dtype=np.float32),
+                valid,
+            )
     expected = _plain_blend(grid, list(tiles.values()), norm, bands, classes)
     got = {k: np.zeros_like(v) for k, v in expected.items()}
     edges = EdgePieces(tmp_path)
@@ -128,7 +158,17 @@ def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_wi
             for c in band.cols:
                 t, recon, logits, rel, valid = tiles[r, c]
                 th, tw = int(t.window.height), int(t.window.width)
-                blend_tile(blender, band, grid, edges, t, recon[:, :th, :tw], None if logits is None else logits[:, :th, :tw], rel[:th, :tw], valid[:th, :tw])
+                blend_tile(
+                    blender,
+                    band,
+                    grid,
+                    edges,
+                    t,
+                    recon[:, :th, :tw],
+                    None if logits is None else logits[:, :th, :tw],
+                    rel[:th, :tw],
+                    valid[:th, :tw],
+                )
             upto = grid.final_rows(r)
             for k, v in blender.take(upto).items():
                 got[k][..., y0:upto, band.x0 : band.x1] = v
@@ -138,10 +178,19 @@ def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_wi
 
 
 def _scratch(tmp_path, width=40, height=30):
-    base = dict(driver="GTiff", interleave="band", crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 300, 10, 10), width=width, height=height)
-    specs = {"reconstruction": dict(base, count=2, dtype="uint16", nodata=0, descriptions=("B02", "B03")),
-             "classes": dict(base, count=1, dtype="uint8", nodata=255, colormap={0: (1, 2, 3, 255)}, tags={"classes": json.dumps(["a"])}),
-             "confidence": dict(base, count=1, dtype="float32", nodata=float("nan"))}
+    base = dict(
+        driver="GTiff",
+        interleave="band",
+        crs="EPSG:32632",
+        transform=rasterio.transform.from_origin(0, 300, 10, 10),
+        width=width,
+        height=height,
+    )
+    specs = {
+        "reconstruction": dict(base, count=2, dtype="uint16", nodata=0, descriptions=("B02", "B03")),
+        "classes": dict(base, count=1, dtype="uint8", nodata=255, colormap={0: (1, 2, 3, 255)}, tags={"classes": json.dumps(["a"])}),
+        "confidence": dict(base, count=1, dtype="float32", nodata=float("nan")),
+    }
     return ScratchRasters(tmp_path, specs)
 
 
@@ -150,8 +199,11 @@ def test_scratch_rasters_hold_what_each_strip_wrote(tmp_path):
     journal = Journal(tmp_path, {"run": 1}, scratch)
     journal.start()
     rng = np.random.default_rng(0)
-    full = {"reconstruction": rng.integers(1, 9000, (2, 30, 40)).astype(np.uint16), "classes": rng.integers(0, 5, (30, 40)).astype(np.uint8),
-            "confidence": rng.random((30, 40), dtype=np.float32)}
+    full = {
+        "reconstruction": rng.integers(1, 9000, (2, 30, 40)).astype(np.uint16),
+        "classes": rng.integers(0, 5, (30, 40)).astype(np.uint8),
+        "confidence": rng.random((30, 40), dtype=np.float32),
+    }
     for y0, y1 in ((0, 12), (12, 25), (25, 30)):
         journal.add(y0, y1, {k: v[..., y0:y1, :] for k, v in full.items()})
     for name, data in full.items():
@@ -169,7 +221,15 @@ def test_resume_refuses_a_damaged_scratch_raster(tmp_path):
     scratch = _scratch(tmp_path)
     journal = Journal(tmp_path, {"run": 1}, scratch)
     journal.start()
-    journal.add(0, 10, {"reconstruction": np.ones((2, 10, 40), np.uint16), "classes": np.zeros((10, 40), np.uint8), "confidence": np.zeros((10, 40), np.float32)})
+    journal.add(
+        0,
+        10,
+        {
+            "reconstruction": np.ones((2, 10, 40), np.uint16),
+            "classes": np.zeros((10, 40), np.uint8),
+            "confidence": np.zeros((10, 40), np.float32),
+        },
+    )
     scratch.path("classes").write_bytes(b"not a tiff")
     with pytest.raises(DataError, match=r"classes\.gtiff: scratch raster .* cannot be read.*delete"):
         Journal(tmp_path, {"run": 1}, scratch).load()
@@ -191,8 +251,18 @@ def test_level_one_in_memory_is_gdals_average(tmp_path, nodata):
     if nodata is not None:
         data[rng.random(data.shape) < 0.3] = nodata
         data[:, :4, :4] = nodata  # groups with no valid pixel
-    with rasterio.open(tmp_path / "a.tif", "w", driver="GTiff", width=130, height=96, count=3, dtype="uint16", nodata=nodata,
-                       crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 960, 10, 10)) as dst:
+    with rasterio.open(
+        tmp_path / "a.tif",
+        "w",
+        driver="GTiff",
+        width=130,
+        height=96,
+        count=3,
+        dtype="uint16",
+        nodata=nodata,
+        crs="EPSG:32632",
+        transform=rasterio.transform.from_origin(0, 960, 10, 10),
+    ) as dst:
         dst.write(data)
     with rasterio.open(tmp_path / "a.tif") as src:
         expected = src.read(out_shape=(3, 48, 65), resampling=Resampling.average)
@@ -213,8 +283,18 @@ def test_mode_in_memory_is_gdals_mode_overview(tmp_path, values, nodata):
     if nodata is not None:
         data[rng.random(data.shape) < 0.35] = nodata
         data[:, :4, :4] = nodata
-    with rasterio.open(tmp_path / "c.tif", "w", driver="GTiff", width=130, height=96, count=1, dtype="uint8", nodata=nodata,
-                       crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 960, 10, 10)) as dst:
+    with rasterio.open(
+        tmp_path / "c.tif",
+        "w",
+        driver="GTiff",
+        width=130,
+        height=96,
+        count=1,
+        dtype="uint8",
+        nodata=nodata,
+        crs="EPSG:32632",
+        transform=rasterio.transform.from_origin(0, 960, 10, 10),
+    ) as dst:
         dst.write(data)
         dst.write_colormap(1, {i: (40 * i, 0, 0, 255) for i in range(values)})
     with rasterio.open(tmp_path / "c.tif", "r+") as dst:
@@ -243,9 +323,10 @@ def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path,
     top to bottom), for each output's kind (reflectance averaged, classes by mode, float
     reliance with NaN nodata), against GDAL building every level on the complete raster: the
     COGs must be the same bytes."""
+    import threading
+
     from rasterio.enums import Resampling
     from rasterio.shutil import copy as rio_copy
-    import threading
 
     from tdpcr_edge.runtime.stream.overviews import StripOverviews, overview_factors, streamed_levels
 
@@ -264,8 +345,20 @@ def test_streamed_overviews_give_the_same_cog_as_overviews_built_after(tmp_path,
     data = pixels(rng, (2, height, w)).astype(dtype)
     data[:, 41:301, 101:261] = nodata  # left out of the averages and the mode: whole 2x2 groups, parts of groups
     data[rng.random(data.shape) < 0.1] = nodata
-    spec = dict(driver="GTiff", interleave="band", tiled=True, blockxsize=256, blockysize=256, count=2, dtype=dtype, nodata=nodata, width=w, height=height,
-                crs="EPSG:32632", transform=rasterio.transform.from_origin(0, 20000, 10, 10))
+    spec = dict(
+        driver="GTiff",
+        interleave="band",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        count=2,
+        dtype=dtype,
+        nodata=nodata,
+        width=w,
+        height=height,
+        crs="EPSG:32632",
+        transform=rasterio.transform.from_origin(0, 20000, 10, 10),
+    )
     factors = overview_factors(w, height)
     assert streamed_levels(height, factors, w, cuts) == {(1372, ()): 2, (1371, ()): 0, (1030, ()): 1, (1372, (464, 912)): 2}[height, cuts]
     cog = dict(driver="COG", blocksize=512, compress="ZSTD", level=1, predictor="YES")

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tdpcr_edge.bench import BenchOptions, artifact_key, artifact_keys, run_bench
+from tdpcr_edge.bench import run_bench
+from tdpcr_edge.bench_artifacts import artifact_key, artifact_keys
+from tdpcr_edge.bench_options import BenchOptions
 from tdpcr_edge.data.sources import SyntheticSource
 from tdpcr_edge.errors import CheckpointError, ConfigError
 from tdpcr_edge.export import ExportOptions, nncf_peer, run_export
@@ -17,8 +19,10 @@ from tdpcr_edge.runtime.combos import Combo, select, unavailable
 TILE = 64
 ROW = Combo("openvino", "int8", "nncf", "cpu")
 needs_openvino = pytest.mark.skipif(backends.get("openvino").missing() is not None, reason="openvino is not installed")
-needs_nncf = pytest.mark.skipif(not backends.has_module("nncf") or backends.get("openvino").missing() is not None,
-                                reason="nncf (pip install 'tdpcr-edge[nncf]') or openvino is not installed")
+needs_nncf = pytest.mark.skipif(
+    not backends.has_module("nncf") or backends.get("openvino").missing() is not None,
+    reason="nncf (pip install 'tdpcr-edge[nncf]') or openvino is not installed",
+)
 
 
 def without_nncf(monkeypatch):
@@ -65,7 +69,9 @@ def test_the_ir_runs_close_to_fp32(nncf_ir, fp32_artifact):
     record = json.loads((nncf_ir / "nncf.json").read_text())
     assert record["nncf"] and record["openvino"] and record["parameters"]["overflow_fix"] == "default"
     assert record["source_onnx_sha256"] == json.loads((fp32_artifact / "manifest.json").read_text())["onnx_sha256"]
-    assert record["calibration"]["tiles"] == 2 and record["calibration"]["tile"] == TILE and len(record["calibration"]["tiles_sha256"]) == 64
+    assert (
+        record["calibration"]["tiles"] == 2 and record["calibration"]["tile"] == TILE and len(record["calibration"]["tiles_sha256"]) == 64
+    )
     manifest = json.loads((nncf_ir / "manifest.json").read_text())
     assert manifest["precision"] == "int8" and manifest["format"] == "openvino-ir" and manifest["onnx_sha256"] is None
     assert manifest["model_bytes"] == sum(f.stat().st_size for f in nncf_peer.model_files(nncf_ir))
@@ -120,8 +126,19 @@ def test_a_stale_folder_is_remade_and_a_foreign_one_refused(nncf_ir, fp32_artifa
 
 @needs_nncf
 def test_bench_measures_the_row(fp32_artifact, random_checkpoint, tmp_path, monkeypatch):
-    opts = BenchOptions(report=tmp_path / "rep", checkpoint=random_checkpoint, backends="openvino", precisions="int8", tiles=2, tile=TILE,
-                        warmup=0, iterations=2, calib_tiles=2, eval_tiles=1, skip="openvino-int8")
+    opts = BenchOptions(
+        report=tmp_path / "rep",
+        checkpoint=random_checkpoint,
+        backends="openvino",
+        precisions="int8",
+        tiles=2,
+        tile=TILE,
+        warmup=0,
+        iterations=2,
+        calib_tiles=2,
+        eval_tiles=1,
+        skip="openvino-int8",
+    )
     report = run_bench(opts)
     (row,) = report["rows"]
     folder = tmp_path / "rep" / "artifacts" / "int8-nncf"
@@ -134,5 +151,12 @@ def test_bench_measures_the_row(fp32_artifact, random_checkpoint, tmp_path, monk
     without_nncf(monkeypatch)
     again = run_bench(BenchOptions(**{**opts.__dict__, "precisions": "fp32,int8", "skip": "openvino-int8,openvino-fp32-default"}))
     assert again["exported"] == [] and [r["variant"] for r in again["rows"]] == [""]
-    assert again["skipped"] == [{"backend": "openvino", "precision": "int8", "variant": "nncf", "device": "cpu",
-                                 "reason": "nncf is not installed (pip install 'tdpcr-edge[nncf]')"}]
+    assert again["skipped"] == [
+        {
+            "backend": "openvino",
+            "precision": "int8",
+            "variant": "nncf",
+            "device": "cpu",
+            "reason": "nncf is not installed (pip install 'tdpcr-edge[nncf]')",
+        }
+    ]

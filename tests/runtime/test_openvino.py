@@ -15,10 +15,10 @@ from tdpcr_edge.data.sources import SyntheticSource
 from tdpcr_edge.errors import CheckpointError, ConfigError, MissingDependency
 from tdpcr_edge.export import ExportOptions, run_export
 from tdpcr_edge.export.engine import plan_trtexec
-from tdpcr_edge.export.signs import non_negative_tensors
 from tdpcr_edge.export.profiles import load_profile
-from tdpcr_edge.runtime import load_runner, resolve_backend
+from tdpcr_edge.export.signs import non_negative_tensors
 from tdpcr_edge.probe import CpuIsa, cpu_isa
+from tdpcr_edge.runtime import load_runner, resolve_backend
 from tdpcr_edge.runtime.openvino_runner import OpenVinoRunner
 from tests.helpers import run_main
 
@@ -44,7 +44,10 @@ def test_isa_features_from_cpuinfo_flags():
     with pytest.raises(KeyError):
         xeon.has("SSE9")
     here = cpu_isa()
-    assert here.model and set(here.features) in ({"AVX2", "AVX-512", "VNNI", "AVX512_BF16", "AMX"}, {"NEON", "DOTPROD", "I8MM", "BF16", "SVE"})
+    assert here.model and set(here.features) in (
+        {"AVX2", "AVX-512", "VNNI", "AVX512_BF16", "AMX"},
+        {"NEON", "DOTPROD", "I8MM", "BF16", "SVE"},
+    )
 
 
 def test_x86_cpu_profile_picks_the_precision_from_the_isa():
@@ -102,7 +105,9 @@ def test_openvino_f32_matches_onnx_runtime(fp32_artifact, tiles):
 def test_bf16_runs_in_bf16(fp32_artifact, tiles):
     optical, sar = batch(tiles)
     f32 = OpenVinoRunner(fp32_artifact / "model.onnx", json.loads((fp32_artifact / "manifest.json").read_text())["model"])(optical, sar)
-    bf16 = OpenVinoRunner(fp32_artifact / "model.onnx", json.loads((fp32_artifact / "manifest.json").read_text())["model"], inference_precision="bf16")(optical, sar)
+    bf16 = OpenVinoRunner(
+        fp32_artifact / "model.onnx", json.loads((fp32_artifact / "manifest.json").read_text())["model"], inference_precision="bf16"
+    )(optical, sar)
     err = np.abs(bf16["reconstruction"] - f32["reconstruction"]).max()
     assert 0 < err < 0.1  # rounded to BF16's 8-bit mantissa: not the f32 result, not far from it
 
@@ -112,7 +117,9 @@ def test_bf16_refused_where_the_cpu_lacks_it(fp32_artifact, monkeypatch):
 
     monkeypatch.setattr(ovr, "cpu_isa", lambda: isa("avx2", "fma"))
     with pytest.raises(ConfigError, match="BF16 needs a CPU that computes it natively.*has AVX2"):
-        OpenVinoRunner(fp32_artifact / "model.onnx", {"widths": [16, 32, 64], "optical_bands": 13, "sar_bands": 2}, inference_precision="bf16")
+        OpenVinoRunner(
+            fp32_artifact / "model.onnx", {"widths": [16, 32, 64], "optical_bands": 13, "sar_bands": 2}, inference_precision="bf16"
+        )
 
 
 def test_concurrent_calls_share_one_compiled_model(fp32_artifact, tiles):
@@ -192,15 +199,24 @@ def test_cli_errors_exit_2_and_write_nothing(fp32_artifact, tmp_path, scene_dir,
     broken = run_main(["infer", "--model", bad, "--backend", "openvino", "--out", tmp_path / "b", *common], capsys, monkeypatch)
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "openvino", None)
-        missing = run_main(["infer", "--model", fp32_artifact, "--backend", "openvino", "--out", tmp_path / "a", *common], capsys, monkeypatch)
+        missing = run_main(
+            ["infer", "--model", fp32_artifact, "--backend", "openvino", "--out", tmp_path / "a", *common], capsys, monkeypatch
+        )
     for (code, _, err), out, words in ((missing, "a", "pip install 'tdpcr-edge[openvino]'"), (broken, "b", "cannot compile this graph")):
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1 and words in lines[0], err
         assert not (tmp_path / out).exists()
     # The package and its other backends import without openvino.
-    ok = subprocess.run([sys.executable, "-c", "import sys; sys.modules['openvino'] = None; import tdpcr_edge, tdpcr_edge.cli; "
-                         "from tdpcr_edge.runtime.combos import unavailable, Combo; print(unavailable(Combo('openvino', 'fp32')))"],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['openvino'] = None; import tdpcr_edge, tdpcr_edge.cli; "
+            "from tdpcr_edge.runtime.combos import unavailable, Combo; print(unavailable(Combo('openvino', 'fp32')))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "openvino is not installed" in ok.stdout
 
 
@@ -213,11 +229,11 @@ def test_missing_openvino_is_a_missing_dependency(monkeypatch, fp32_artifact):
 def test_non_negative_tensors_by_structure():
     nodes = [
         helper.make_node("Relu", ["x"], ["r"]),
-        helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),            # Clip(0, 6): non-negative
-        helper.make_node("Clip", ["x", "neg", "hi"], ["s"]),           # Clip(-6, 6): signed
-        helper.make_node("Concat", ["r", "c"], ["cat"], axis=1),        # of non-negatives
-        helper.make_node("Concat", ["r", "s"], ["mix"], axis=1),        # one signed input
-        helper.make_node("Add", ["cat", "optical"], ["sum"]),           # the normalised input is in [0, 1]
+        helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),  # Clip(0, 6): non-negative
+        helper.make_node("Clip", ["x", "neg", "hi"], ["s"]),  # Clip(-6, 6): signed
+        helper.make_node("Concat", ["r", "c"], ["cat"], axis=1),  # of non-negatives
+        helper.make_node("Concat", ["r", "s"], ["mix"], axis=1),  # one signed input
+        helper.make_node("Add", ["cat", "optical"], ["sum"]),  # the normalised input is in [0, 1]
         helper.make_node("Sub", ["r", "c"], ["diff"]),
     ]
     inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("lo", 0.0), ("hi", 6.0), ("neg", -6.0))]
@@ -231,8 +247,18 @@ def test_non_negative_tensors_by_structure():
 @pytest.fixture(scope="module")
 def cpu_int8(tmp_path_factory, random_checkpoint):
     out = tmp_path_factory.mktemp("ov") / "int8-cpu"
-    m = run_export(ExportOptions(out=out, precision="int8", target="x86-cpu", checkpoint=random_checkpoint, tile=TILE,
-                                 eval_tiles=2, calib_tiles=2, allow_drift=True))
+    m = run_export(
+        ExportOptions(
+            out=out,
+            precision="int8",
+            target="x86-cpu",
+            checkpoint=random_checkpoint,
+            tile=TILE,
+            eval_tiles=2,
+            calib_tiles=2,
+            allow_drift=True,
+        )
+    )
     return out, m
 
 
@@ -262,7 +288,16 @@ def test_export_option_conflicts(tmp_path, random_checkpoint):
     with pytest.raises(ConfigError, match="bf16 is the FP32 graph computed in BF16 by OpenVINO"):
         run_export(ExportOptions(out=tmp_path / "a", precision="bf16", backend="ort", checkpoint=random_checkpoint, tile=TILE))
     with pytest.raises(ConfigError, match="TensorRT does not take"):
-        run_export(ExportOptions(out=tmp_path / "b", precision="int8", target="jetson-orin-nano-jp6", int8_placement="cpu", checkpoint=random_checkpoint, tile=TILE))
+        run_export(
+            ExportOptions(
+                out=tmp_path / "b",
+                precision="int8",
+                target="jetson-orin-nano-jp6",
+                int8_placement="cpu",
+                checkpoint=random_checkpoint,
+                tile=TILE,
+            )
+        )
     with pytest.raises(ConfigError, match="measured on ort or openvino"):
         run_export(ExportOptions(out=tmp_path / "c", precision="fp32", backend="trt", checkpoint=random_checkpoint, tile=TILE))
     assert not any(tmp_path.iterdir())
@@ -331,14 +366,18 @@ def test_an_artifact_runs_on_openvino_without_importing_onnx(fp32_artifact, tile
     a CLI stream's start. A fresh process loads, runs and compares with this one's result."""
     optical, sar = batch(tiles)
     here = load_runner(fp32_artifact, backend="openvino")(optical, sar)["reconstruction"]
-    code = ("import sys, numpy as np; from tdpcr_edge.runtime import load_runner\n"
-            f"r = load_runner({str(fp32_artifact)!r}, backend='openvino')\n"
-            "o, s = np.load(sys.argv[1]), np.load(sys.argv[2])\n"
-            "np.save(sys.argv[3], r(o, s)['reconstruction']); print('onnx' in sys.modules)")
+    code = (
+        "import sys, numpy as np; from tdpcr_edge.runtime import load_runner\n"
+        f"r = load_runner({str(fp32_artifact)!r}, backend='openvino')\n"
+        "o, s = np.load(sys.argv[1]), np.load(sys.argv[2])\n"
+        "np.save(sys.argv[3], r(o, s)['reconstruction']); print('onnx' in sys.modules)"
+    )
     d = fp32_artifact.parent / "no-onnx"
     d.mkdir(exist_ok=True)
     np.save(d / "o.npy", optical), np.save(d / "s.npy", sar)
-    done = subprocess.run([sys.executable, "-c", code, str(d / "o.npy"), str(d / "s.npy"), str(d / "r.npy")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(d / "o.npy"), str(d / "s.npy"), str(d / "r.npy")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
     np.testing.assert_array_equal(np.load(d / "r.npy"), here)

@@ -13,11 +13,16 @@ CONFIG = {"widths": [8, 16], "optical_bands": 13, "sar_bands": 2}
 
 def identity_graph() -> onnx.ModelProto:
     """The runner's three outputs from its two inputs, nothing computed."""
-    inputs = [helper.make_tensor_value_info("optical", TensorProto.FLOAT, ["n", 13, "h", "w"]),
-              helper.make_tensor_value_info("sar", TensorProto.FLOAT, ["n", 2, "h", "w"])]
+    inputs = [
+        helper.make_tensor_value_info("optical", TensorProto.FLOAT, ["n", 13, "h", "w"]),
+        helper.make_tensor_value_info("sar", TensorProto.FLOAT, ["n", 2, "h", "w"]),
+    ]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("reconstruction", "segmentation", "reliance")]
-    nodes = [helper.make_node("Identity", ["optical"], ["reconstruction"]), helper.make_node("Identity", ["sar"], ["segmentation"]),
-             helper.make_node("ReduceMean", ["sar"], ["reliance"], axes=[1], keepdims=1)]
+    nodes = [
+        helper.make_node("Identity", ["optical"], ["reconstruction"]),
+        helper.make_node("Identity", ["sar"], ["segmentation"]),
+        helper.make_node("ReduceMean", ["sar"], ["reliance"], axes=[1], keepdims=1),
+    ]
     return helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", 13)])
 
 

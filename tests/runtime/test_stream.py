@@ -18,11 +18,11 @@ import torch
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tests.helpers import copy_scene, rewrite_raster
 from tdpcr_edge.errors import ConfigError, DataError
 from tdpcr_edge.runtime.stream import StreamOptions, run_stream
 from tdpcr_edge.runtime.tiles import TileGrid
 from tdpcr_edge.train.checkpoint import load_checkpoint
+from tests.helpers import copy_scene, rewrite_raster
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,16 @@ def opts(scene, out, ckpt, **kw):
 
 
 def test_outputs_are_georeferenced_cogs(scene, tmp_path, random_checkpoint):
-    rec = run_stream(opts(scene, tmp_path / "out", random_checkpoint, reference=scene / FILES["clear"], labels=scene / FILES["labels"], cloud=scene / FILES["cloud"]))
+    rec = run_stream(
+        opts(
+            scene,
+            tmp_path / "out",
+            random_checkpoint,
+            reference=scene / FILES["clear"],
+            labels=scene / FILES["labels"],
+            cloud=scene / FILES["cloud"],
+        )
+    )
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["classes.tif", "confidence.tif", "quicklook.png", "reconstruction.tif", "run.json"]
     with rasterio.open(scene / FILES["optical"]) as ref:
@@ -76,7 +85,10 @@ def test_matches_whole_scene_inference_away_from_seams(scene, tmp_path, random_c
     o = torch.from_numpy(norm.optical_to_model(s.optical_cloudy))[None]
     a = torch.from_numpy(norm.sar_to_model(s.sar))[None]
     tiles = [t for r in range(len(grid.ys)) for t in grid.row(r)]
-    windows = [(slice(t.window.row_off, t.window.row_off + t.window.height), slice(t.window.col_off, t.window.col_off + t.window.width)) for t in tiles]
+    windows = [
+        (slice(t.window.row_off, t.window.row_off + t.window.height), slice(t.window.col_off, t.window.col_off + t.window.width))
+        for t in tiles
+    ]
     cover = np.zeros((150, 200), np.int32)
     for ys, xs in windows:
         cover[ys, xs] += 1
@@ -121,8 +133,24 @@ def test_uniform_scene_has_no_tile_grid(tmp_path):
 def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
     folder = tmp_path / "tall"
     write_scene(folder, make_scene(4, 0, (640, 96)))
-    args = [sys.executable, "-m", "tdpcr_edge.cli", "infer", "--model", str(random_checkpoint), "--optical", str(folder / FILES["optical"]),
-            "--sar", str(folder / FILES["sar"]), "--tile", "64", "--overlap", "16", "--batch", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "tdpcr_edge.cli",
+        "infer",
+        "--model",
+        str(random_checkpoint),
+        "--optical",
+        str(folder / FILES["optical"]),
+        "--sar",
+        str(folder / FILES["sar"]),
+        "--tile",
+        "64",
+        "--overlap",
+        "16",
+        "--batch",
+        "1",
+    ]
     subprocess.run(args + ["--out", str(tmp_path / "straight")], check=True, capture_output=True)
     victim = tmp_path / "killed"
     proc = subprocess.Popen(args + ["--out", str(victim)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,7 +175,6 @@ def test_resume_after_kill_gives_identical_pixels(tmp_path, random_checkpoint):
             half = (a.count, -(-a.height // 2), -(-a.width // 2))
             np.testing.assert_array_equal(a.read(out_shape=half), b.read(out_shape=half))
     assert not (victim / ".partial").exists()
-
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +226,9 @@ def _straight_and_stopped(options, tmp_path, part: tuple[int, int]) -> tuple[dic
 def test_a_banded_run_resumes_mid_band_to_the_same_cogs(wide_scene, tmp_path, random_checkpoint):
     """Stopped in the third band (the journal, the scratch rasters and the edge pieces left as a
     kill leaves them), resumed: the same COGs as a run never stopped."""
-    straight, journal = _straight_and_stopped(lambda out: opts(wide_scene, out, random_checkpoint, batch=1, band_width=300, quicklook=False), tmp_path, (2, 3))
+    straight, journal = _straight_and_stopped(
+        lambda out: opts(wide_scene, out, random_checkpoint, batch=1, band_width=300, quicklook=False), tmp_path, (2, 3)
+    )
     assert journal["band"] == 2 and journal["flushed"] > 0 and not (tmp_path / "resumed" / "reconstruction.tif").exists()
     again = run_stream(opts(wide_scene, tmp_path / "resumed", random_checkpoint, batch=1, band_width=300, quicklook=False, resume=True))
     assert again["tiles"]["resumed_from_band"] == 2 and again["tiles"]["processed"] < straight["tiles"]["processed"]
@@ -289,7 +318,7 @@ def test_a_batch_reaches_the_writer_before_the_next_is_read(scene, tmp_path, ran
     (the first batch used to leave only when the next batch was submitted)."""
     import threading
 
-    import tdpcr_edge.runtime.stream.pipeline as stream
+    import tdpcr_edge.runtime.stream.read as stream
 
     blended, waited = threading.Event(), []
 
@@ -414,9 +443,8 @@ def test_a_runner_is_activated_while_the_scene_is_opened(scene, tmp_path, random
 
 def test_only_cpu_backends_share_the_cores(random_checkpoint):
     from tdpcr_edge.probe import cpu_cores
-    from tdpcr_edge.runtime.torch_runner import TorchRunner
-
     from tdpcr_edge.runtime.ort_runner import OrtRunner
+    from tdpcr_edge.runtime.torch_runner import TorchRunner
 
     cpu = TorchRunner(random_checkpoint)
     assert cpu.share_cpu(2) == 2 and cpu.threads == max(1, cpu_cores() // 2)
@@ -577,9 +605,29 @@ def test_option_errors(scene, tmp_path, random_checkpoint):
 
 def test_pairs_cli(scene, tmp_path, random_checkpoint):
     csv = tmp_path / "pairs.csv"
-    csv.write_text(f"optical,sar,name\n{scene / FILES['optical']},{scene / FILES['sar']},a\n{scene / FILES['optical']},{scene / FILES['sar']},b\n")
-    p = subprocess.run([sys.executable, "-m", "tdpcr_edge.cli", "infer", "--pairs", str(csv), "--out", str(tmp_path / "out"), "--model", str(random_checkpoint), "--tile", "64", "--overlap", "8"],
-                       capture_output=True, text=True)
+    csv.write_text(
+        f"optical,sar,name\n{scene / FILES['optical']},{scene / FILES['sar']},a\n{scene / FILES['optical']},{scene / FILES['sar']},b\n"
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tdpcr_edge.cli",
+            "infer",
+            "--pairs",
+            str(csv),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            str(random_checkpoint),
+            "--tile",
+            "64",
+            "--overlap",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "out" / "a" / "reconstruction.tif").exists() and (tmp_path / "out" / "b" / "run.json").exists()
     assert "tiles/s" in p.stdout

@@ -6,8 +6,19 @@ from pathlib import Path
 from tdpcr_edge.runtime.backends import Backend
 from tdpcr_edge.runtime.torch_runner import TorchRunner
 
-ROW = Backend("toy", "tests.runtime.toy_backend", "checkpoint", ("numpy",), "numpy", "pip install numpy", ("cpu",), False, "checkpoint",
-              "a test's toy backend (PyTorch eager, renamed)", rows=(("fp32", "", "cpu"),))
+ROW = Backend(
+    "toy",
+    "tests.runtime.toy_backend",
+    "checkpoint",
+    ("numpy",),
+    "numpy",
+    "pip install numpy",
+    ("cpu",),
+    False,
+    "checkpoint",
+    "a test's toy backend (PyTorch eager, renamed)",
+    rows=(("fp32", "", "cpu"),),
+)
 
 
 class ToyRunner(TorchRunner):

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from tdpcr_edge.contract import default_checkpoint_path
 from tdpcr_edge.errors import CheckpointError
-from tdpcr_edge.train.checkpoint import default_checkpoint_path, load_checkpoint
+from tdpcr_edge.train.checkpoint import load_checkpoint
 
 
 def test_round_trip(random_checkpoint):

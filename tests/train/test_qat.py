@@ -14,7 +14,6 @@ from tdpcr_edge.train.qat import (
     range_parameters,
     set_rounding,
 )
-
 from tests.train.test_train import small
 
 
@@ -166,8 +165,8 @@ def test_a_qat_checkpoint_builds_with_its_clips_and_exports_them():
     import numpy as np
     import onnxruntime as ort
 
-    from tdpcr_edge.export.onnx_graph import export_onnx
     from tdpcr_edge.export.fp16 import to_fp16
+    from tdpcr_edge.export.onnx_graph import export_onnx
 
     ckpt = load_checkpoint()
     assert ckpt.qat

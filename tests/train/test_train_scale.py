@@ -16,14 +16,15 @@ import pytest
 import rasterio
 import torch
 
-from tdpcr_edge.data.datasets import Sample, open_dataset
+from tdpcr_edge.data.dataset import Sample
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.scenes import SceneArrays
 from tdpcr_edge.data.sources import DatasetSource
+from tdpcr_edge.data.specs import open_dataset
 from tdpcr_edge.errors import ConfigError
 from tdpcr_edge.model import TDPCR
-from tdpcr_edge.train import device as step_devices
 from tdpcr_edge.train import TrainOptions, load_checkpoint, train
+from tdpcr_edge.train import device as step_devices
 from tdpcr_edge.train.samples import MicroBatches, SampleStream, loader, micro_batch
 from tests.data import fixtures
 from tests.helpers import rewrite_raster, run_main
@@ -42,6 +43,7 @@ def sen12(tmp_path_factory):
 
 
 # --- the data pipeline -----------------------------------------------------------------
+
 
 def read_all(stream, workers, steps=3, batch=4, rank=0, world=1, accumulate=1):
     return list(loader(stream, MicroBatches(0, steps, batch, rank, world, accumulate), workers))
@@ -84,10 +86,17 @@ class Grid:
         return len(self.samples)
 
     def read(self, i, norm=None):
-        yy, xx = np.mgrid[0:self.size, 0:self.size]
+        yy, xx = np.mgrid[0 : self.size, 0 : self.size]
         code = (yy * self.size + xx + i * self.size**2).astype(np.float32)
-        return SceneArrays(f"g{i}", np.stack([code, code + 1]), code[None] * 2, np.ones(code.shape, bool), np.stack([code, -code]),
-                           code.astype(np.int64), code / 1e6)
+        return SceneArrays(
+            f"g{i}",
+            np.stack([code, code + 1]),
+            code[None] * 2,
+            np.ones(code.shape, bool),
+            np.stack([code, -code]),
+            code.astype(np.int64),
+            code / 1e6,
+        )
 
 
 def test_crops_flips_and_rotations_are_the_same_on_every_layer_and_epochs_reshuffle():
@@ -146,8 +155,19 @@ def in_process(out, **kw):
 def torchrun(out, nproc=2, **kw) -> subprocess.Popen:
     opts = {**COMMON, **kw}
     opts.pop("val_size")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "--no-python", str(TDPCR_EDGE),
-           "train", "--out", str(out), *cli_args(**opts)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "--no-python",
+        str(TDPCR_EDGE),
+        "train",
+        "--out",
+        str(out),
+        *cli_args(**opts),
+    ]
     # val_size is not a CLI option: the CLI validates on 128-pixel scenes, so the in-process
     # references below pass val_size=128 where validation figures are compared.
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -256,10 +276,13 @@ def test_a_killed_rank_stops_the_job_and_a_rerun_resumes(tmp_path):
 
 # --- validation during training ------------------------------------------------------------
 
+
 def test_validation_every_n_steps_keeps_the_best_and_draws_curves(tmp_path):
     import json
 
-    train(TrainOptions(out=tmp_path / "run", steps=6, batch=2, patch=32, save_every=3, val_every=2, val_scenes=2, val_size=32, device="cpu"))
+    train(
+        TrainOptions(out=tmp_path / "run", steps=6, batch=2, patch=32, save_every=3, val_every=2, val_scenes=2, val_size=32, device="cpu")
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for phase in ("1", "2"):
         curve = metrics["phases"][phase]["val_curve"]
@@ -285,6 +308,7 @@ def test_validation_on_the_data_sets_val_split(sen12, tmp_path):
 
 
 # --- refusals ------------------------------------------------------------------------------
+
 
 def test_bad_options_are_one_line_and_leave_the_checkpoint_alone(sen12, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
@@ -313,7 +337,11 @@ def test_bad_options_are_one_line_and_leave_the_checkpoint_alone(sen12, tmp_path
     broken = tmp_path / "broken"
     shutil.copytree(sen12, broken)
     (broken / "ROIs1970_fall_s1" / "s1_3" / "ROIs1970_fall_s1_3_p2.tif").unlink()
-    refused("--data", f"sen12mscr:{broken}?labels=dfc", match="ROIs1970_fall_s1_3_p2.tif: missing (sar of patch ROIs1970_fall_3_p2, split train)")
+    refused(
+        "--data",
+        f"sen12mscr:{broken}?labels=dfc",
+        match="ROIs1970_fall_s1_3_p2.tif: missing (sar of patch ROIs1970_fall_3_p2, split train)",
+    )
     # Bad pixels found while a loader worker reads them: still the one line naming the file.
     bad_labels = tmp_path / "bad-labels"
     shutil.copytree(sen12, bad_labels)
@@ -322,7 +350,14 @@ def test_bad_options_are_one_line_and_leave_the_checkpoint_alone(sen12, tmp_path
         data = src.read()
     data[0, 0, 0] = 42
     rewrite_raster(lc, data)
-    refused("--data", f"sen12mscr:{bad_labels}?labels=dfc", "--workers", "2", "--no-resume", match="lc_3_p1.tif: IGBP land-cover codes must be 1..17, found 42")
+    refused(
+        "--data",
+        f"sen12mscr:{bad_labels}?labels=dfc",
+        "--workers",
+        "2",
+        "--no-resume",
+        match="lc_3_p1.tif: IGBP land-cover codes must be 1..17, found 42",
+    )
 
 
 def test_eval_of_a_data_set_without_labels_says_patches_and_warns_nothing(sen12, capsys, monkeypatch, recwarn):
@@ -333,11 +368,25 @@ def test_eval_of_a_data_set_without_labels_says_patches_and_warns_nothing(sen12,
 
 # --- precision and devices ------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not step_devices.cpu_has_bf16(), reason="this CPU has neither AVX512-BF16 nor AMX")
 def test_bf16_autocast_step_on_a_cpu_with_bf16(tmp_path):
     def losses(amp):
-        m = train(TrainOptions(out=tmp_path / amp, phase="1", steps=10, batch=2, patch=32, save_every=10, val_scenes=1, val_size=32, device="cpu",
-                               amp=amp, deterministic=True))
+        m = train(
+            TrainOptions(
+                out=tmp_path / amp,
+                phase="1",
+                steps=10,
+                batch=2,
+                patch=32,
+                save_every=10,
+                val_scenes=1,
+                val_size=32,
+                device="cpu",
+                amp=amp,
+                deterministic=True,
+            )
+        )
         return [v for _, v in m["phases"]["1"]["loss"]]
 
     fp32, bf16 = losses("off"), losses("bf16")
@@ -353,7 +402,20 @@ def test_bf16_autocast_step_on_a_cpu_with_bf16(tmp_path):
 def test_training_steps_on_cuda(tmp_path, amp):
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no BF16")
-    metrics = train(TrainOptions(out=tmp_path / "run", phase="both", steps=10, batch=4, patch=64, save_every=10, val_scenes=2, val_size=64, device="cuda", amp=amp))
+    metrics = train(
+        TrainOptions(
+            out=tmp_path / "run",
+            phase="both",
+            steps=10,
+            batch=4,
+            patch=64,
+            save_every=10,
+            val_scenes=2,
+            val_size=64,
+            device="cuda",
+            amp=amp,
+        )
+    )
     assert metrics["device"].startswith("cuda")
     assert all(np.isfinite(v) for ph in ("1", "2") for _, v in metrics["phases"][ph]["loss"])
 
@@ -361,7 +423,11 @@ def test_training_steps_on_cuda(tmp_path, amp):
 @pytest.mark.gpu
 @cuda
 def test_quantisation_aware_training_on_cuda(tmp_path):
-    metrics = train(TrainOptions(out=tmp_path / "run", phase="both", steps=8, batch=4, patch=64, save_every=8, val_scenes=2, val_size=64, device="cuda", qat=True))
+    metrics = train(
+        TrainOptions(
+            out=tmp_path / "run", phase="both", steps=8, batch=4, patch=64, save_every=8, val_scenes=2, val_size=64, device="cuda", qat=True
+        )
+    )
     ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
     assert ckpt.qat_ranges and all(np.isfinite(v) and v > 0 for v in ckpt.qat_ranges.values())
     assert metrics["device"].startswith("cuda")

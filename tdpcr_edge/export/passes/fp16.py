@@ -25,5 +25,9 @@ def convert(art: Artifact) -> None:
         island_drift = art.measure(islands)
         if not over_budget(island_drift, art.budget):
             art.proto = islands
-            art.plugin_precision = {"precision": "fp32", "fp16_drift": _short(fp16_drift), "fp32_drift": _short(island_drift),
-                                    "why": "FP16 plugin nodes broke the drift budget; FP32 islands meet it"}
+            art.plugin_precision = {
+                "precision": "fp32",
+                "fp16_drift": _short(fp16_drift),
+                "fp32_drift": _short(island_drift),
+                "why": "FP16 plugin nodes broke the drift budget; FP32 islands meet it",
+            }

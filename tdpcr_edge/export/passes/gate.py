@@ -17,8 +17,16 @@ def run(art: Artifact) -> None:
     art.stage("measure drift")
     drift = art.measure(art.proto)
     broken = over_budget(drift, art.budget)
-    drift.update({"budget": art.budget, "within_budget": not broken, "precision": art.precision, "eval_data": art.opts.eval_data,
-                  "backend": art.backend, "inference_precision": runtime_precision(art)})
+    drift.update(
+        {
+            "budget": art.budget,
+            "within_budget": not broken,
+            "precision": art.precision,
+            "eval_data": art.opts.eval_data,
+            "backend": art.backend,
+            "inference_precision": runtime_precision(art),
+        }
+    )
     art.drift = drift
     if broken and not art.opts.allow_drift:
         raise DriftBudgetError(

@@ -13,9 +13,9 @@ from ..artifact import Artifact
 from ..calibration import PERCENTILE
 from ..drift import over_budget
 from ..fp16 import fp16_islands
+from ..heldout import CALIB_SEED, calibration_tiles, crop
 from ..qat_ranges import qat_tensor_ranges
 from ..quantizer import Int8Quantizer
-from ..tiles import CALIB_SEED, calibration_tiles, crop
 
 
 def quantize(art: Artifact) -> None:

@@ -15,9 +15,9 @@ import onnx
 
 from ...contract import PLUGIN_OP, PLUGIN_VERSION, build_manifest, file_sha256
 from ...io_utils import atomic_dir, write_json
+from ...runtime.graph import count_plugin_nodes
 from ..artifact import Artifact
 from ..onnx_graph import OPSET, io_signature
-from ..plugin_op import count_plugin_nodes
 from .gate import runtime_precision
 
 
@@ -26,11 +26,23 @@ def run(art: Artifact) -> dict:
     inputs, outputs = io_signature(art.proto)
     manifest = build_manifest(
         model=c.to_dict(),
-        checkpoint={"file": "checkpoint.pt", "sha256": file_sha256(ckpt.path), "source": str(ckpt.path), "phase": ckpt.phase, "step": ckpt.step},
+        checkpoint={
+            "file": "checkpoint.pt",
+            "sha256": file_sha256(ckpt.path),
+            "source": str(ckpt.path),
+            "phase": ckpt.phase,
+            "step": ckpt.step,
+        },
         opset=OPSET,
         precision=art.precision,
         tile=art.tile,
-        plugin={"enabled": art.opts.plugin, "nodes": count_plugin_nodes(art.proto), "op": PLUGIN_OP, "version": PLUGIN_VERSION, **(art.plugin_precision or {})},
+        plugin={
+            "enabled": art.opts.plugin,
+            "nodes": count_plugin_nodes(art.proto),
+            "op": PLUGIN_OP,
+            "version": PLUGIN_VERSION,
+            **(art.plugin_precision or {}),
+        },
         inputs=inputs,
         outputs=outputs,
         normalization=ckpt.normalization.to_dict(),

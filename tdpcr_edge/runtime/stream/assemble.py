@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import rasterio
 from rasterio.shutil import copy as rio_copy
 
 from ...io_utils import atomic_path
-from .blend import Journal
+from .journal import Journal
 from .overviews import COG_BLOCK
 from .scratch import NAMES
 
@@ -23,8 +22,12 @@ OUTPUTS = tuple(f"{name}.tif" for name in NAMES)
 # GDAL >= 2.3 to read; `deflate` is there for older readers. Overviews average (reflectance,
 # reliance) or take the mode (classes): GDAL's default cubic resampling cost more than
 # compressing the full resolution (overviews.OVERVIEW_RESAMPLING).
-COMPRESSION = {"zstd": dict(compress="ZSTD", level=1, predictor="YES"), "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
-               "lzw": dict(compress="LZW", predictor="YES"), "none": dict(compress="NONE")}
+COMPRESSION = {
+    "zstd": dict(compress="ZSTD", level=1, predictor="YES"),
+    "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
+    "lzw": dict(compress="LZW", predictor="YES"),
+    "none": dict(compress="NONE"),
+}
 
 
 class Stopped(Exception):
@@ -38,6 +41,7 @@ def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callabl
     confidence maps cost no wall time beside the reconstruction. ``ready(name)`` waits until
     that output's overview levels are final (False: the run stopped), so an output's copy
     starts while the others' last levels are still being made."""
+
     def one(name: str, tmp: Path) -> float:
         c0 = time.thread_time()
         if ready is not None and not ready(name):
@@ -46,7 +50,15 @@ def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callabl
         # to it, it writes them to a compressed temporary file and reads them back, which takes
         # longer for identical pixels (docs/streaming.md).
         journal.scratch.overviews[name].finish()  # the levels not made during the stream
-        rio_copy(str(journal.scratch.path(name)), str(tmp), driver="COG", overviews="FORCE_USE_EXISTING", blocksize=COG_BLOCK, num_threads="ALL_CPUS", **COMPRESSION[compress])
+        rio_copy(
+            str(journal.scratch.path(name)),
+            str(tmp),
+            driver="COG",
+            overviews="FORCE_USE_EXISTING",
+            blocksize=COG_BLOCK,
+            num_threads="ALL_CPUS",
+            **COMPRESSION[compress],
+        )
         return time.thread_time() - c0
 
     # Each output is made under a temporary name; if one fails, none is renamed.

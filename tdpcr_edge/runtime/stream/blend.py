@@ -1,61 +1,13 @@
-"""Blending and the journal: tiles are added into a strip of rows with feathered weights;
-rows no later tile reaches are finished, written into the scratch rasters and recorded in
-the journal that ``--resume`` trusts."""
+"""Blending: tiles are added into a strip of rows with feathered weights; rows no later tile
+reaches are finished (``Blender.take``) for the writer to write and journal (``journal``)."""
 
 from __future__ import annotations
-
-import hashlib
-import json
-from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from ...data.normalize import Normalization
-from ...errors import DataError
-from ...io_utils import write_json
 from ..tiles import TileGrid, spans
-from .scratch import ScratchRasters
-
-class Journal:
-    """The record of finished strips, written into the scratch rasters: what resume trusts.
-    ``band``: the column band in progress (``bands``), ``flushed``: its rows finished."""
-
-    def __init__(self, folder: Path, fingerprint: dict, scratch: ScratchRasters):
-        self.folder = folder
-        self.path = folder / "journal.json"
-        self.fingerprint = fingerprint
-        self.scratch = scratch
-        self.band, self.flushed = 0, 0
-        self.strips: list[dict] = []
-
-    def start(self) -> None:
-        """A new run: the scratch rasters created, nothing flushed."""
-        self.scratch.create()
-
-    def load(self, strict: bool = True) -> bool:
-        """Read the journal; False when there is none, or (``strict=False``) when it belongs
-        to a different run, which the caller then starts over."""
-        if not self.path.exists():
-            return False
-        d = json.loads(self.path.read_text())
-        if d["fingerprint"] != self.fingerprint and not strict:
-            return False
-        if d["fingerprint"] != self.fingerprint:
-            raise DataError(f"{self.path}: journal of a different run (inputs, model or tiling changed); drop --resume or delete {self.folder}")
-        self.scratch.check()
-        self.band, self.flushed, self.strips = d["band"], d["flushed"], d["strips"]
-        return True
-
-    def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray], band=None) -> None:
-        """Rows [y0, y1) of ``band`` (``bands.Band``; the whole width when None) are final."""
-        x0 = band.x0 if band is not None else 0
-        self.scratch.write(y0, y1, arrays, x0)
-        self.strips.append({"band": self.band, "y0": y0, "y1": y1})
-        self.flushed = y1
-        if band is not None and not band.last and y1 == self.scratch.specs["reconstruction"]["height"]:
-            self.band, self.flushed = band.index + 1, 0
-        write_json(self.path, {"fingerprint": self.fingerprint, "band": self.band, "flushed": self.flushed, "strips": self.strips})
 
 
 class _Sums:
@@ -125,13 +77,16 @@ class Blender:
         self.rows = _Sums(bands, classes, max(slots, 1), width)
         self.cols = _Sums(bands, classes, tile, max(int(self.col_rank[width]), 1))
         self.valid = np.zeros((tile, width), bool)
-        self.out = {"reconstruction": np.zeros((bands, tile, width), np.uint16), "classes": np.zeros((tile, width), np.uint8),
-                    "confidence": np.zeros((tile, width), np.float32)}
+        self.out = {
+            "reconstruction": np.zeros((bands, tile, width), np.uint16),
+            "classes": np.zeros((tile, width), np.uint8),
+            "confidence": np.zeros((tile, width), np.float32),
+        }
         self._tmp = np.empty((max(bands, classes, 1), tile, tile), np.float32)  # weighted tile part, reused
 
     def add(self, window: Window, weight: np.ndarray, recon, logits, rel, valid, start: int = 0) -> None:
         """Blend one tile. ``start``: the tile column the arrays begin at (an edge piece of the
-        band before, ``bands.EdgePieces``); columns outside the strip's are left out."""
+        band before, ``column_bands.EdgePieces``); columns outside the strip's are left out."""
         y0, x0 = int(window.row_off), int(window.col_off)
         skip = max(0, self.base - y0)  # rows already final (resume)
         (ny0, ny1), (ey0, ey1) = self.ys.nonzero[self.row_of[y0]], self.ys.owned[self.row_of[y0]]
@@ -180,7 +135,11 @@ class Blender:
                 out["reconstruction"][:, rows], out["classes"][rows], out["confidence"][rows] = self.rows.mean(slots, self.norm)
             elif self.shared_cols.size:
                 recon, classes, conf = self.cols.mean(rows, self.norm)
-                out["reconstruction"][:, rows, self.shared_cols], out["classes"][rows, self.shared_cols], out["confidence"][rows, self.shared_cols] = recon, classes, conf
+                (
+                    out["reconstruction"][:, rows, self.shared_cols],
+                    out["classes"][rows, self.shared_cols],
+                    out["confidence"][rows, self.shared_cols],
+                ) = recon, classes, conf
         done = {k: v[..., :n, :].copy() for k, v in out.items()}
         valid = self.valid[:n]
         if not valid.all():
@@ -209,20 +168,3 @@ def _runs(mask: np.ndarray):
     edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
     bounds = [0, *edges.tolist(), mask.size]
     return [(bool(mask[a]), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def journal_fingerprint(opts, meta: dict, reader, workers: int, bands=()) -> dict:
-    """What a journal's strips depend on: inputs, model, backend, tiling, column bands, batches, workers."""
-    def stat(p):
-        s = Path(p).stat()
-        return [str(Path(p).resolve()), s.st_size, int(s.st_mtime)]
-
-    model = meta["source"]
-    model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
-    def stats(bands):
-        return [stat(p) if Path(p).exists() else [p] for p in dict.fromkeys(f.path for f in bands.files)]
-
-    return {"optical": stats(reader.optical_input), "sar": stats(reader.sar_input), "radiometry": reader.optical_input.radiometry,
-            "resolution": reader.opt.grid.res, "model": model_id, "backend": meta["backend"],
-            "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch, "workers": workers, "skip_clear": opts.skip_clear, "align": opts.align,
-            "size": [reader.height, reader.width], "bands": [b.x0 for b in bands]}

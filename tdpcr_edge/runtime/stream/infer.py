@@ -4,14 +4,16 @@ run on the inference workers, and handed to the writer in the order they came.""
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
+from .channel import POLL_S, Channel
+from .messages import END, EndOfStream, TileInferred, TileRead
 from .options import worker_slices
 
 
@@ -52,88 +54,104 @@ class Activation:
         self.runner.deactivate()
 
 
+@dataclass
+class _Batch:
+    """Tiles of one row submitted together; ``future`` is None when all are skipped."""
+
+    future: Future | None
+    items: list[TileRead]
+
+
 class InferenceStage:
-    """The inference stage of one ``pipeline.ScenePipeline`` (``pipe``): its runner, workers,
-    queues and counters."""
+    """Tiles from ``channel.tiles`` run on ``workers`` threads, their results put on
+    ``channel.results``; tiles and skips counted in ``counts``, seconds in ``stages`` and
+    ``cpu``. ``activation``: waited for before the first call (None: the runner is active);
+    ``keep_active``: left active afterwards, for the next scene."""
 
-    def __init__(self, pipe):
-        self.pipe = pipe
+    def __init__(
+        self, channel: Channel, runner, workers: int, batch: int, stages, cpu, counts: dict, activation=None, keep_active: bool = False
+    ):
+        self.channel, self.runner, self.workers, self.batch = channel, runner, workers, batch
+        self.stages, self.cpu, self.counts = stages, cpu, counts
+        self.activation, self.keep_active = activation, keep_active
 
-    def _infer_batch(self, run: list) -> tuple[dict, float]:
+    def _infer_batch(self, run: list[TileRead]) -> tuple[dict, float]:
         t0, c0 = time.perf_counter(), time.thread_time()
-        res = self.pipe.runner(np.stack([p[2] for p in run]), np.stack([p[3] for p in run]))
-        self.pipe.cpu.add("infer", time.thread_time() - c0)
+        res = self.runner(np.stack([p.optical for p in run]), np.stack([p.sar for p in run]))
+        self.cpu.add("infer", time.thread_time() - c0)
         return res, time.perf_counter() - t0
 
     def _next_item(self, inflight: deque):
         """The reader's next item; while waiting for it, what leads ``inflight`` and is done is
         handed to the writer: a finished batch does not wait for the next one to be read and
         submitted, so the writer starts on the first tiles as early as it can."""
-        while not self.pipe.stop.is_set():
-            while inflight and (inflight[0][0] != "batch" or inflight[0][1] is None or inflight[0][1].done()):
+        while not self.channel.stop.is_set():
+            while inflight and (not isinstance(inflight[0], _Batch) or inflight[0].future is None or inflight[0].future.done()):
                 self._emit_front(inflight)
-            try:
-                return self.pipe.q_in.get(timeout=0.005 if inflight else 0.2)
-            except queue.Empty:
-                continue
-        return None
+            item = self.channel.poll(self.channel.tiles, 0.005 if inflight else POLL_S)
+            if item is not None:
+                return item
+        return END
 
     def _emit_front(self, inflight: deque) -> None:
         entry = inflight.popleft()
-        if entry[0] != "batch":  # a row or band marker
-            self.pipe.put(self.pipe.q_out, entry)
+        if not isinstance(entry, _Batch):  # a row or band marker
+            self.channel.put(self.channel.results, entry)
             return
-        _, future, items = entry
         res = None
-        if future is not None:
-            res, seconds = future.result()
-            self.pipe.stages.infer += seconds
+        if entry.future is not None:
+            res, seconds = entry.future.result()
+            self.stages.infer += seconds
         k = 0
-        for _, t, optical, _sar, valid, skip in items:
+        for item in entry.items:
+            t = item.tile
             h, w = int(t.window.height), int(t.window.width)
-            if skip:
-                self.pipe.counts["skipped"] += 1
-                self.pipe.put(self.pipe.q_out, ("tile", t, optical[:, :h, :w], None, np.zeros((h, w), np.float32), valid))
+            if item.skip:
+                self.counts["skipped"] += 1
+                out = TileInferred(t, item.optical[:, :h, :w], None, np.zeros((h, w), np.float32), item.valid)
             else:
-                self.pipe.put(self.pipe.q_out, ("tile", t, res["reconstruction"][k][:, :h, :w], res["segmentation"][k][:, :h, :w], res["reliance"][k][0, :h, :w], valid))
+                out = TileInferred(
+                    t, res["reconstruction"][k][:, :h, :w], res["segmentation"][k][:, :h, :w], res["reliance"][k][0, :h, :w], item.valid
+                )
                 k += 1
-            self.pipe.counts["tiles"] += 1
+            self.channel.put(self.channel.results, out)
+            self.counts["tiles"] += 1
 
     def run(self) -> None:
         """Batches of one tile row on ``workers`` threads; results leave in submission order
         (row markers included), so the writer sees exactly what a single worker would give."""
-        pending: list = []
+        pending: list[TileRead] = []
         inflight: deque = deque()
-        with ThreadPoolExecutor(self.pipe.workers, thread_name_prefix="tdpcr-infer") as pool:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="tdpcr-infer") as pool:
 
             def flush_batch():
                 if not pending:
                     return
-                for part in worker_slices(len(pending), self.pipe.workers):
+                for part in worker_slices(len(pending), self.workers):
                     items = pending[part]
-                    run = [p for p in items if not p[5]]
-                    inflight.append(("batch", pool.submit(self._infer_batch, run) if run else None, items))
+                    run = [p for p in items if not p.skip]
+                    inflight.append(_Batch(pool.submit(self._infer_batch, run) if run else None, items))
                 pending.clear()
                 # At most `workers` batches computing or waiting to be emitted: memory stays bounded.
-                while sum(e[0] == "batch" for e in inflight) > self.pipe.workers:
+                while sum(isinstance(e, _Batch) for e in inflight) > self.workers:
                     self._emit_front(inflight)
 
             try:
-                if self.pipe.activation is not None:
-                    self.pipe.activation.wait()
+                if self.activation is not None:
+                    self.activation.wait()
                 # Already active: leaving it frees the model before the COG assembly, unless
                 # the runner serves the next scene too.
-                with contextlib.nullcontext() if self.pipe.keep_active else self.pipe.runner:
+                with contextlib.nullcontext() if self.keep_active else self.runner:
                     while True:
                         item = self._next_item(inflight)
-                        if item is None:
+                        if isinstance(item, EndOfStream):
                             break
-                        if item[0] != "tile":  # a row or band marker
+                        if not isinstance(item, TileRead):  # a row or band marker
                             flush_batch()  # batches never span rows, so a resumed run batches alike
                             inflight.append(item)
                             continue
                         pending.append(item)
-                        if len(pending) == self.pipe.opts.batch:
+                        if len(pending) == self.batch:
                             flush_batch()
                     flush_batch()
                     while inflight:

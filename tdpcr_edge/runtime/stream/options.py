@@ -7,10 +7,11 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...data.datasets import read_pairs  # noqa: F401  (re-exported: the CLI and tests import it from the stream)
+from ...data.specs import read_pairs
 from ...errors import INSTALL, ConfigError, DataError, MissingDependency
 from ...probe import cpu_cores
 from ..runner import Runner
+
 
 def default_workers() -> int:
     """Two concurrent inference calls wherever there are two cores to split. On the CPU, two
@@ -50,7 +51,7 @@ class StreamOptions:
     workers: int | None = None  # concurrent inference calls; None: default_workers()
     resolution: float | None = None  # metres; None: the finest optical band's grid
     optical_offset: float | None = None  # added to every optical DN; None: what the data says
-    band_width: int = 2048  # columns streamed at a time (``bands``): memory follows this, not the scene's width
+    band_width: int = 2048  # columns streamed at a time (``column_bands``): memory follows this, not the scene's width
 
 
 def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
@@ -64,9 +65,13 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
     if path is not None and path.is_file() and path.suffix == ".json":
         report, (path, best_backend, picked) = path, from_report(path)
         if backend not in ("auto", best_backend):
-            raise ConfigError(f"{report}: its fastest row within budget runs on {best_backend}; leave --backend auto or pass the artifact itself")
+            raise ConfigError(
+                f"{report}: its fastest row within budget runs on {best_backend}; leave --backend auto or pass the artifact itself"
+            )
         backend = best_backend
-    if path is None and (backends.get(backend).reads == "artifact" if backend != "auto" else backends.first_reading("checkpoint").missing() is not None):
+    if path is None and (
+        backends.get(backend).reads == "artifact" if backend != "auto" else backends.first_reading("checkpoint").missing() is not None
+    ):
         # A runtime install (no torch), or a backend that runs artifacts: the shipped model
         # as its packaged FP32 artifact.
         path = shipped_artifact_path()
@@ -74,7 +79,11 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
     runner = load_runner(path, backend=backend)
     meta = runner_meta(runner, backend, path)
     if picked is not None:
-        meta["picked_from_report"] = {"report": str(report), "row": f"{picked['backend']} {picked['precision']}", "latency_ms_p50": picked["latency_ms_p50"]}
+        meta["picked_from_report"] = {
+            "report": str(report),
+            "row": f"{picked['backend']} {picked['precision']}",
+            "latency_ms_p50": picked["latency_ms_p50"],
+        }
     return runner, meta
 
 
@@ -93,7 +102,7 @@ def scene_jobs(spec: str | Path) -> list[dict]:
     """Scenes to stream for ``--pairs``: a pairs CSV, or any data-set spec (``sen12mscr:ROOT``,
     ``luojia:ROOT``, ``pairs:CSV``, a synth folder; test split by default). Labels travel
     only where they are plain class ids (SEN12MS's IGBP codes need the reader's mapping)."""
-    from ...data.datasets import open_dataset, parse_spec
+    from ...data.specs import open_dataset, parse_spec
 
     kind, path, _ = parse_spec(str(spec))
     if kind == "folder" and Path(path).is_file():
@@ -103,7 +112,16 @@ def scene_jobs(spec: str | Path) -> list[dict]:
     for sample in dataset.samples:
         p = sample.paths
         labels = p.get("labels") if dataset.label_codes == "ids" else None
-        jobs.append({"optical": p["optical"], "sar": p["sar"], "reference": p.get("clear"), "labels": labels, "cloud": p.get("cloud"), "name": sample.name})
+        jobs.append(
+            {
+                "optical": p["optical"],
+                "sar": p["sar"],
+                "reference": p.get("clear"),
+                "labels": labels,
+                "cloud": p.get("cloud"),
+                "name": sample.name,
+            }
+        )
     return jobs
 
 
@@ -120,7 +138,9 @@ def check_stream_options(opts: StreamOptions) -> None:
             raise DataError(f"{path}: not found; check the path")
     if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
         # Scene accuracy runs on torchmetrics: said before anything is written, not after.
-        raise MissingDependency(f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)")
+        raise MissingDependency(
+            f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)"
+        )
     check_tiling(opts.tile, opts.overlap)
     if opts.compress not in COMPRESSION:
         raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")

@@ -47,7 +47,9 @@ def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[in
     return factors
 
 
-def streamed_levels(height: int, factors: list[int], width: int | None = None, cuts: tuple[int, ...] = (), even_widths: bool = False) -> int:
+def streamed_levels(
+    height: int, factors: list[int], width: int | None = None, cuts: tuple[int, ...] = (), even_widths: bool = False
+) -> int:
     """How many leading overview levels can be made strip by strip: as long as the level
     they are made from has an even number of rows (an exact 2x in rows). Made band by band
     (column bands meeting at ``cuts``) or by ``half_float``, also an even number of columns
@@ -65,7 +67,9 @@ class StripOverviews:
     """Levels 1..n of one scratch raster, kept up to date with its finished rows: the rows of
     one column band at a time where the scene is streamed in bands (meeting at ``cuts``)."""
 
-    def __init__(self, base: Path, spec: dict, factors: list[int], resampling: Resampling, lock: threading.Lock, cuts: tuple[int, ...] = ()):
+    def __init__(
+        self, base: Path, spec: dict, factors: list[int], resampling: Resampling, lock: threading.Lock, cuts: tuple[int, ...] = ()
+    ):
         self.base, self.spec, self.resampling, self.lock = base, spec, resampling, lock
         self.factors = factors
         # GDAL's decimated read averages floats in another order than its overviews (the last
@@ -78,7 +82,9 @@ class StripOverviews:
         # own kernel: an even width; averages of unsigned 16-bit integers or floats, the mode of
         # bytes (tests/runtime/test_blend.py compares them).
         dtype = np.dtype(spec["dtype"])
-        kernel = (resampling == Resampling.average and (self.floats or dtype == np.uint16)) or (resampling == Resampling.mode and dtype == np.uint8)
+        kernel = (resampling == Resampling.average and (self.floats or dtype == np.uint16)) or (
+            resampling == Resampling.mode and dtype == np.uint8
+        )
         self.in_memory = self.levels > 0 and spec["width"] % 2 == 0 and kernel
         self.band_cols = (0, spec["width"])  # the columns whose rows ``update`` is given
         # Made under names of their own, renamed to GDAL's overview names once complete: while
@@ -110,7 +116,11 @@ class StripOverviews:
             final.unlink(missing_ok=True)  # left by a run killed after its last level was renamed
         for k, path in enumerate(self.paths):
             h, w = self.sizes[k + 1]
-            spec = {key: v for key, v in self.spec.items() if key not in ("descriptions", "colormap", "tags", "tiled", "blockxsize", "blockysize")}
+            spec = {
+                key: v
+                for key, v in self.spec.items()
+                if key not in ("descriptions", "colormap", "tags", "tiled", "blockxsize", "blockysize")
+            }
             tiled = dict(tiled=True, blockxsize=256, blockysize=256) if h >= 256 and w >= 256 else {}
             transform = self.spec["transform"] * self.spec["transform"].scale(2 ** (k + 1))
             with rasterio.open(path, "w", **{**spec, "height": h, "width": w, "transform": transform, **tiled}):
@@ -124,7 +134,7 @@ class StripOverviews:
 
     def resume(self, bands: list, band: int, flushed: int) -> None:
         """A resumed run's levels, remade from the rows the scratch raster holds: every row of
-        the bands before ``band`` (``bands.Band``), ``flushed`` rows of that one."""
+        the bands before ``band`` (``column_bands.Band``), ``flushed`` rows of that one."""
         for b in bands[:band]:
             self.update(self.spec["height"], cols=(b.x0, b.x1))
         self.update(flushed, cols=(bands[band].x0, bands[band].x1))
@@ -158,7 +168,7 @@ class StripOverviews:
         raster itself for k = 0) in whole row pairs, so the same pixels as GDAL's overview of
         the whole level: GDAL's decimated read, or ``half_float`` of the rows read back.
         In pieces of READ_ROWS level rows, so a resumed run's read-back stays small."""
-        (sh, sw), (h, w) = self.sizes[k], self.sizes[k + 1]
+        (sh, sw), (_h, w) = self.sizes[k], self.sizes[k + 1]
         x0, x1 = self.band_cols
         sx0, sx1 = x0 >> k, min(-(-x1 // 2**k), sw)  # exact: cuts fall on pixels of every streamed level
         dx0, dx1 = x0 >> (k + 1), min(-(-x1 // 2 ** (k + 1)), w)
@@ -166,7 +176,10 @@ class StripOverviews:
             y1 = min(y + READ_ROWS, upto)
             window = Window(sx0, 2 * y, sx1 - sx0, min(2 * y1, sh) - 2 * y)
             # Level k through its open handle (its latest rows may not be on disk yet).
-            with self.lock if k == 0 else contextlib.nullcontext(), rasterio.open(self.base) if k == 0 else contextlib.nullcontext(self.handles[k - 1]) as src:
+            with (
+                self.lock if k == 0 else contextlib.nullcontext(),
+                rasterio.open(self.base) if k == 0 else contextlib.nullcontext(self.handles[k - 1]) as src,
+            ):
                 if self.floats:
                     rows = self._average(src.read(window=window))
                 else:
@@ -209,10 +222,10 @@ class StripOverviews:
         """The levels that could not be streamed, built by GDAL on the last streamed level
         (or on the scratch raster itself when none could)."""
         self.close()
-        rest = self.factors[self.levels:]
+        rest = self.factors[self.levels :]
         if rest:
             target = self.paths[-1] if self.paths else self.base
-            scale = 2 ** self.levels
+            scale = 2**self.levels
             with rasterio.open(target, "r+") as dst:
                 dst.build_overviews([f // scale for f in rest], self.resampling)
         for path, final in zip(self.paths, self.final):

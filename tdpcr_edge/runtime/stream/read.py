@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -16,6 +17,10 @@ from ...data.bandstack import BandStack
 from ...data.inputs import resolve_optical, resolve_sar
 from ...data.normalize import Normalization
 from ...errors import DataError
+from ..tiles import TileGrid
+from .channel import Channel
+from .column_bands import Band
+from .messages import END, BandStarted, RowDone, TileRead
 
 READ_GROUP = 4  # neighbouring tiles read as one window
 CHUNK_ROWS = 256  # decoded rows kept per chunk (rounded up to whole block rows)
@@ -27,7 +32,9 @@ class SceneReader:
     several files (``data.inputs``): the optical's bands are resampled onto its finest grid
     (or ``resolution``), the SAR's onto the optical's with ``align``."""
 
-    def __init__(self, optical, sar, norm: Normalization, align: bool, resolution: float | None = None, optical_offset: float | None = None):
+    def __init__(
+        self, optical, sar, norm: Normalization, align: bool, resolution: float | None = None, optical_offset: float | None = None
+    ):
         self.optical_path, self.norm = Path(str(optical).split(",")[0]), norm
         self.optical_input = resolve_optical(optical, norm.optical_bands, norm.optical_scale, optical_offset)
         self.sar_input = resolve_sar(sar, norm.sar_bands)
@@ -110,8 +117,12 @@ class SceneReader:
         width, rows = self.span[1] - self.span[0], min(self.chunk, self.height - k * self.chunk)
         chunk = self._chunks.get(k)
         if chunk is None:
-            chunk = self._chunks[k] = [np.empty((self.opt.count, rows, width), self.opt.read_dtype),
-                                       np.empty((self.sar_src.count, rows, width), self.sar_src.read_dtype), np.empty((rows, width), bool), 0]
+            chunk = self._chunks[k] = [
+                np.empty((self.opt.count, rows, width), self.opt.read_dtype),
+                np.empty((self.sar_src.count, rows, width), self.sar_src.read_dtype),
+                np.empty((rows, width), bool),
+                0,
+            ]
         o, s, valid, done = chunk
         if upto > done:
             # Block columns of the file, which the span's start need not be aligned to.
@@ -130,8 +141,32 @@ class SceneReader:
         self.opt.close()
 
 
-def row_items(reader: SceneReader, tiles: list, opts, stages, cpu):
-    """The queue items of one row of tiles: ("tile", tile, optical, SAR, valid, skip).
+class ReaderStage:
+    """The reader thread: for each (band, tile row) of ``rows``, in order, a ``BandStarted``
+    where a band begins, the row's ``TileRead`` messages and a ``RowDone``, all on
+    ``channel.tiles``; ``END`` after the last."""
+
+    def __init__(self, channel: Channel, reader: SceneReader, grid: TileGrid, rows: Iterable[tuple[Band, int]], opts, stages, cpu):
+        self.channel, self.reader, self.grid, self.rows = channel, reader, grid, rows
+        self.opts, self.stages, self.cpu = opts, stages, cpu
+
+    def run(self) -> None:
+        channel, current = self.channel, None
+        for band, r in self.rows:
+            if band is not current:
+                self.reader.columns(*band.read)
+                channel.put(channel.tiles, BandStarted(band.index))
+                current = band
+            for item in row_items(self.reader, self.grid.row(r)[band.cols.start : band.cols.stop], self.opts, self.stages, self.cpu):
+                if channel.stop.is_set():
+                    return
+                channel.put(channel.tiles, item)
+            channel.put(channel.tiles, RowDone(r))
+        channel.put(channel.tiles, END)
+
+
+def row_items(reader: SceneReader, tiles: list, opts, stages, cpu) -> Iterator[TileRead]:
+    """The ``TileRead`` messages of one row of tiles.
 
     One read per group of neighbouring tiles, the tiles sliced from it: GDAL serves
     overlapping tile windows from a pixel-interleaved GeoTIFF much more slowly than one window
@@ -150,7 +185,7 @@ def row_items(reader: SceneReader, tiles: list, opts, stages, cpu):
             # Copies, so a queued tile does not keep its whole group alive.
             optical, sar, valid = (np.ascontiguousarray(a[..., cols]) for a in (optical_g, sar_g, valid_g))
             skip = opts.skip_clear and valid.any() and cloud_fraction(optical, valid, reader.blue) < opts.clear_fraction
-            item = ("tile", t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
+            item = TileRead(t, pad_to(optical, opts.tile), pad_to(sar, opts.tile), valid, skip)
             stages.preprocess += time.perf_counter() - t1
             cpu.add("normalise", time.thread_time() - c1)
             yield item

@@ -89,14 +89,31 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     and the scene's scores and quick look when asked for."""
     opts, meta, reader, counts = pipeline.opts, pipeline.meta, pipeline.reader, pipeline.counts
     record = {
-        "inputs": {"optical": str(opts.optical), "sar": str(opts.sar), "size": [reader.width, reader.height], "crs": str(reader.opt.crs),
-                   "resolution_m": reader.opt.grid.res, "bands": list(pipeline.norm.optical_bands), **reader.inputs_record()},
-        "model": {"source": meta["source"], "backend": meta["backend"], "config": meta["model"].get("name"),
-                  **({"picked_from_report": meta["picked_from_report"]} if "picked_from_report" in meta else {})},
+        "inputs": {
+            "optical": str(opts.optical),
+            "sar": str(opts.sar),
+            "size": [reader.width, reader.height],
+            "crs": str(reader.opt.crs),
+            "resolution_m": reader.opt.grid.res,
+            "bands": list(pipeline.norm.optical_bands),
+            **reader.inputs_record(),
+        },
+        "model": {
+            "source": meta["source"],
+            "backend": meta["backend"],
+            "config": meta["model"].get("name"),
+            **({"picked_from_report": meta["picked_from_report"]} if "picked_from_report" in meta else {}),
+        },
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "workers": pipeline.workers,
-        "tiles": {"total": len(pipeline.grid), "processed": counts["tiles"], "skipped_clear": counts["skipped"], "resumed_from_row": pipeline.resumed_from,
-                  "column_bands": len(pipeline.bands), **({"resumed_from_band": pipeline.start[0]} if pipeline.resumed_from is not None else {})},
+        "tiles": {
+            "total": len(pipeline.grid),
+            "processed": counts["tiles"],
+            "skipped_clear": counts["skipped"],
+            "resumed_from_row": pipeline.resumed_from,
+            "column_bands": len(pipeline.bands),
+            **({"resumed_from_band": pipeline.start[0]} if pipeline.resumed_from is not None else {}),
+        },
         "latency_s": {k: round(v, 4) for k, v in asdict(pipeline.stages).items()},
         "latency_ms_per_tile": {k: round(1e3 * v / max(counts["tiles"], 1), 3) for k, v in asdict(pipeline.stages).items()},
         "cpu_ms_per_tile": pipeline.cpu.per_tile_ms(counts["tiles"]),
@@ -104,10 +121,14 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
         "outputs": written,
     }
     record["tiles_per_s"] = round(counts["tiles"] / max(record["wall_s"], 1e-9), 3)
-    from ...data.scenes import is_synthetic_raster
     from ...contract import SHIPPED_ON_REAL_DATA, is_shipped
+    from ...data.scenes import is_synthetic_raster
 
-    record["warnings"] = [SHIPPED_ON_REAL_DATA] if is_shipped(meta.get("checkpoint_sha256")) and not is_synthetic_raster(reader.optical_input.files[0].path) else []
+    record["warnings"] = (
+        [SHIPPED_ON_REAL_DATA]
+        if is_shipped(meta.get("checkpoint_sha256")) and not is_synthetic_raster(reader.optical_input.files[0].path)
+        else []
+    )
     if opts.reference or opts.labels:
         from ..scene_metrics import score_outputs
 

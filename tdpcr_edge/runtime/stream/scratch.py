@@ -34,9 +34,17 @@ def scratch_specs(reader, meta: dict, bands: tuple[str, ...]) -> dict[str, dict]
     tiled = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK) if reader.width >= BLOCK and reader.height >= BLOCK else {}
     common = dict(driver="GTiff", interleave="band", **base, **tiled)
     return {
-        "reconstruction": dict(common, count=reader.opt.count, dtype="uint16", nodata=reader.profile.get("nodata") or 0, descriptions=tuple(bands)),
-        "classes": dict(common, count=1, dtype="uint8", nodata=255, colormap={i: (*map(int, c), 255) for i, c in enumerate(meta["colors"])},
-                        tags={"classes": json.dumps(meta["classes"])}),
+        "reconstruction": dict(
+            common, count=reader.opt.count, dtype="uint16", nodata=reader.profile.get("nodata") or 0, descriptions=tuple(bands)
+        ),
+        "classes": dict(
+            common,
+            count=1,
+            dtype="uint8",
+            nodata=255,
+            colormap={i: (*map(int, c), 255) for i, c in enumerate(meta["colors"])},
+            tags={"classes": json.dumps(meta["classes"])},
+        ),
         "confidence": dict(common, count=1, dtype="float32", nodata=float("nan")),
     }
 
@@ -48,7 +56,10 @@ class ScratchRasters:
     def __init__(self, folder: Path, specs: dict[str, dict], factors: list[int] = (), cuts: tuple[int, ...] = ()):
         self.folder, self.specs = folder, specs
         self.locks = {name: threading.Lock() for name in NAMES}  # a file's writes against its overviews' reads
-        self.overviews = {name: StripOverviews(self.path(name), specs[name], list(factors), OVERVIEW_RESAMPLING[name], self.locks[name], cuts) for name in NAMES}
+        self.overviews = {
+            name: StripOverviews(self.path(name), specs[name], list(factors), OVERVIEW_RESAMPLING[name], self.locks[name], cuts)
+            for name in NAMES
+        }
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.gtiff"
@@ -75,7 +86,9 @@ class ScratchRasters:
                 with rasterio.open(path) as src:
                     ok = (src.width, src.height, src.count, src.dtypes[0]) == (spec["width"], spec["height"], spec["count"], spec["dtype"])
             except rasterio.errors.RasterioIOError as exc:
-                raise DataError(f"{path}: scratch raster of the interrupted run cannot be read ({exc}); delete {self.folder} and run again") from exc
+                raise DataError(
+                    f"{path}: scratch raster of the interrupted run cannot be read ({exc}); delete {self.folder} and run again"
+                ) from exc
             if not ok:
                 raise DataError(f"{path}: scratch raster does not match this run's grid; delete {self.folder} and run again")
         for overviews in self.overviews.values():

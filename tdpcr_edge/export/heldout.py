@@ -8,10 +8,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..data.datasets import open_dataset
 from ..data.normalize import Normalization
 from ..data.scenes import SceneArrays
 from ..data.sources import SyntheticSource
+from ..data.specs import open_dataset
 from ..errors import DataError
 from .calibration import CalibrationTiles
 
@@ -21,7 +21,9 @@ DRIFT_SEED = 9001
 CALIB_SEED = 9002
 
 
-def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> list[SceneArrays]:
+def tiles_from(
+    data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test"
+) -> list[SceneArrays]:
     """``count`` tiles of ``tile`` pixels: from the synthetic world's ``seed`` or cut from the
     scenes of a data spec (``split`` of a data set; top-left windows, then the next ones,
     scene by scene)."""
@@ -31,7 +33,9 @@ def tiles_from(data: str, count: int, tile: int, norm: Normalization, num_classe
     return tiles
 
 
-def iter_tiles(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test") -> Iterator[SceneArrays]:
+def iter_tiles(
+    data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "test"
+) -> Iterator[SceneArrays]:
     """The tiles of ``tiles_from``, made one at a time."""
     if data == "synthetic":
         source = SyntheticSource(seed, num_classes, norm)
@@ -48,13 +52,19 @@ def iter_tiles(data: str, count: int, tile: int, norm: Normalization, num_classe
                     return
 
 
-def calibration_tiles(data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "val") -> CalibrationTiles:
+def calibration_tiles(
+    data: str, count: int, tile: int, norm: Normalization, num_classes: int, seed: int, split: str = "val"
+) -> CalibrationTiles:
     """The calibration tiles as the calibrator pulls them: made one at a time, in order, so
     memory does not grow with their number. A data spec is counted first (a pass that keeps
     nothing), the synthetic world has exactly ``count``."""
+
     def make() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # Copies: a window of a data-set scene would keep its whole scene alive.
-        return ((np.ascontiguousarray(t.optical), np.ascontiguousarray(t.sar)) for t in iter_tiles(data, count, tile, norm, num_classes, seed, split))
+        return (
+            (np.ascontiguousarray(t.optical), np.ascontiguousarray(t.sar))
+            for t in iter_tiles(data, count, tile, norm, num_classes, seed, split)
+        )
 
     n = count if data == "synthetic" else sum(1 for _ in iter_tiles(data, count, tile, norm, num_classes, seed, split))
     if not n:

@@ -17,7 +17,6 @@ Normalisation follows the published cloud-removal code (docs/datasets.md).
 from __future__ import annotations
 
 import csv
-import tomllib
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -25,13 +24,15 @@ from typing import Callable
 from urllib.parse import parse_qs
 
 import numpy as np
+import tomllib
 
 from ..errors import ConfigError, DataError
+from .dataset import Dataset, Sample, _check_keys, _numbered, _split
 from .inputs import input_exists, under
 from .normalize import Normalization
-from .dataset import SPLITS, Dataset, Sample, _check_keys, _numbered, _split  # noqa: F401 (re-exported)
-from .scenes import IGNORE_INDEX, FILES, SceneArrays, find_scenes, read_layers, read_legend, scene_paths  # noqa: F401
-from .sen12mscr import DFC_CLASSES, DFC_COLORS, IGBP_TO_DFC, SAR_CLIPS, SEASONS, sen12mscr, sen12mscr_splits  # noqa: F401 (re-exported)
+from .scenes import FILES, IGNORE_INDEX, find_scenes, read_legend, scene_paths
+from .sen12mscr import sen12mscr
+
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """``kind:PATH?key=value&...`` -> (kind, path, options); a bare path is a folder."""
@@ -96,7 +97,9 @@ def read_layout(path: str | Path | None) -> dict:
         assert {"optical", "sar"} <= set(files) and set(files) <= {"optical", "sar", "clear", "labels", "cloud"}
         layout["splits"]
     except (tomllib.TOMLDecodeError, KeyError, TypeError, AssertionError) as exc:
-        raise ConfigError(f"{path}: not a data-set layout ({type(exc).__name__} {exc}); start from tdpcr_edge/data/luojia_layout.toml") from None
+        raise ConfigError(
+            f"{path}: not a data-set layout ({type(exc).__name__} {exc}); start from tdpcr_edge/data/luojia_layout.toml"
+        ) from None
     return layout
 
 
@@ -104,7 +107,10 @@ def _class_check(num_classes: int) -> Callable[[np.ndarray, Path], np.ndarray]:
     def check(raw: np.ndarray, path: Path) -> np.ndarray:
         bad = (raw >= num_classes) & (raw != IGNORE_INDEX) | (raw < 0)
         if bad.any():
-            raise DataError(f"{path}: label value {int(raw[bad].flat[0])} is outside the {num_classes} classes (0..{num_classes - 1}, 255 = ignore); fix the labels or num_classes in the layout")
+            raise DataError(
+                f"{path}: label value {int(raw[bad].flat[0])} is outside the {num_classes} classes (0..{num_classes - 1}, 255 = ignore); "
+                "fix the labels or num_classes in the layout"
+            )
         return raw
 
     return check
@@ -117,7 +123,7 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
         raise DataError(f"{root}: LuojiaSET-OSFCR root not found; pass luojia:ROOT")
     layout = read_layout(layout_path)
     names: list[str] = []
-    for s in (("train", "val", "test") if split == "all" else (split,)):
+    for s in ("train", "val", "test") if split == "all" else (split,):
         if s not in layout["splits"]:
             raise ConfigError(f"{layout_path or 'default layout'}: no split list for {s!r}")
         lst = root / layout["splits"][s]
@@ -129,7 +135,10 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
         paths = {k: root / pattern.format(name=name) for k, pattern in layout["files"].items()}
         for k, p in paths.items():
             if not p.exists():
-                raise DataError(f"{p}: missing ({k} of {name}, listed in {layout['splits'].get(split, split)}); restore it or remove the name from the list")
+                raise DataError(
+                    f"{p}: missing ({k} of {name}, listed in {layout['splits'].get(split, split)}); restore it or remove the name from "
+                    "the list"
+                )
         samples.append(Sample(name, paths))
     if not samples:
         raise DataError(f"{root / layout['splits'].get(split, '')}: the {split} list names no sample")
@@ -145,10 +154,19 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
         with rasterio.open(samples[0].paths["optical"]) as src:
             if src.count != len(norm.optical_bands):
                 norm = replace(norm, optical_bands=tuple(src.descriptions[i] or f"band{i + 1}" for i in range(src.count)))
-    return Dataset(f"LuojiaSET-OSFCR {split} ({len(samples)} samples)", samples, classes, colors, norm, _class_check(len(classes)), {"optical": bands} if bands else {})
+    return Dataset(
+        f"LuojiaSET-OSFCR {split} ({len(samples)} samples)",
+        samples,
+        classes,
+        colors,
+        norm,
+        _class_check(len(classes)),
+        {"optical": bands} if bands else {},
+    )
 
 
 # --- generic pairs -------------------------------------------------------------------------
+
 
 def read_pairs(csv_path: str | Path) -> list[dict]:
     """``optical,sar[,clear|reference][,labels][,cloud][,name]`` rows; relative paths are taken

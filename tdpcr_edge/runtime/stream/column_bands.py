@@ -93,8 +93,12 @@ def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, recon,
     ``t``; its own edge piece kept when it is the band's last tile and a band follows."""
     if band.index and t.col == band.cols.start:
         prev = grid.row(t.row)[t.col - 1]
-        blender.add(prev.window, feather(grid.tile, grid.tile, grid.overlap, prev.taper), *edges.load(band.index - 1, t.row),
-                    start=band.x0 - int(prev.window.col_off))
+        blender.add(
+            prev.window,
+            feather(grid.tile, grid.tile, grid.overlap, prev.taper),
+            *edges.load(band.index - 1, t.row),
+            start=band.x0 - int(prev.window.col_off),
+        )
     blender.add(t.window, feather(grid.tile, grid.tile, grid.overlap, t.taper), recon, logits, rel, valid)
     if not band.last and t.col == band.cols.stop - 1:
         edges.save(band.index, t.row, band.x1 - int(t.window.col_off), recon, logits, rel, valid)
