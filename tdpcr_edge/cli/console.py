@@ -31,9 +31,30 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable]:
     start = time.perf_counter()
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda advance=1, **kw: progress.update(task, advance=advance, **kw)
+        update = lambda advance=1, **kw: progress.update(task, advance=advance, **kw)
+        yield update if err_console.is_terminal else _lines(description, progress, task, update, start)
         done, total = int(progress.tasks[0].completed), progress.tasks[0].total
     err_console.print(f"{description}: {done}/{total:.0f} in {time.perf_counter() - start:.1f} s", highlight=False)
+
+
+PIPED_EVERY_S = 10.0  # a log gets a progress line this often, not one per step
+
+
+def _lines(description: str, progress: Progress, task, update: Callable, start: float) -> Callable:
+    """``update`` that also prints a line now and then: piped or logged, rich draws no bar, and
+    a long stream or training run would print nothing until it ends."""
+    last = [start]
+
+    def advance(advance=1, **kw):
+        update(advance, **kw)
+        now = time.perf_counter()
+        if now - last[0] >= PIPED_EVERY_S:
+            last[0] = now
+            t = progress.tasks[0]
+            of = f"/{t.total:.0f}" if t.total else ""
+            err_console.print(f"{description}: {int(t.completed)}{of} after {now - start:.0f} s", highlight=False, markup=False)
+
+    return advance
 
 
 @contextmanager
