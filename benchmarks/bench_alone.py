@@ -50,9 +50,14 @@ def _goals() -> dict:
     }
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+def idle_cores(call, sleep_s: float) -> float:
+    """The share of the cores this process burns while it sleeps ``sleep_s`` right after
+    ``call()``: a runtime whose threads spin between calls shows it here."""
+    call()
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    time.sleep(sleep_s)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (time.perf_counter() - t0)
 
 
 def time_alone(spec: dict) -> dict:
@@ -60,6 +65,7 @@ def time_alone(spec: dict) -> dict:
     tiles, warm-up, calls and blocks), then the CPU it burns while idle after a call."""
     import torch
 
+    from tdpcr_edge.bench import tile_calls
     from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.runtime.combos import Combo, make_runner
     from tdpcr_edge.timing import latency_fields, time_rows
@@ -71,17 +77,11 @@ def time_alone(spec: dict) -> dict:
     path = lambda k: Path(spec[k]) if spec.get(k) else None  # noqa: E731
     runner = make_runner(Combo(**spec["combo"]), ckpt.path, path("artifact"), path("engine")).activate()
 
-    def call(i: int):
-        t = tiles[i % len(tiles)]
-        return runner(t.optical[None], t.sar[None])
-
+    call = tile_calls(runner, tiles)
     for i in range(len(tiles)):  # bench scores every row on every tile before timing it: the same here
         call(i)
     times = time_rows([call], spec["warmup"], spec["iterations"], spec["rounds"])[0]
-    call(0)
-    before = _cpu_s()
-    time.sleep(IDLE_S)
-    idle_cpu_ms = (_cpu_s() - before) * 1e3
+    idle_cpu_ms = idle_cores(lambda: call(0), IDLE_S) * IDLE_S * 1e3
     return {**latency_fields(times.blocks), "idle_cpu_ms": idle_cpu_ms}
 
 

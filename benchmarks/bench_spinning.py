@@ -15,9 +15,6 @@ Run: pytest benchmarks/bench_spinning.py --benchmark-only -s
 
 from __future__ import annotations
 
-import resource
-import time
-
 import numpy as np
 import pytest
 
@@ -26,6 +23,7 @@ from tdpcr_edge.data.synthetic import make_scene
 from tdpcr_edge.runtime import load_runner, ort_runner
 from tdpcr_edge.runtime.stream import StreamOptions, default_workers, run_stream
 
+from .bench_alone import idle_cores
 from .conftest import RESULTS, record
 
 SUITE = "bench_spinning"
@@ -69,11 +67,6 @@ def setup(tmp_path_factory):
         "CPU time while sleeping right after a call, divided by the sleep"
     )
     return root
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 @pytest.mark.parametrize("workers", sorted({1, default_workers()}))
@@ -127,11 +120,6 @@ def test_idle_cpu_after_a_call(benchmark, setup, row):
     rng = np.random.default_rng(0)
     optical, sar = rng.random((1, 13, TILE, TILE), dtype=np.float32), rng.random((1, 2, TILE, TILE), dtype=np.float32)
     benchmark.pedantic(runner, args=(optical, sar), rounds=5, warmup_rounds=2, iterations=1)
-    busy = []
-    for sleep in IDLE_S:
-        runner(optical, sar)
-        before, t0 = _cpu_s(), time.perf_counter()
-        time.sleep(sleep)
-        busy.append((_cpu_s() - before) / (time.perf_counter() - t0))
+    busy = [idle_cores(lambda: runner(optical, sar), sleep) for sleep in IDLE_S]
     record(SUITE, f"idle/{row}", {"cores_busy": [round(b, 3) for b in busy]})
     assert len(busy) == len(IDLE_S)

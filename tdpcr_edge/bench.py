@@ -94,10 +94,10 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
 
 def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
     """Milliseconds per infer() call, batch 1, cycling through ``tiles``, in one block."""
-    return time_rows([_tile_calls(runner, tiles)], warmup, iterations, rounds=1, sync=_sync())[0].calls_ms
+    return time_rows([tile_calls(runner, tiles)], warmup, iterations, rounds=1, sync=_sync())[0].calls_ms
 
 
-def _tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
+def tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
     """The i-th call of a row: ``runner`` on tile i (cycling), batch 1."""
 
     def call(i: int):
@@ -195,7 +195,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         measured.append((combo, runner, artifact, engine, drift, start_s, peak))
     # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
     times = time_rows(
-        [_tile_calls(m[1], tiles) for m in measured],
+        [tile_calls(m[1], tiles) for m in measured],
         opts.warmup,
         opts.iterations,
         opts.rounds,
