@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	# import what it uses, and keeps it (see unexport above).
 	$(BIN)/python -m pip install -q --no-compile torch==2.13.0
 	$(BIN)/python -m pip install -q --no-compile -e ".[export,dev,cluster,nncf]"
-	# NVIDIA's TensorRT API stubs, for type-checking our TensorRT calls (tests/export/test_trt_types.py): downloaded,
+	# NVIDIA's TensorRT API stubs, for type-checking our TensorRT calls (tests/backends/trt/test_types.py): downloaded,
 	# never installed (installed, they make `import tensorrt` succeed as an empty package). Offline, that test skips.
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: tensorrt-stubs==10.13.0.35.1 -d $(VENV)/stubs || true
 	rm -f $(VENV)/.installed-*

@@ -65,10 +65,10 @@ def time_alone(spec: dict) -> dict:
     tiles, warm-up, calls and blocks), then the CPU it burns while idle after a call."""
     import torch
 
-    from tdpcr_edge.bench import tile_calls
+    from tdpcr_edge.bench.matrix import Combo, make_runner
+    from tdpcr_edge.bench.run import tile_calls
+    from tdpcr_edge.bench.timing import latency_fields, time_rows
     from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
-    from tdpcr_edge.runtime.combos import Combo, make_runner
-    from tdpcr_edge.timing import latency_fields, time_rows
     from tdpcr_edge.train.checkpoint import load_checkpoint
 
     torch.set_num_threads(os.cpu_count())
@@ -174,8 +174,8 @@ def _summarise(rows: dict) -> dict:
 
 @pytest.mark.benchmark(group=SUITE)
 def test_bench_against_rows_alone(benchmark, tmp_path_factory):
-    from tdpcr_edge.bench import run_bench
-    from tdpcr_edge.bench_options import BenchOptions
+    from tdpcr_edge.bench.options import BenchOptions
+    from tdpcr_edge.bench.run import run_bench
 
     root = tmp_path_factory.mktemp("alone")
     target = "x86-cpu" if platform.machine().lower() in ("x86_64", "amd64") else None

@@ -15,10 +15,10 @@ import os
 
 import pytest
 
+from tdpcr_edge.archive.job import ArchiveOptions
+from tdpcr_edge.archive.run import run_archive
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tdpcr_edge.runtime.archive import run_archive
-from tdpcr_edge.runtime.archive_job import ArchiveOptions
 
 from .conftest import RESULTS, record
 

@@ -27,11 +27,11 @@ import pytest
 import torch
 
 from tdpcr_edge import precisions
+from tdpcr_edge.bench.matrix import select, unavailable
 from tdpcr_edge.contract import default_checkpoint_path
 from tdpcr_edge.data.normalize import Normalization
 from tdpcr_edge.data.synthetic import CLASS_COLORS, CLASS_NAMES
 from tdpcr_edge.model import build_model
-from tdpcr_edge.runtime.combos import select, unavailable
 from tdpcr_edge.train.checkpoint import Checkpoint, save_checkpoint
 
 from .conftest import RESULTS, record
@@ -137,8 +137,8 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def drift_tiles():
+    from tdpcr_edge.backends.torch_runner import TorchRunner
     from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
-    from tdpcr_edge.runtime.torch_runner import TorchRunner
     from tdpcr_edge.train.checkpoint import load_checkpoint
 
     ck = load_checkpoint(None)
@@ -149,8 +149,8 @@ def drift_tiles():
 @pytest.mark.parametrize("row", list(ROWS))
 @pytest.mark.parametrize("config", ["tiny", "base"])
 def test_backend_latency(benchmark, artifacts, drift_tiles, config, row):
+    from tdpcr_edge.backends import load_runner
     from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
-    from tdpcr_edge.runtime import load_runner
 
     combo, name, options = ROWS[row]
     reason = unavailable(combo)

@@ -1,5 +1,5 @@
 """Accuracy against latency for every row of the backend/precision registry
-(``tdpcr_edge.runtime.combos``), the pytest-benchmark way: each row is scored on the same
+(``tdpcr_edge.bench.matrix``), the pytest-benchmark way: each row is scored on the same
 held-out tiles (accuracy and drift against torch FP32 in ``extra_info``) and timed by
 pytest-benchmark on them. Rows this machine cannot run (CUDA, TensorRT) skip with the reason.
 
@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tdpcr_edge.bench import accuracy_fields, method_text
-from tdpcr_edge.bench_artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
-from tdpcr_edge.bench_options import BenchOptions
+from tdpcr_edge.backends.torch_runner import TorchRunner
+from tdpcr_edge.bench.artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
+from tdpcr_edge.bench.matrix import COMBOS, make_runner, unavailable
+from tdpcr_edge.bench.options import BenchOptions
+from tdpcr_edge.bench.run import accuracy_fields, method_text
 from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
 from tdpcr_edge.probe import device_info
-from tdpcr_edge.runtime.combos import COMBOS, make_runner, unavailable
-from tdpcr_edge.runtime.torch_runner import TorchRunner
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
 TILE, TILES, WARMUP, ROUNDS = 256, 8, 3, 20

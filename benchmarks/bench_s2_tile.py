@@ -27,9 +27,9 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from tdpcr_edge.bench.matrix import Combo, unavailable
 from tdpcr_edge.data.scenes import FILES
 from tdpcr_edge.data.synthetic import CRS, PIXEL_SIZE_M, make_scene
-from tdpcr_edge.runtime.combos import Combo, unavailable
 
 from .conftest import RESULTS, record
 
@@ -112,7 +112,7 @@ def s2_tile():
 
 def _stream(folder: Path, out: Path, backend: str, model: str | None) -> dict:
     code = (
-        "import json\nfrom tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
+        "import json\nfrom tdpcr_edge.stream import StreamOptions, run_stream\n"
         f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
         f"model={model!r}, "
         f"backend={backend!r}, tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tdpcr_edge.backends import load_runner, ort_runner
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tdpcr_edge.runtime import load_runner, ort_runner
-from tdpcr_edge.runtime.stream import StreamOptions, default_workers, run_stream
+from tdpcr_edge.stream import StreamOptions, default_workers, run_stream
 
 from .bench_alone import idle_cores
 from .conftest import RESULTS, record

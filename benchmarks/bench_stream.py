@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from tdpcr_edge.backends import load_runner
 from tdpcr_edge.data.scenes import FILES, write_scene
 from tdpcr_edge.data.synthetic import make_scene
-from tdpcr_edge.runtime import load_runner
-from tdpcr_edge.runtime.stream import SceneReader, StreamOptions, default_workers, run_stream, worker_slices
-from tdpcr_edge.runtime.tiles import TileGrid
+from tdpcr_edge.stream import SceneReader, StreamOptions, default_workers, run_stream, worker_slices
+from tdpcr_edge.stream.tiles import TileGrid
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
 from .conftest import RESULTS, record
@@ -163,8 +163,8 @@ def scenes(tmp_path_factory):
 def models(tmp_path_factory):
     """(model path, backend, row label) per streamed row: torch FP32 on the shipped checkpoint,
     and the fastest CPU row, the x86-cpu profile's export (gated on OpenVINO) run on OpenVINO."""
+    from tdpcr_edge.bench.matrix import Combo, unavailable
     from tdpcr_edge.export import ExportOptions, run_export
-    from tdpcr_edge.runtime.combos import Combo, unavailable
 
     out = {"torch": (None, "torch", "torch fp32")}
     if unavailable(Combo("openvino", "int8")) is None:
@@ -306,7 +306,7 @@ def _replay(folder, out, cores: int) -> dict:
     ``cores`` cores (its threads and GDAL's alike)."""
     code = (
         f"import os, json; os.sched_setaffinity(0, set(range({cores})))\n"
-        "from tdpcr_edge.runtime.stream import StreamOptions, run_stream\n"
+        "from tdpcr_edge.stream import StreamOptions, run_stream\n"
         f"r = run_stream(StreamOptions(optical={str(folder / FILES['optical'])!r}, sar={str(folder / FILES['sar'])!r}, out={str(out)!r}, "
         f"backend='replay', tile={TILE}, overlap={OVERLAP}, batch={BATCH}, quicklook=False))\n"
         "print(json.dumps({k: r[k] for k in ('tiles_per_s', 'wall_s', 'cpu_ms_per_tile', 'latency_ms_per_tile', 'peak_rss_mb', "
@@ -351,7 +351,7 @@ def test_decode_and_encode_floor(benchmark, scenes, tmp_path):
     import rasterio
     from rasterio.windows import Window
 
-    from tdpcr_edge.runtime.stream.assemble import COMPRESSION
+    from tdpcr_edge.stream.assemble import COMPRESSION
 
     path = scenes[2048] / FILES["optical"]
     figures = {}

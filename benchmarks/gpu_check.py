@@ -124,11 +124,11 @@ def step_stream(limit: float) -> dict:
     breakdown), against the same runner called on the tiles alone."""
     import torch
 
+    from tdpcr_edge.backends.factory import model_metadata
+    from tdpcr_edge.backends.torch_runner import TorchRunner
     from tdpcr_edge.data.scenes import FILES, write_scene
     from tdpcr_edge.data.synthetic import make_scene
-    from tdpcr_edge.runtime.stream import StreamOptions, run_stream
-    from tdpcr_edge.runtime.stream.options import runner_meta
-    from tdpcr_edge.runtime.torch_runner import TorchRunner
+    from tdpcr_edge.stream import StreamOptions, run_stream
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +136,7 @@ def step_stream(limit: float) -> dict:
         rows = {}
         for half in (False, True):
             runner = TorchRunner(device="cuda", half=half)
-            meta = runner_meta(runner, "torch", None)
+            meta = model_metadata(runner, "torch", None)
             opts = StreamOptions(
                 optical=folder / FILES["optical"], sar=folder / FILES["sar"], out=Path(tmp) / f"out-{half}", batch=8, quicklook=False
             )

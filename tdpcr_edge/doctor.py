@@ -28,10 +28,10 @@ def _version(dist: str) -> str | None:
 
 
 def diagnose() -> list[Row]:
-    from .export.engine import match_profile
-    from .export.profiles import list_profiles
+    from .backends.targets import list_profiles
+    from .backends.trt.compat import cuda_binding, detect_gpus
+    from .backends.trt.engine import match_profile
     from .model.libraries import LIB_NAMES, find_library, search_dirs
-    from .runtime.trt_compat import cuda_binding, detect_gpus
 
     rows = [Row("python", "info", f"{platform.python_version()} on {platform.machine()}")]
     rows += backend_rows()
@@ -98,10 +98,10 @@ def diagnose() -> list[Row]:
 
 
 def backend_rows() -> list[Row]:
-    """One row per registered backend (runtime.backends): installed or the pip line, what it
+    """One row per registered backend (backends.registry): installed or the pip line, what it
     runs, on which devices, and how the scene stream calls it."""
-    from .runtime import backends
-    from .runtime.stream.options import default_workers
+    from .backends import registry as backends
+    from .stream.options import default_workers
 
     rows = []
     for b in backends.REGISTRY.values():
@@ -151,7 +151,7 @@ def profile_pick(profile, isa) -> str:
 
 
 def cpu_rows() -> list[Row]:
-    from .export.profiles import list_profiles, load_profile
+    from .backends.targets import list_profiles, load_profile
     from .probe import cpu_isa
 
     isa = cpu_isa()

@@ -13,9 +13,10 @@ LAYERS = (
     {"errors", "io_utils", "lazy", "probe", "contract", "precisions"},
     {"model", "data"},
     {"metrics", "scoring", "train", "report"},
-    {"runtime"},
+    {"backends"},
+    {"stream", "archive"},
     {"export"},
-    {"bench", "bench_artifacts", "bench_options", "timing", "memory_probe", "evaluate", "ablation", "doctor"},
+    {"bench", "evaluate", "ablation", "doctor"},
     {"cli"},
 )
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
@@ -106,14 +107,14 @@ def test_no_import_cycles_among_modules():
 
 
 def test_the_checker_sees_a_lazy_upward_import(tmp_path, monkeypatch):
-    # A fault the layer test must catch: an import inside a function, from runtime up to export.
+    # A fault the layer test must catch: an import inside a function, from backends up to export.
     fake = tmp_path / "tdpcr_edge"
-    (fake / "runtime").mkdir(parents=True)
+    (fake / "backends").mkdir(parents=True)
     (fake / "export").mkdir()
-    for f in ("__init__.py", "runtime/__init__.py", "export/__init__.py", "export/artifact.py"):
+    for f in ("__init__.py", "backends/__init__.py", "export/__init__.py", "export/artifact.py"):
         (fake / f).write_text("")
-    (fake / "runtime" / "runner.py").write_text("def f():\n    from ..export.artifact import plan\n")
+    (fake / "backends" / "runner.py").write_text("def f():\n    from ..export.artifact import plan\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     g = graph()
-    assert g["tdpcr_edge.runtime.runner"] == {"tdpcr_edge.export.artifact"}
-    assert RANK[layer("tdpcr_edge.export.artifact")] > RANK[layer("tdpcr_edge.runtime.runner")]
+    assert g["tdpcr_edge.backends.runner"] == {"tdpcr_edge.export.artifact"}
+    assert RANK[layer("tdpcr_edge.export.artifact")] > RANK[layer("tdpcr_edge.backends.runner")]

@@ -38,7 +38,7 @@ def runtime_env(tmp_path_factory):
 @pytest.mark.slow
 def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
     from tdpcr_edge.export import ExportOptions, run_export
-    from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+    from tdpcr_edge.stream import StreamOptions, run_stream
 
     root, py = runtime_env
     assert subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode != 0
@@ -106,8 +106,8 @@ def test_runtime_modules_import_no_torch():
     """What a runtime install imports (the package, the CLI, the stream, the artifact and
     engine runners, doctor) pulls in neither torch nor torchmetrics."""
     code = (
-        "import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.runtime.stream, tdpcr_edge.runtime.ort_runner, "
-        "tdpcr_edge.runtime.openvino_runner, tdpcr_edge.runtime.trt_runner, tdpcr_edge.runtime.archive, tdpcr_edge.export.profiles, "
+        "import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.stream, tdpcr_edge.backends.ort_runner, "
+        "tdpcr_edge.backends.openvino_runner, tdpcr_edge.backends.trt.runner, tdpcr_edge.archive.run, tdpcr_edge.backends.targets, "
         "tdpcr_edge.model.config, tdpcr_edge.train.options\n"
         "from tdpcr_edge.cli import build_app; build_app()\n"
         "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))"
@@ -119,9 +119,9 @@ def test_runtime_modules_import_no_torch():
 def test_packaged_artifact_is_the_shipped_checkpoint():
     """The FP32 artifact inside the package is the shipped checkpoint's export: same digest,
     same outputs (within FP32 rounding) as torch on a tile."""
+    from tdpcr_edge.backends import load_runner
     from tdpcr_edge.contract import default_checkpoint_path, file_sha256, read_manifest, shipped_artifact_path
     from tdpcr_edge.data.sources import SyntheticSource
-    from tdpcr_edge.runtime import load_runner
 
     art = shipped_artifact_path()
     manifest = read_manifest(art)

@@ -7,7 +7,7 @@ from tdpcr_edge.contract import SHIPPED_ON_REAL_DATA
 from tdpcr_edge.data.scenes import FILES, SYNTHETIC_TAG, is_synthetic_raster, write_scene
 from tdpcr_edge.data.synthetic import make_scene
 from tdpcr_edge.evaluate import run_eval
-from tdpcr_edge.runtime.stream import StreamOptions, run_stream
+from tdpcr_edge.stream import StreamOptions, run_stream
 from tests.data import fixtures
 from tests.helpers import copy_scene, run_main
 

@@ -53,8 +53,8 @@ def register(app: typer.Typer) -> None:
         skip: Annotated[str, typer.Option(help="Rows to leave out, comma-separated names, e.g. torch-fp32-compile-cpu.")] = "",
     ) -> None:
         """Every backend and precision on the same held-out tiles: accuracy, latency, memory; report files."""
-        from ..bench import run_bench
-        from ..bench_options import BenchOptions
+        from ..bench.options import BenchOptions
+        from ..bench.run import run_bench
         from ..report.bench_report import write_report
 
         opts = BenchOptions(

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         max_batch: Annotated[Optional[int], typer.Option(min=1, help="Largest batch of the optimisation profile.")] = None,
     ) -> None:
         """Build a TensorRT engine from an artifact, on the device that will run it."""
-        from ..export.engine import build_engine
+        from ..backends.trt.engine import build_engine
 
         # build_engine checks the artifact, its graph and the options before TensorRT is needed.
         with stage_status("building the TensorRT engine (minutes on a Jetson)"):

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Can the target's TensorRT take this graph? Operators, types, Q/DQ rules, plugin nodes,
         input shapes; one line per problem naming the node, exit 2 when it cannot."""
-        from ..export.trt_check import check_artifact
+        from ..backends.trt.check import check_artifact
 
         problems, table = check_artifact(artifact, value(target), plugin_lib)
         for p in problems:

@@ -106,8 +106,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stream whole scenes through the model: COG outputs, run.json, quick look; with --pairs a
         whole archive (in this process or on Ray) with a summary."""
-        from ..runtime.archive_job import default_batch
-        from ..runtime.stream import StreamOptions, run_stream
+        from ..archive.job import default_batch
+        from ..stream import StreamOptions, run_stream
 
         stream = dict(
             model=model,
@@ -141,9 +141,9 @@ def register(app: typer.Typer) -> None:
 
 
 def run_pairs(pairs: str, out: Path, ray: str | None, stream: dict, cpus: float, gpus: float, retries: int) -> None:
-    from ..runtime.archive import run_archive
-    from ..runtime.archive_job import archive_options
-    from ..runtime.stream import scene_jobs
+    from ..archive.job import archive_options
+    from ..archive.run import run_archive
+    from ..stream import scene_jobs
 
     jobs = scene_jobs(pairs)
     opts = archive_options(out, stream, ray, cpus, gpus, retries)

@@ -20,11 +20,11 @@ def choices() -> SimpleNamespace:
     """Choice types built from the registries now (the backend and precision registries, the
     model configs, the target profiles, ...)."""
     from .. import precisions
+    from ..backends import registry as backends
+    from ..backends.targets import INT8_PLACEMENTS, list_profiles
     from ..export.calibration import CALIBRATION_METHODS
-    from ..export.profiles import INT8_PLACEMENTS, list_profiles
     from ..model.config import CONFIGS, FUSIONS
-    from ..runtime import backends
-    from ..runtime.stream.assemble import COMPRESSION
+    from ..stream.assemble import COMPRESSION
     from ..train.options import AMP
 
     config, fusion = _enum("Config", CONFIGS), _enum("Fusion", FUSIONS)

@@ -1,6 +1,6 @@
 """Export: ONNX graphs (plain or with TDP_PGF plugin nodes), precision passes, drift, the gate.
 
-The re-exports are lazy, so importing a leaf module (``export.profiles``) stays cheap."""
+The re-exports are lazy, so importing a leaf module (``export.heldout``) stays cheap."""
 
 from importlib import import_module
 

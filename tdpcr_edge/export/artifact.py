@@ -13,17 +13,17 @@ from typing import Callable
 import onnx
 
 from .. import precisions
+from ..backends import registry as backends
+from ..backends.factory import graph_runner
+from ..backends.targets import INT8_PLACEMENTS, UNSIGNED_PLACEMENTS, Profile, load_profile
+from ..backends.torch_runner import TorchRunner
 from ..data.scenes import SceneArrays
 from ..data.specs import open_dataset
 from ..errors import ConfigError
-from ..runtime import backends
-from ..runtime.factory import graph_runner
-from ..runtime.torch_runner import TorchRunner
 from ..train.checkpoint import Checkpoint, load_checkpoint
 from .calibration import check_calibration_method
 from .drift import measure_drift, parse_budget
 from .heldout import DRIFT_SEED, tiles_from
-from .profiles import INT8_PLACEMENTS, UNSIGNED_PLACEMENTS, Profile, load_profile
 
 
 @dataclass
@@ -128,7 +128,7 @@ def resolve_runtime(opts: ExportOptions, profile: Profile | None, precision: str
             f"--int8-placement {placement} writes UINT8 activations, which TensorRT does not take; target {profile.name} needs tensorrt"
         )
     if backend == "openvino":
-        from ..runtime.openvino_runner import check_inference_precision, import_openvino
+        from ..backends.openvino_runner import check_inference_precision, import_openvino
 
         import_openvino()
         check_inference_precision(prec.inference_precision("openvino"))

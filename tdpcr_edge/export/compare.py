@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..backends.torch_runner import TorchRunner
 from ..contract import read_manifest
 from ..data.normalize import Normalization
-from ..runtime.torch_runner import TorchRunner
 from .drift import measure_drift, over_budget
 from .heldout import DRIFT_SEED, tiles_from
 
@@ -15,7 +15,7 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
     """One row per artifact: its drift against torch FP32 of its own checkpoint, on
     ``tiles`` tiles of ``data`` at the artifact's tile size, run on ``backend`` (``auto``:
     the backend the artifact's export gate measured, so the defaults repeat the gate)."""
-    from ..runtime.factory import load_runner, resolve_backend
+    from ..backends.factory import load_runner, resolve_backend
 
     rows = []
     references: dict[tuple, tuple] = {}

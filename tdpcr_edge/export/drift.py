@@ -4,16 +4,12 @@ execution (as Polygraphy's comparator is): runners produce, this module judges."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
-
 import numpy as np
-import torch
 
+from ..backends.runner import Runner
 from ..data.scenes import SceneArrays
 from ..errors import ConfigError
-from ..metrics import ReconstructionScores, SegmentationScores
-from ..runtime.runner import Runner
+from ..scoring import score
 
 BUDGET_KEYS = ("psnr", "ssim", "sam", "miou", "max_abs")
 DEFAULT_BUDGET = {"psnr": 0.3, "miou": 1.0}
@@ -37,46 +33,22 @@ def parse_budget(text: str | None) -> dict[str, float]:
     return budget
 
 
-@dataclass
-class Scores:
-    reconstruction: ReconstructionScores
-    segmentation: SegmentationScores
-
-    def summary(self) -> dict[str, float]:
-        return {**self.reconstruction.compute(), **{k: v for k, v in self.segmentation.compute().items() if k != "pixels"}}
-
-
-def score_runner(runner: Runner, scenes: Iterable[SceneArrays], num_classes: int, keep_outputs: bool = False):
-    rec, seg = ReconstructionScores(), SegmentationScores(num_classes)
-    outputs = []
-    for s in scenes:
-        out = runner(s.optical[None], s.sar[None])
-        valid = torch.from_numpy(s.valid)[None]
-        cloud = torch.from_numpy(s.cloud)[None] if s.cloud is not None else None
-        if s.clear is not None:
-            rec.update(torch.from_numpy(out["reconstruction"]), torch.from_numpy(s.clear)[None], cloud, valid)
-        if s.labels is not None:
-            seg.update(torch.from_numpy(out["segmentation"].argmax(1)), torch.from_numpy(s.labels)[None], cloud, valid)
-        if keep_outputs:
-            outputs.append(out)
-    return Scores(rec, seg), outputs
-
-
 def measure_drift(
     reference: Runner,
     candidate: Runner,
     scenes: list[SceneArrays],
     num_classes: int,
     reference_cache: tuple | None = None,
-    on_tile: Callable[[], None] | None = None,
 ) -> tuple[dict, tuple]:
     """Deltas are candidate minus reference (negative PSNR delta: the candidate is worse).
     Returns the drift dict and the reference results, reusable for the next candidate."""
     if reference_cache is None:
-        reference_cache = score_runner(reference, scenes, num_classes, keep_outputs=True)
+        done = score(reference, scenes, num_classes, keep_outputs=True, inputs=False)
+        reference_cache = (done.evaluation, done.outputs)
     ref_scores, ref_outputs = reference_cache
-    cand_scores, cand_outputs = score_runner(candidate, scenes, num_classes, keep_outputs=True)
-    r, c = ref_scores.summary(), cand_scores.summary()
+    cand = score(candidate, scenes, num_classes, keep_outputs=True, inputs=False)
+    cand_outputs = cand.outputs
+    r, c = ref_scores.summary(), cand.evaluation.summary()
     max_abs = {k: 0.0 for k in ref_outputs[0]}
     sum_abs, count = 0.0, 0
     agree, total = 0, 0

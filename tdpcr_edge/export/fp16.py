@@ -39,7 +39,7 @@ def _float32_outputs(proto: onnx.ModelProto) -> onnx.ModelProto:
     merely cast to FP16 from an FP32 result (the reconstruction, computed in FP32 by the
     blocked tail) gets that FP32 result back, uncast: casting it down and up again would round
     the reconstruction to FP16 right at the output. A truly FP16 output gets a Cast to FP32."""
-    from ..runtime.graph import tensor_types
+    from ..backends.tdp_pgf_op import tensor_types
 
     f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
     types = None

@@ -34,7 +34,7 @@ LOCK_WAIT_S = 600
 PACKAGE = Path(__file__).resolve().parents[1]
 # What builds the model and traces it (the plugin node's name, version and schema too): a
 # change to any of these files changes every key.
-SOURCES = ("model", "export", "contract.py", "runtime/graph.py")
+SOURCES = ("model", "export", "contract.py", "backends/tdp_pgf_op.py")
 LIBRARIES = ("torch", "onnx", "onnxscript", "onnxsim")
 
 

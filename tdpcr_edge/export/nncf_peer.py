@@ -31,12 +31,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from ..backends.openvino_runner import IR_FORMAT, NNCF_INSTALL, NNCF_VARIANT, import_openvino
+from ..backends.signal_stack import kept_signal_stack
 from ..contract import file_sha256, read_manifest
 from ..data.normalize import Normalization
 from ..errors import ConfigError, MissingDependency
 from ..io_utils import write_json
-from ..runtime.openvino_runner import IR_FORMAT, NNCF_INSTALL, NNCF_VARIANT, import_openvino
-from ..runtime.signal_stack import kept_signal_stack
 from .heldout import CALIB_SEED, calibration_tiles
 
 FOLDER = "int8-nncf"  # under the artifacts folder, beside fp32/, int8/, ...
@@ -186,7 +186,7 @@ def make(fp32: Path, out: Path, want: dict) -> dict:
         level = log.level
         log.setLevel(logging.ERROR)  # "Dataset contains only 32 samples, smaller than the requested subset size 300": by design
         try:
-            with kept_signal_stack():  # NNCF compiles the graph on OpenVINO's CPU plugin (runtime.signal_stack)
+            with kept_signal_stack():  # NNCF compiles the graph on OpenVINO's CPU plugin (backends.signal_stack)
                 model = ov.Core().read_model(str(fp32 / "model.onnx"))
                 quantized = nncf.quantize(model, nncf.Dataset(_Items(tiles)), **kwargs)
                 ov.save_model(quantized, str(tmp / "model.xml"), compress_to_fp16=False)

@@ -15,12 +15,11 @@ import onnx
 import torch
 from torch import nn
 
+from ..backends.tdp_pgf_op import count_plugin_nodes, register_schema, translation_table
 from ..errors import ConfigError, RunFailed
 from ..model import TDPCR
 from ..model.pgf import PromptGuidedFusion
-from ..runtime.graph import count_plugin_nodes, register_schema
 from . import graph_cache
-from .plugin_op import translation_table
 
 INPUT_NAMES = ("optical", "sar")
 OUTPUT_NAMES = ("reconstruction", "segmentation", "reliance")

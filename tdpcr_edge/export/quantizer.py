@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..backends.targets import INT8_PLACEMENTS, NO_VNNI_PLACEMENT, UNSIGNED_PLACEMENTS
 from ..errors import ConfigError
 from .calibration import PERCENTILE, CalibrationTiles, TileReader, calibration_group, check_calibration_method
-from .profiles import INT8_PLACEMENTS, NO_VNNI_PLACEMENT, UNSIGNED_PLACEMENTS
 from .signs import non_negative_tensors
 
 # Without VNNI, x86 sums each pair of u8 x s8 products into a saturating signed 16-bit integer.
@@ -192,7 +192,7 @@ class Int8Quantizer:
         self.placement = placement
         if not tiles:
             raise ConfigError("no calibration tiles; pass --calib with at least one scene")
-        from ..runtime.ort_ops import has_plugin_nodes, to_ort_domain
+        from ..backends.tdp_pgf_op import has_plugin_nodes, to_ort_domain
 
         self.method = method
         self.ranges = dict(ranges or {})
@@ -230,7 +230,7 @@ class Int8Quantizer:
     ) -> onnx.ModelProto:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        from ..runtime.ort_ops import from_ort_domain, sessions_with_plugin
+        from ..backends.tdp_pgf_op import from_ort_domain, sessions_with_plugin
 
         out = Path(self.tmp.name) / "int8.onnx"
         if self.float_convs:

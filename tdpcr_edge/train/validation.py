@@ -17,7 +17,7 @@ from ..data.normalize import Normalization
 from ..data.sources import SyntheticSource
 from ..data.specs import open_dataset, parse_spec
 from ..errors import ConfigError, DataError
-from ..scoring import accumulate_scenes
+from ..scoring import model_outputs, score
 from .distributed import World, gather
 
 SYNTHETIC_VAL = 8  # held-out scenes of the synthetic world when --val-scenes is not given
@@ -71,7 +71,7 @@ class Validation:
 
     def run(self, model, world: World) -> dict | None:
         """Scores on rank 0 (None on the others); every rank must call it."""
-        ev, _ = accumulate_scenes(model, self.shard(world))
+        ev = score(model_outputs(model), self.shard(world), model.config.num_classes).evaluation
         parts = gather(ev, world)
         if parts is None:
             return None

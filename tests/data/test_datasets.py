@@ -204,7 +204,7 @@ def test_calibration_tiles_of_a_data_set_are_the_tiles_made_one_at_a_time(roots)
 
 
 def test_infer_jobs_from_a_data_set(roots):
-    from tdpcr_edge.runtime.stream import scene_jobs
+    from tdpcr_edge.stream import scene_jobs
 
     jobs = scene_jobs(f"sen12mscr:{roots['sen12mscr']}?labels=dfc")
     assert [j["name"] for j in jobs] == ["ROIs1158_spring_106_p30", "ROIs1158_spring_106_p407"]

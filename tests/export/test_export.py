@@ -9,18 +9,18 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from tdpcr_edge.backends import load_runner
+from tdpcr_edge.backends.ort_runner import OrtRunner
+from tdpcr_edge.backends.targets import list_profiles, load_profile
+from tdpcr_edge.backends.torch_runner import TorchRunner
 from tdpcr_edge.data.sources import SyntheticSource
 from tdpcr_edge.errors import ConfigError, DataError, DriftBudgetError
 from tdpcr_edge.export import ExportOptions, compare_artifacts, run_export
 from tdpcr_edge.export.drift import parse_budget
 from tdpcr_edge.export.fp16 import to_fp16
 from tdpcr_edge.export.onnx_graph import export_onnx
-from tdpcr_edge.export.profiles import list_profiles, load_profile
 from tdpcr_edge.export.quantizer import Int8Quantizer
 from tdpcr_edge.precisions import get as check_precision
-from tdpcr_edge.runtime import load_runner
-from tdpcr_edge.runtime.ort_runner import OrtRunner
-from tdpcr_edge.runtime.torch_runner import TorchRunner
 from tdpcr_edge.train.checkpoint import load_checkpoint
 
 TILE = 64
@@ -95,8 +95,8 @@ def test_fp16_is_explicit_and_keeps_sensitive_nodes_fp32(plain, ckpt):
     # The residual that forms the reconstruction stays FP32: its producer is not fed by a cast to FP16.
     # The nodes that form the reconstruction (residual add, clip) compute in FP32 on FP32
     # inputs, and produce the output themselves: no Cast back from FP16 sits at the output.
+    from tdpcr_edge.backends.tdp_pgf_op import tensor_types
     from tdpcr_edge.export.fp16 import _reconstruction_tail
-    from tdpcr_edge.runtime.graph import tensor_types
 
     tail = _reconstruction_tail(plain)
     nodes, types = {n.name: n for n in p16.graph.node}, tensor_types(p16)
@@ -388,7 +388,7 @@ def test_ort_runner_in_a_fresh_interpreter(tmp_path, random_checkpoint):
     run_export(ExportOptions(out=out, precision="fp32", checkpoint=random_checkpoint, tile=32, eval_tiles=1))
     code = (
         "import numpy as np\n"
-        "from tdpcr_edge.runtime import load_runner\n"
+        "from tdpcr_edge.backends import load_runner\n"
         f"r = load_runner({str(out)!r}, backend='ort')\n"
         "print(r(np.zeros((1, 13, 32, 32), np.float32), np.zeros((1, 2, 32, 32), np.float32))['reconstruction'].shape)\n"
     )

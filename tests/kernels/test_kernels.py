@@ -152,7 +152,7 @@ def test_trt_plugin_compiles_without_warnings(plugin_builds, version):
     count = ctypes.c_int32(0)
     assert get_creators(ctypes.byref(count)) and count.value == 1
     # What `tdpcr-edge check --plugin-lib` reads: the creators, asked from the library itself.
-    from tdpcr_edge.export.trt_check import plugin_creators
+    from tdpcr_edge.backends.trt.check import plugin_creators
 
     assert plugin_creators(plugin) == {("TDP_PGF", "1")}
 

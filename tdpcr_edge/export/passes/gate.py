@@ -11,7 +11,7 @@ from ..drift import over_budget
 
 def run(art: Artifact) -> None:
     if art.profile is not None:
-        from ..trt_check import check_graph, refuse
+        from ...backends.trt.check import check_graph, refuse
 
         refuse(check_graph(art.proto, art.profile), f"{art.opts.out}", art.profile)
     art.stage("measure drift")

@@ -13,9 +13,9 @@ import shutil
 
 import onnx
 
+from ...backends.tdp_pgf_op import count_plugin_nodes
 from ...contract import PLUGIN_OP, PLUGIN_VERSION, build_manifest, file_sha256
 from ...io_utils import atomic_dir, write_json
-from ...runtime.graph import count_plugin_nodes
 from ..artifact import Artifact
 from ..onnx_graph import OPSET, io_signature
 from .gate import runtime_precision

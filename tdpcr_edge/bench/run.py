@@ -1,0 +1,242 @@
+"""`tdpcr-edge bench`: every backend and precision this machine can run, on the same
+held-out tiles, accuracy beside latency and memory.
+
+For each registry row (``bench.matrix``) that is available here: the artifact it needs is
+exported when missing (or reused when its manifest matches the checkpoint and tile), a
+TensorRT engine is built when TensorRT is present, then the runner is scored on every
+held-out tile against the ground truth and against torch FP32 on the CPU (the deltas), and
+timed on the same tiles. Rows that cannot run are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..backends.runner import Runner
+from ..backends.torch_runner import TorchRunner
+from ..contract import file_sha256
+from ..data.scenes import SceneArrays
+from ..errors import ConfigError
+from ..export import nncf_peer
+from ..export.drift import measure_drift
+from ..probe import cuda_available, device_info, device_label
+from ..train.checkpoint import load_checkpoint
+from .artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
+from .matrix import Combo, make_runner, select, unavailable
+from .matrix import combos as all_combos
+from .memory_probe import peak_memory_mb
+from .options import BenchOptions
+from .power import TegraStats
+from .timing import latency_fields, time_rows
+
+ROW_FIELDS = (
+    "backend",
+    "precision",
+    "variant",
+    "device",
+    "model_mb",
+    "psnr",
+    "ssim",
+    "sam",
+    "miou",
+    "psnr_delta",
+    "miou_delta",
+    "within_budget",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "tiles_per_s",
+    "peak_mem_mb",
+    "start_s",
+    "model_path",
+)
+
+
+def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench") -> str:
+    memory = (
+        "Memory: CPU rows, the peak resident memory the runner adds in a fresh process of its own (VmHWM after 3 calls minus "
+        "VmRSS before the runner was created, torch, ONNX Runtime and OpenVINO imported first; not measured for torch.compile rows, whose "
+        "compiler's memory would dominate); CUDA rows, torch's peak allocated device memory. "
+        if timer == "tdpcr-edge bench"
+        else "Memory: not measured by pytest-benchmark. "
+    )
+    return (
+        f"{tiles} held-out {opts.tile}x{opts.tile} tiles (data {opts.data}), batch 1. Accuracy: every tile against its ground truth; "
+        "deltas against torch FP32 on the CPU on the same tiles (PSNR in dB, mIoU in points). Latency: "
+        f"{timer}, {opts.warmup} warm-up calls, then {opts.iterations} timed calls of the runner's infer() cycling through the tiles; "
+        + (
+            f"every row timed as it runs alone: in {min(opts.rounds, opts.iterations)} blocks of consecutive calls, one block per row and "
+            "round, "
+            "each block after one untimed call, the order of the rows rotated each round; ONNX Runtime's threads do not spin between "
+            "calls, so no row's idle pool takes the cores from the next; a round whose median is over 10% slower than the row's best "
+            "round ran in a slow spell of the host and is left out (rounds kept: report.json's rounds_kept); "
+            if timer == "tdpcr-edge bench"
+            else ""
+        )
+        + "wall time per call including host-device copies, padding and numpy conversion; p50, p25-p75 and p95 over the timed calls kept; "
+        "rows whose p25-p75 ranges overlap, or whose kept rounds' medians overlap, or that run the same graph on the same backend, "
+        "are tied, and a tie is broken by drift, then size; "
+        "tiles/s = timed calls / their total time. "
+        f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
+        "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
+        "leaves OpenVINO's own settings (BF16 on CPUs with AMX or AVX512_BF16). start s: creating the runner and its first call "
+        "(torch.compile's compilation, OpenVINO's compile or model-cache load), apart from the latency. Budget: each row's own drift "
+        "against torch FP32 on these tiles. Power (Jetson only): mean of tegrastats' input rail over the timed calls; energy per tile = "
+        "power x p50 latency."
+    )
+
+
+def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iterations: int) -> list[float]:
+    """Milliseconds per infer() call, batch 1, cycling through ``tiles``, in one block."""
+    return time_rows([tile_calls(runner, tiles)], warmup, iterations, rounds=1, sync=_sync())[0].calls_ms
+
+
+def tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
+    """The i-th call of a row: ``runner`` on tile i (cycling), batch 1."""
+
+    def call(i: int):
+        t = tiles[i % len(tiles)]
+        return runner(t.optical[None], t.sar[None])
+
+    return call
+
+
+def _sync() -> Callable[[], None] | None:
+    return torch.cuda.synchronize if cuda_available() else None
+
+
+def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path | None, engine: Path | None) -> dict:
+    """A report row's identity, size and accuracy, from a ``measure_drift`` result."""
+    model_files = [engine / "model.engine"] if engine else nncf_peer.model_files(artifact) if artifact else [Path(checkpoint)]
+    cand = drift["candidate"]
+    row = {
+        "backend": combo.backend,
+        "precision": combo.precision,
+        "variant": combo.variant,
+        "device": combo.device,
+        "model_mb": sum(f.stat().st_size for f in model_files) / 2**20,
+        "psnr": cand["psnr"],
+        "ssim": cand["ssim"],
+        "sam": cand["sam"],
+        "miou": cand["miou"],
+        "psnr_delta": drift["psnr_delta"],
+        "miou_delta": drift["miou_delta"],
+        "max_abs_error": drift["max_abs_error"],
+        "class_agreement": drift["class_agreement"],
+    }
+    if artifact is not None:
+        from ..contract import read_manifest
+
+        manifest = read_manifest(artifact)
+        gate = manifest["drift"]
+        row["export_gate"] = {"backend": gate.get("backend", "ort"), "within_budget": gate["within_budget"]}
+        row["graph_sha256"] = manifest.get("onnx_sha256")  # identical graphs on one backend are tied
+    return row
+
+
+def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
+    """Run every available combination; returns the report (see ``report.bench_report``)."""
+    from ..export.drift import over_budget, parse_budget
+    from ..export.heldout import DRIFT_SEED, tiles_from
+
+    stage = on_stage or (lambda name: None)
+    combos = select(opts.backends, opts.precisions)
+    names = {k.name for k in combos}
+    skip = {n.strip() for n in opts.skip.split(",") if n.strip()}
+    every = {k.name for k in all_combos()}
+    if skip - every:
+        raise ConfigError(f"--skip {', '.join(sorted(skip - every))}: no such row; rows are named like {', '.join(sorted(names)[:3])}")
+    combos = [k for k in combos if k.name not in skip]
+    budget = parse_budget(opts.drift_budget)
+    if opts.warmup < 0 or opts.iterations < 1:
+        raise ConfigError(f"--warmup {opts.warmup} / --iterations {opts.iterations}: need warmup >= 0 and iterations >= 1")
+    ckpt = load_checkpoint(opts.checkpoint)
+    c = ckpt.config
+    if opts.tile % c.multiple:
+        raise ConfigError(f"--tile {opts.tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
+    runnable = [(combo, unavailable(combo)) for combo in combos]
+    skipped = [
+        {"backend": k.backend, "precision": k.precision, "variant": k.variant, "device": k.device, "reason": why}
+        for k, why in runnable
+        if why
+    ]
+    runnable = [k for k, why in runnable if not why]
+
+    stage("load held-out tiles")
+    tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
+    artifacts, exported = ensure_artifacts(opts, artifact_keys(runnable), stage)
+    engines_root = Path(opts.engines or Path(opts.report) / "engines")
+
+    stage("torch FP32 reference")
+    torch.set_num_threads(os.cpu_count())
+    reference = TorchRunner(ckpt.path)
+    reference_cache = None
+    measured = []
+    for combo in runnable:
+        stage(combo.name)
+        artifact = artifacts.get(artifact_key(combo)) if combo.needs_artifact else None
+        engine = ensure_engine(artifact, engines_root, combo.precision) if combo.reads == "engine" else None
+        gc.collect()
+        cuda = combo.device == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        runner = make_runner(combo, ckpt.path, artifact, engine).activate()
+        runner(tiles[0].optical[None], tiles[0].sar[None])
+        start_s = time.perf_counter() - start
+        drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        measured.append((combo, runner, artifact, engine, drift, start_s, peak))
+    # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
+    times = time_rows(
+        [tile_calls(m[1], tiles) for m in measured],
+        opts.warmup,
+        opts.iterations,
+        opts.rounds,
+        sync=_sync(),
+        on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
+    )
+    rows = []
+    for (combo, runner, artifact, engine, drift, start_s, peak), row_times in zip(measured, times):
+        power = TegraStats()
+        if power.available:  # power needs the row alone: its own pass, after the timing
+            with power:
+                time_runner(runner, tiles, 0, opts.iterations)
+        runner.deactivate()
+        lat = latency_fields(row_times.blocks)
+        row = {
+            **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
+            **lat,
+            "peak_mem_mb": peak if combo.device == "cuda" else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
+            "start_s": start_s,
+            "within_budget": not over_budget(drift, budget),
+            "over_budget": over_budget(drift, budget),
+            "model_path": str(engine or artifact or ckpt.path),
+        }
+        if power.mean_power_w is not None:
+            row["power_w"] = power.mean_power_w
+            row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
+        rows.append(row)
+    info = device_info()
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "device": info,
+        "device_label": device_label(info),
+        "date": date.today().isoformat(),
+        "method": method_text(opts, len(tiles)),
+        "checkpoint": {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": c.name},
+        "data": opts.data,
+        "tiles": len(tiles),
+        "tile": opts.tile,
+        "exported": exported,
+        "budget": budget,
+        "target": opts.target,
+        "source": "tdpcr-edge bench",
+    }
