@@ -150,7 +150,7 @@ def drift_tiles():
 @pytest.mark.parametrize("config", ["tiny", "base"])
 def test_backend_latency(benchmark, artifacts, drift_tiles, config, row):
     from tdpcr_edge.backends import load_runner
-    from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
+    from tdpcr_edge.drift import measure_drift, over_budget, parse_budget
 
     combo, name, options = ROWS[row]
     reason = unavailable(combo)

@@ -118,7 +118,7 @@ def _profile(path: Path, optical, sar) -> tuple[dict, dict]:
 def test_ort_int8_profile(benchmark, graphs, name):
     from tdpcr_edge.backends.ort_runner import OrtRunner
     from tdpcr_edge.backends.torch_runner import TorchRunner
-    from tdpcr_edge.export.drift import measure_drift
+    from tdpcr_edge.drift import measure_drift
     from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.train.checkpoint import load_checkpoint
 

@@ -22,7 +22,7 @@ from tdpcr_edge.bench.artifacts import artifact_key, artifact_keys, ensure_artif
 from tdpcr_edge.bench.matrix import COMBOS, make_runner, unavailable
 from tdpcr_edge.bench.options import BenchOptions
 from tdpcr_edge.bench.run import accuracy_fields, method_text
-from tdpcr_edge.export.drift import measure_drift, over_budget, parse_budget
+from tdpcr_edge.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
 from tdpcr_edge.probe import device_info
 from tdpcr_edge.train.checkpoint import load_checkpoint

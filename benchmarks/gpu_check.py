@@ -9,7 +9,7 @@ Steps, each with its own time limit, each recorded with its status, time and fig
   3. bench_pgf: the fused kernel against eager and torch.compile and the copy bandwidth;
   4. stream: the torch backend on CUDA streaming a 2048 x 2048 synthetic scene;
   5. bench_train: training steps/s FP32 against AMP bf16, and the wait on data;
-  6. tensorrt: export, build-engine, run and drift, when TensorRT is installed.
+  6. tensorrt: export, build-engine (gated on the golden set), verify, run and drift, when TensorRT is installed.
 One JSON, benchmarks/results/gpu-check-<device>-<date>.json, holds them all; the pytest
 suites also write their own results beside it.
 
@@ -163,8 +163,10 @@ def step_tensorrt(work: Path, limit: float) -> dict:
     t0 = time.perf_counter()
     log = []
     for cmd in (
-        cli + ["export", "--precision", "fp16", "--out", str(art)],
-        cli + ["build-engine", str(art), "--out", str(eng)],
+        # The GPU profile's tile, so the golden set is cut at the engine's tile and build-engine can gate on it.
+        cli + ["export", "--precision", "fp16", "--target", "x86-h100", "--out", str(art)],
+        cli + ["build-engine", str(art), "--out", str(eng), "--target", "x86-h100"],
+        cli + ["verify", str(eng)],
         cli + ["compare", str(eng)],
     ):
         code, out, _ = run(cmd, limit - (time.perf_counter() - t0))

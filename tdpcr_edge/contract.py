@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, IntegrityError
 
 SCHEMA_VERSION = 1  # manifest.json
 ENGINE_SCHEMA = 1  # engine.json
@@ -42,6 +42,42 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# Files a folder's own records never list: the records themselves, and a signature made after them.
+UNLISTED = ("manifest.json", "engine.json", "signature.json")
+
+
+def file_digests(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file in an artifact or engine folder, by its path inside it (records and
+    signature left out: they are what holds the digests)."""
+    folder = Path(folder)
+    return {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() not in UNLISTED
+    }
+
+
+def check_files(folder: str | Path, record: dict, record_name: str = "manifest.json") -> None:
+    """Every file the record lists is there with the digest it records; else one IntegrityError
+    naming the file. A manifest from before ``files`` was written has the graph's digest alone;
+    an engine record without digests is refused (TensorRT would deserialise whatever is there)."""
+    folder = Path(folder)
+    files = record.get("files")
+    if not files and record_name == "engine.json":
+        raise IntegrityError(f"{folder / record_name}: records no digest of model.engine; rebuild it with `tdpcr-edge build-engine`")
+    if not files:
+        files = {"model.onnx": record["onnx_sha256"]} if record.get("onnx_sha256") else {}
+    for name, digest in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise IntegrityError(f"{path}: missing, though {record_name} lists it; copy the whole folder again, or export it again")
+        if file_sha256(path) != digest:
+            raise IntegrityError(
+                f"{path}: its sha256 is not the one {record_name} records: the file changed after it was written; "
+                "copy it again from the source, or export it again"
+            )
 
 
 def library_versions() -> dict[str, str | None]:

@@ -38,6 +38,11 @@ class CheckpointError(TdpcrError, OSError):
     """A checkpoint, artifact or engine record that is missing, unreadable or not ours."""
 
 
+class IntegrityError(TdpcrError, OSError):
+    """An artifact or engine file whose digest no longer matches its record, or whose signature
+    is missing or does not hold: it changed after export, build or signing; nothing is loaded."""
+
+
 class EngineMismatch(TdpcrError, ValueError):
     """A TensorRT engine built for another TensorRT release, GPU or plugin: rebuild it."""
 

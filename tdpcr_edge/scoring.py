@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
-import torch
 
 from .data.scenes import SceneArrays
 from .data.synthetic import THICKNESS_BINS
@@ -69,16 +68,15 @@ class Evaluation:
         """One image (or strip): reconstruction and optical C x H x W, classes, labels, cloud
         and valid H x W. Reconstruction is scored where ``clear`` is given, segmentation where
         ``labels`` are; ``seg_valid`` narrows the pixels segmentation is scored on."""
-        valid_t = torch.from_numpy(valid)[None]
-        cloud_t = torch.from_numpy(cloud)[None] if cloud is not None else None
+        # The accumulators take batches: each array gets a batch axis of one.
+        cloud_b = cloud[None] if cloud is not None else None
         if clear is not None:
-            target = torch.from_numpy(clear)[None]
-            self.model_scores.update(torch.from_numpy(reconstruction)[None], target, cloud_t, valid_t)
+            target = clear[None]
+            self.model_scores.update(reconstruction[None], target, cloud_b, valid[None])
             if self.inputs and optical is not None:
-                self.input_scores.update(torch.from_numpy(optical)[None], target, cloud_t, valid_t)
+                self.input_scores.update(optical[None], target, cloud_b, valid[None])
         if labels is not None:
-            seg_valid_t = valid_t if seg_valid is None else torch.from_numpy(seg_valid)[None]
-            self.seg.update(torch.from_numpy(classes.astype(np.int64))[None], torch.from_numpy(labels)[None], cloud_t, seg_valid_t)
+            self.seg.update(classes[None], labels[None], cloud_b, (valid if seg_valid is None else seg_valid)[None])
 
     def update(self, p: Prediction) -> None:
         s = p.scene
@@ -148,6 +146,8 @@ def score(
 def model_outputs(model) -> RunModel:
     """A torch TDPCR as a ``RunModel``: inference mode, on the device its weights sit on (a
     model in training may be on a GPU), outputs back as float32 numpy."""
+    import torch  # a torch model is scored only where torch is installed
+
     model.eval()
     device = next(model.parameters()).device
 

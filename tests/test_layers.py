@@ -10,13 +10,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tdpcr_edge"
 
 # Bottom to top. Within a layer, modules may import each other as long as no cycle forms.
 LAYERS = (
-    {"errors", "io_utils", "lazy", "probe", "contract", "precisions"},
+    {"errors", "io_utils", "lazy", "probe", "contract", "precisions", "signing"},
     {"model", "data"},
-    {"metrics", "scoring", "train", "report"},
+    {"metrics", "scoring", "drift", "golden", "train", "report"},
     {"backends"},
     {"stream", "archive"},
     {"export"},
-    {"bench", "evaluate", "ablation", "doctor"},
+    {"bench", "evaluate", "ablation", "doctor", "verify"},
     {"cli"},
 )
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

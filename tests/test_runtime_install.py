@@ -1,6 +1,7 @@
 """The runtime install: the wheel in a fresh virtual environment with its runtime dependencies
-and one backend (ONNX Runtime), without torch, runs `infer` on an artifact exported by the
-full install and `check --target x86-cpu`, with the outputs of the full install."""
+and the CPU backends (ONNX Runtime, OpenVINO), without torch, runs `infer` on an artifact
+exported by the full install and `check --target x86-cpu`, with the outputs of the full
+install, and `verify`s every precision with the drift export measured."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def runtime_env(tmp_path_factory):
     wheel = next((root / "wheel").glob("tdpcr_edge-*.whl"))
     _run([sys.executable, "-m", "venv", str(root / "venv")])
     py = root / "venv" / "bin" / "python"
-    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[ort]"])
+    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[ort,openvino]"])
     return root, py
 
 
@@ -102,13 +103,47 @@ def test_runtime_install_runs_an_artifact_without_torch(runtime_env, tmp_path):
     assert str(root) in where
 
 
+@pytest.mark.slow
+def test_runtime_install_verifies_every_precision(runtime_env, tmp_path):
+    import json
+
+    from tdpcr_edge.contract import read_manifest
+    from tdpcr_edge.export import ExportOptions, run_export
+
+    root, py = runtime_env
+    cli = root / "venv" / "bin" / "tdpcr-edge"
+    for precision, backend in (("fp32", "openvino"), ("fp16", "ort"), ("int8", "ort"), ("mixed", "ort")):
+        art = tmp_path / precision
+        run_export(ExportOptions(out=art, precision=precision, backend=backend, tile=64, eval_tiles=4, calib_tiles=4))
+        _run([str(cli), "verify", str(art), "--json", str(tmp_path / f"{precision}.json")], cwd=tmp_path)
+        r, exported = json.loads((tmp_path / f"{precision}.json").read_text()), read_manifest(art)["golden"]["drift"]
+        assert r["backend"] == backend and r["within_budget"]
+        assert abs(r["psnr_delta"] - exported["psnr_delta"]) < 0.02, (precision, r["psnr_delta"], exported["psnr_delta"])
+        assert abs(r["miou_delta"] - exported["miou_delta"]) < 0.1, (precision, r["miou_delta"], exported["miou_delta"])
+    # bench over those artifacts, every installed backend, the report the full bench writes.
+    report = tmp_path / "report"
+    _run(
+        [str(cli), "bench", "--artifacts", str(tmp_path), "--report", str(report), "--tile", "64", "--tiles", "2", "--iterations", "4"],
+        cwd=tmp_path,
+    )
+    rows = json.loads((report / "report.json").read_text())["rows"]
+    assert {(r["backend"], r["precision"]) for r in rows} >= {("ort", p) for p in ("fp32", "fp16", "int8", "mixed")}
+    assert all(r["latency_ms_p50"] > 0 and r["psnr"] > 0 for r in rows)
+    assert (report / "report.md").exists() and (report / "report.png").exists()
+    # A graph changed after export: one line naming it, exit 2, in the runtime install too.
+    (tmp_path / "int8" / "model.onnx").write_bytes((tmp_path / "int8" / "model.onnx").read_bytes() + b"\0")
+    done = subprocess.run([str(cli), "verify", str(tmp_path / "int8")], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "model.onnx" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 def test_runtime_modules_import_no_torch():
     """What a runtime install imports (the package, the CLI, the stream, the artifact and
     engine runners, doctor) pulls in neither torch nor torchmetrics."""
     code = (
         "import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.stream, tdpcr_edge.backends.ort_runner, "
         "tdpcr_edge.backends.openvino_runner, tdpcr_edge.backends.trt.runner, tdpcr_edge.archive.run, tdpcr_edge.backends.targets, "
-        "tdpcr_edge.model.config, tdpcr_edge.train.options\n"
+        "tdpcr_edge.model.config, tdpcr_edge.train.options, tdpcr_edge.scoring, tdpcr_edge.stream.scene_metrics, tdpcr_edge.verify, "
+        "tdpcr_edge.golden, tdpcr_edge.signing\n"
         "from tdpcr_edge.cli import build_app; build_app()\n"
         "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))"
     )

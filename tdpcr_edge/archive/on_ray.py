@@ -38,7 +38,7 @@ class SceneWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self.runner, self.meta = open_runner(opts.stream.get("model"), opts.stream.get("backend", "auto"))
+        self.runner, self.meta = open_runner(opts.stream.get("model"), opts.stream.get("backend", "auto"), opts.stream.get("public_key"))
         self.workers = self.runner.share_cpu(opts.stream.get("workers") or default_workers())
         self.label = f"{socket.gethostname()}:{os.getpid()} ({name})"
 

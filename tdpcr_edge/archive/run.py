@@ -71,7 +71,7 @@ def run_archive(
 def _run_here(todo: list[dict], opts: ArchiveOptions, keys: dict, done: Callable[[dict], None]) -> dict:
     """One runner in this process, the model loaded once, scenes one after another."""
     t0 = time.perf_counter()
-    runner, meta = open_runner(opts.stream.get("model"), opts.stream.get("backend", "auto"))
+    runner, meta = open_runner(opts.stream.get("model"), opts.stream.get("backend", "auto"), opts.stream.get("public_key"))
     workers = runner.share_cpu(opts.workers or opts.stream.get("workers") or default_workers())
     worker = f"{socket.gethostname()}:{os.getpid()}"
     with runner:

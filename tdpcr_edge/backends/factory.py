@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from .. import precisions
-from ..contract import is_artifact, is_engine, read_manifest
-from ..errors import ConfigError, DataError
+from ..contract import check_files, is_artifact, is_engine, read_engine_record, read_manifest
+from ..errors import ConfigError, DataError, IntegrityError
 from . import registry as backends
 from .runner import Runner
 
@@ -72,15 +72,21 @@ def load_runner(
     variant: str = "",
     device: str | None = None,
     precision: str | None = None,
+    public_key: str | Path | None = None,
     **kwargs,
 ) -> Runner:
     """A runner for a checkpoint file, an artifact folder written by ``tdpcr-edge export`` (a
     checkpoint backend loads its checkpoint.pt) or an engine folder written by
     ``tdpcr-edge build-engine``. ``None`` is the shipped checkpoint; ``backend="auto"`` picks
     as ``resolve_backend`` says. ``variant``, ``device`` and ``precision`` select a bench row's
-    way of running (torch.compile, CUDA, FP16 on torch; OpenVINO's defaults)."""
+    way of running (torch.compile, CUDA, FP16 on torch; OpenVINO's defaults).
+
+    An artifact's or engine's files are checked against the digests its record holds before
+    anything is loaded, and with ``public_key`` its signature too: a changed file is one
+    ``IntegrityError`` naming it."""
     row = backends.get(resolve_backend(path, backend))
     path = Path(path) if path is not None else None
+    check_folder(path, public_key)
     manifest = None
     if row.reads == "engine":
         if not is_engine(path):
@@ -99,6 +105,22 @@ def load_runner(
         if row.user_facing:  # the replay backend computes nothing, so any precision replays
             precisions.get(manifest["precision"]).refuse_backend(row.name, str(path))
     return row.runner_module().load(path, manifest, variant=variant, device=device, precision=precision, **kwargs)
+
+
+def check_folder(path: Path | None, public_key: str | Path | None = None) -> None:
+    """The signature (with ``public_key``), then every digest of an artifact or engine folder."""
+    if path is None or not path.is_dir() or not (is_artifact(path) or is_engine(path)):
+        if public_key is not None:
+            raise IntegrityError(f"{path or 'the shipped checkpoint'}: --public-key checks a signed artifact or engine folder; pass one")
+        return
+    if public_key is not None:
+        from ..signing import verify_signature
+
+        verify_signature(path, Path(public_key))
+    if is_artifact(path):
+        check_files(path, read_manifest(path))
+    else:
+        check_files(path, read_engine_record(path), "engine.json")
 
 
 def graph_runner(proto, config: dict, backend: str, precision: str) -> Runner:

@@ -10,7 +10,6 @@ from .. import precisions
 from ..contract import file_sha256
 from ..errors import ConfigError
 from ..export import nncf_peer
-from ..train.checkpoint import load_checkpoint
 from .matrix import Combo
 from .options import BenchOptions
 
@@ -47,6 +46,7 @@ def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callab
     of those exported now. ``nncf_peer.FOLDER`` among them is NNCF's INT8 IR, made from the
     fp32 artifact (exported too if need be) unless a matching one is there."""
     from ..export import ExportOptions, run_export
+    from ..train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(opts.checkpoint)
     sha = file_sha256(ckpt.path)

@@ -17,17 +17,13 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from ..backends.runner import Runner
-from ..backends.torch_runner import TorchRunner
 from ..contract import file_sha256
 from ..data.scenes import SceneArrays
+from ..drift import measure_drift
 from ..errors import ConfigError
 from ..export import nncf_peer
-from ..export.drift import measure_drift
 from ..probe import cuda_available, device_info, device_label
-from ..train.checkpoint import load_checkpoint
 from .artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
 from .matrix import Combo, make_runner, select, unavailable
 from .matrix import combos as all_combos
@@ -83,7 +79,7 @@ def method_text(opts: BenchOptions, tiles: int, timer: str = "tdpcr-edge bench")
         "rows whose p25-p75 ranges overlap, or whose kept rounds' medians overlap, or that run the same graph on the same backend, "
         "are tied, and a tie is broken by drift, then size; "
         "tiles/s = timed calls / their total time. "
-        f"{memory}Threads: {torch.get_num_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
+        f"{memory}Threads: {torch_threads()} for torch, {os.cpu_count()} for ONNX Runtime and OpenVINO (latency hint, one stream). "
         "OpenVINO rows set the inference precision (f32: the graph's own types; bf16 for the bf16 artifact), except 'default', which "
         "leaves OpenVINO's own settings (BF16 on CPUs with AMX or AVX512_BF16). start s: creating the runner and its first call "
         "(torch.compile's compilation, OpenVINO's compile or model-cache load), apart from the latency. Budget: each row's own drift "
@@ -108,7 +104,17 @@ def tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], obje
 
 
 def _sync() -> Callable[[], None] | None:
-    return torch.cuda.synchronize if cuda_available() else None
+    if not cuda_available():
+        return None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path | None, engine: Path | None) -> dict:
@@ -141,9 +147,18 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
 
 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
-    """Run every available combination; returns the report (see ``report.bench_report``)."""
-    from ..export.drift import over_budget, parse_budget
+    """Run every available combination; returns the report (see ``report.bench_report``). Without
+    torch, every installed backend on the artifacts under ``opts.artifacts`` (``on_artifacts``)."""
+    from .on_artifacts import run_on_artifacts, torch_installed
+
+    if not torch_installed():
+        return run_on_artifacts(opts, on_stage)
+    import torch
+
+    from ..backends.torch_runner import TorchRunner
+    from ..drift import over_budget, parse_budget
     from ..export.heldout import DRIFT_SEED, tiles_from
+    from ..train.checkpoint import load_checkpoint
 
     stage = on_stage or (lambda name: None)
     combos = select(opts.backends, opts.precisions)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from .console import console, stage_status
-from .options import choices, value
+from .options import DriftBudget, choices, value
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +21,10 @@ def register(app: typer.Typer) -> None:
         timing_cache: Annotated[Optional[Path], typer.Option(help="Timing cache to reuse and update.")] = None,
         workspace: Annotated[Optional[int], typer.Option(min=1, help="Builder workspace in MiB.")] = None,
         max_batch: Annotated[Optional[int], typer.Option(min=1, help="Largest batch of the optimisation profile.")] = None,
+        drift_budget: DriftBudget = None,
     ) -> None:
-        """Build a TensorRT engine from an artifact, on the device that will run it."""
+        """Build a TensorRT engine from an artifact, on the device that will run it, and gate it: the engine runs the
+        artifact's golden set against FP32 before it is written (over budget: exit 3, nothing written)."""
         from ..backends.trt.engine import build_engine
 
         # build_engine checks the artifact, its graph and the options before TensorRT is needed.
@@ -35,9 +37,11 @@ def register(app: typer.Typer) -> None:
                 timing_cache=timing_cache,
                 workspace_mb=workspace,
                 max_batch=max_batch,
+                drift_budget=drift_budget,
             )
+        d = record["drift"]
         console.print(
             f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), "
-            f"{record['precision']}"
+            f"{record['precision']}; golden set dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {d['miou_delta']:+.2f} pt vs FP32, within budget"
         )
         console.print(f"equivalent trtexec command:\n  {record['trtexec']}", highlight=False)

@@ -48,6 +48,10 @@ def register(app: typer.Typer) -> None:
         tile: Annotated[Optional[int], typer.Option(min=8, help="Tile size in pixels (default: the target's, else 256).")] = None,
         plugin: Annotated[bool, typer.Option("--plugin", help="One TDP_PGF node per PGF instead of its decomposition.")] = False,
         drift_budget: DriftBudget = None,
+        without_checkpoint: Annotated[
+            bool,
+            typer.Option("--without-checkpoint", help="Leave checkpoint.pt out: runtimes need only the graph (torch backends need it)."),
+        ] = False,
         allow_drift: Annotated[
             bool,
             typer.Option("--allow-drift", help="Write the artifact even when the drift is over budget (else exit 3, nothing written)."),
@@ -70,6 +74,7 @@ def register(app: typer.Typer) -> None:
             plugin=plugin,
             drift_budget=drift_budget,
             allow_drift=allow_drift,
+            with_checkpoint=not without_checkpoint,
             backend=value(backend),
             int8_placement=value(int8_placement),
         )

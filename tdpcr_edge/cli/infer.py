@@ -102,6 +102,9 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(callback=positive, help="With --ray: CPUs each Ray worker holds (its runner's threads).")
         ] = 1.0,
         gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="With --ray: GPUs each Ray worker holds.")] = 0.0,
+        public_key: Annotated[
+            Optional[Path], typer.Option(help="PEM public key: run only an artifact or engine signed with its private key.")
+        ] = None,
         max_retries: Annotated[int, typer.Option(min=0, help="With --ray: runs of a scene after its worker died.")] = 3,
     ) -> None:
         """Stream whole scenes through the model: COG outputs, run.json, quick look; with --pairs a
@@ -112,6 +115,7 @@ def register(app: typer.Typer) -> None:
         stream = dict(
             model=model,
             backend=value(backend),
+            **({"public_key": str(public_key)} if public_key else {}),
             tile=tile,
             overlap=overlap,
             batch=batch,

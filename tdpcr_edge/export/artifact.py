@@ -19,10 +19,10 @@ from ..backends.targets import INT8_PLACEMENTS, UNSIGNED_PLACEMENTS, Profile, lo
 from ..backends.torch_runner import TorchRunner
 from ..data.scenes import SceneArrays
 from ..data.specs import open_dataset
+from ..drift import measure_drift, parse_budget
 from ..errors import ConfigError
 from ..train.checkpoint import Checkpoint, load_checkpoint
 from .calibration import check_calibration_method
-from .drift import measure_drift, parse_budget
 from .heldout import DRIFT_SEED, tiles_from
 
 
@@ -41,6 +41,7 @@ class ExportOptions:
     plugin: bool = False
     drift_budget: str | None = None
     allow_drift: bool = False
+    with_checkpoint: bool = True  # checkpoint.pt in the artifact: what a torch backend runs; no runtime needs it
     sensitivity_tiles: int = 4
     sensitivity_size: int = 128  # pixels: layers are ranked on crops; the chosen graph is gated on whole tiles
     backend: str | None = None  # what the drift is measured on (default: the target's, else ort; a backend that runs the precision)
@@ -67,6 +68,7 @@ class Artifact:
     sensitivity: dict[str, float] | None = None
     plugin_precision: dict | None = None
     drift: dict | None = None
+    golden: dict | None = None  # the golden set's tiles, FP32 outputs and record (passes/golden.py)
     _eval_tiles: list[SceneArrays] | None = None
     _reference: TorchRunner | None = None
     _measure: Callable[[onnx.ModelProto], dict] | None = None
@@ -86,9 +88,7 @@ class Artifact:
         is the drift of the graph measured last (mixed's search ends on the graph it ships,
         which the gate then measures again). Whole graphs are measured on the artifact's own
         backend; single layers (``whole=False``, a ranking only) on ONNX Runtime."""
-        if self._reference is None:
-            self._reference = TorchRunner(self.ckpt.path)
-        reference, c, cache = self._reference, self.ckpt.config, {}
+        reference, c, cache = self.reference_runner(), self.ckpt.config, {}
 
         def measure(proto: onnx.ModelProto) -> dict:
             if cache.get("proto") is not proto:
@@ -98,6 +98,12 @@ class Artifact:
             return dict(cache["drift"])
 
         return measure
+
+    def reference_runner(self) -> TorchRunner:
+        """torch FP32 on the checkpoint: what every drift is measured against."""
+        if self._reference is None:
+            self._reference = TorchRunner(self.ckpt.path)
+        return self._reference
 
     def measure(self, proto: onnx.ModelProto) -> dict:
         """Drift of ``proto`` on the held-out tiles the export is gated on."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..backends.torch_runner import TorchRunner
 from ..contract import read_manifest
 from ..data.normalize import Normalization
-from .drift import measure_drift, over_budget
+from ..drift import measure_drift, over_budget
 from .heldout import DRIFT_SEED, tiles_from
 
 

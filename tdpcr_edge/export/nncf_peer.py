@@ -33,7 +33,7 @@ from typing import Callable
 
 from ..backends.openvino_runner import IR_FORMAT, NNCF_INSTALL, NNCF_VARIANT, import_openvino
 from ..backends.signal_stack import kept_signal_stack
-from ..contract import file_sha256, read_manifest
+from ..contract import file_digests, file_sha256, read_manifest
 from ..data.normalize import Normalization
 from ..errors import ConfigError, MissingDependency
 from ..io_utils import write_json
@@ -221,6 +221,9 @@ def make(fp32: Path, out: Path, want: dict) -> dict:
                 "onnx_sha256": None,
                 "model_bytes": size,
                 "nncf": {k: record[k] for k in ("nncf", "source_onnx_sha256", "parameters")},
+                # Its own files (the IR), not the source artifact's; no golden set of its own.
+                "files": file_digests(tmp),
+                "golden": None,
             },
         )
         write_json(tmp / RECORD, record)  # last: a folder with nncf.json is complete

@@ -1,4 +1,4 @@
-"""`tdpcr-edge export`: checkpoint -> ONNX -> precision pass -> drift gate -> artifact, as a
+"""`tdpcr-edge export`: checkpoint -> ONNX -> precision pass -> drift gate -> golden set -> artifact, as a
 short sequence of passes over one artifact under construction (``export.artifact``; the
 passes are ``export.passes``). The precision's pass is the one its row in the precision
 registry names, so a new precision is its pass module plus one row."""
@@ -11,7 +11,7 @@ from typing import Callable
 from .. import precisions
 from .artifact import Artifact, ExportOptions, plan
 from .heldout import CALIB_SEED, DRIFT_SEED, tiles_from
-from .passes import gate, trace, write
+from .passes import gate, golden, trace, write
 
 __all__ = ["CALIB_SEED", "DRIFT_SEED", "ExportOptions", "run_export", "tiles_from"]
 
@@ -30,4 +30,5 @@ def run_export(opts: ExportOptions, on_stage: Callable[[str], None] | None = Non
     trace.run(art)
     precision_pass(art)
     gate.run(art)
+    golden.run(art)
     return write.run(art)

@@ -3,13 +3,12 @@ which runner runs the model, and the scene lists of ``--pairs``."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.runner import Runner
 from ..data.specs import read_pairs
-from ..errors import INSTALL, ConfigError, DataError, MissingDependency
+from ..errors import ConfigError, DataError
 from ..probe import cpu_cores
 
 
@@ -52,10 +51,12 @@ class StreamOptions:
     resolution: float | None = None  # metres; None: the finest optical band's grid
     optical_offset: float | None = None  # added to every optical DN; None: what the data says
     band_width: int = 2048  # columns streamed at a time (``column_bands``): memory follows this, not the scene's width
+    public_key: str | None = None  # PEM: the model must be an artifact or engine signed with its private key
 
 
-def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
-    """The runner and the model's metadata (normalisation, classes, colours)."""
+def open_runner(model: str | None, backend: str, public_key: str | None = None) -> tuple[Runner, dict]:
+    """The runner and the model's metadata (normalisation, classes, colours). Its files are
+    checked against their digests first, and its signature with ``public_key``."""
     from ..backends import registry as backends
     from ..backends.factory import from_report, load_runner, model_metadata, resolve_backend
     from ..contract import shipped_artifact_path
@@ -76,7 +77,7 @@ def open_runner(model: str | None, backend: str) -> tuple[Runner, dict]:
         # as its packaged FP32 artifact.
         path = shipped_artifact_path()
     backend = resolve_backend(path, backend)
-    runner = load_runner(path, backend=backend)
+    runner = load_runner(path, backend=backend, public_key=public_key)
     meta = model_metadata(runner, backend, path)
     if picked is not None:
         meta["picked_from_report"] = {
@@ -125,11 +126,6 @@ def check_stream_options(opts: StreamOptions) -> None:
     for path in (opts.reference, opts.labels, opts.cloud):
         if path is not None and not Path(path).exists():
             raise DataError(f"{path}: not found; check the path")
-    if (opts.reference or opts.labels) and importlib.util.find_spec("torch") is None:
-        # Scene accuracy runs on torchmetrics: said before anything is written, not after.
-        raise MissingDependency(
-            f"--reference and --labels score the scene with torch, which is not installed here; {INSTALL['torch']} (or leave them out)"
-        )
     check_tiling(opts.tile, opts.overlap)
     if opts.compress not in COMPRESSION:
         raise ConfigError(f"--compress {opts.compress!r} is not one of {', '.join(COMPRESSION)}")

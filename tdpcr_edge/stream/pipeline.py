@@ -82,7 +82,7 @@ def _run_stream(opts: StreamOptions, on_tile, on_start, opened=None) -> dict:
         runner, meta, workers = opened
         with contextlib.ExitStack() as cleanup:
             return ScenePipeline(opts, runner, meta, workers, cleanup, keep_active=True).run(wall0, on_tile, on_start)
-    runner, meta = open_runner(opts.model, opts.backend)
+    runner, meta = open_runner(opts.model, opts.backend, opts.public_key)
     workers = runner.share_cpu(opts.workers or default_workers())
     # Deactivated and closed however the run ends: a torch CPU runner restores the thread
     # count it set, and the reader's files are not left open by a refused scene.

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.windows import Window
 
 from ..data.normalize import Normalization
@@ -105,7 +104,7 @@ def pool_accuracy(sums: list[dict]) -> dict:
                 "mae": acc["ae"] / acc["bands"],
                 "pixels": acc["px"],
             }
-    matrices = [torch.tensor(s["confusion"]) for s in sums if s.get("confusion") is not None]
+    matrices = [np.asarray(s["confusion"], np.int64) for s in sums if s.get("confusion") is not None]
     if matrices:
         out.setdefault("model", {}).update({k: v for k, v in SegmentationScores._scores(sum(matrices)).items() if k != "pixels"})
     return out

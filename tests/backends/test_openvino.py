@@ -2,6 +2,7 @@
 BF16, threads, model cache, errors), the CPU INT8 placement and exports gated on OpenVINO."""
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from tdpcr_edge.backends import load_runner, resolve_backend
 from tdpcr_edge.backends.openvino_runner import OpenVinoRunner
 from tdpcr_edge.backends.targets import load_profile
 from tdpcr_edge.backends.trt.engine import plan_trtexec
+from tdpcr_edge.contract import file_digests, file_sha256
 from tdpcr_edge.data.sources import SyntheticSource
 from tdpcr_edge.errors import CheckpointError, ConfigError, MissingDependency
 from tdpcr_edge.export import ExportOptions, run_export
@@ -172,15 +174,17 @@ def test_plugin_graph_refused_in_one_line(tmp_path, random_checkpoint):
 
 
 def _uncompilable(artifact, out):
-    """A copy of ``artifact`` whose graph OpenVINO has no conversion for (an op from a domain it does not know)."""
-    out.mkdir()
-    for f in artifact.iterdir():
-        (out / f.name).write_bytes(f.read_bytes())
+    """A copy of ``artifact`` whose graph OpenVINO has no conversion for (an op from a domain it does not know), its
+    digests recorded anew so that OpenVINO, not the digest check, is what refuses it."""
+    shutil.copytree(artifact, out)
     proto = onnx.load(str(out / "model.onnx"))
     relu = next(n for n in proto.graph.node if n.op_type in ("Relu", "Clip", "Add"))
     relu.domain = "com.example.unknown"
     proto.opset_import.append(helper.make_opsetid("com.example.unknown", 1))
     onnx.save(proto, str(out / "model.onnx"))
+    m = json.loads((out / "manifest.json").read_text())
+    m["files"], m["onnx_sha256"] = file_digests(out), file_sha256(out / "model.onnx")
+    (out / "manifest.json").write_text(json.dumps(m))
     return out
 
 
@@ -305,9 +309,7 @@ def test_export_option_conflicts(tmp_path, random_checkpoint):
 
 def test_ort_refuses_a_bf16_artifact(tmp_path, fp32_artifact):
     bf16 = tmp_path / "bf16"
-    bf16.mkdir()
-    for f in fp32_artifact.iterdir():
-        (bf16 / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(fp32_artifact, bf16)
     m = json.loads((bf16 / "manifest.json").read_text())
     m["precision"] = "bf16"
     (bf16 / "manifest.json").write_text(json.dumps(m))

@@ -26,6 +26,8 @@ REQUIRED = {
     "report": ["JSON", "--report", "OUT"],
     "build-engine": ["ART", "--out", "OUT"],
     "check": ["ART", "--target", "x86-cpu"],
+    "sign": ["ART", "--key", "KEY"],
+    "verify": ["ART"],
     "doctor": [],
 }
 

@@ -14,9 +14,9 @@ from tdpcr_edge.backends.ort_runner import OrtRunner
 from tdpcr_edge.backends.targets import list_profiles, load_profile
 from tdpcr_edge.backends.torch_runner import TorchRunner
 from tdpcr_edge.data.sources import SyntheticSource
+from tdpcr_edge.drift import parse_budget
 from tdpcr_edge.errors import ConfigError, DataError, DriftBudgetError
 from tdpcr_edge.export import ExportOptions, compare_artifacts, run_export
-from tdpcr_edge.export.drift import parse_budget
 from tdpcr_edge.export.fp16 import to_fp16
 from tdpcr_edge.export.onnx_graph import export_onnx
 from tdpcr_edge.export.quantizer import Int8Quantizer
@@ -203,7 +203,7 @@ def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
     m = run_export(
         ExportOptions(out=out, precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=4, target="jetson-agx-orin-jp6")
     )
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "manifest.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "golden", "manifest.json", "model.onnx"]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
     for key in (

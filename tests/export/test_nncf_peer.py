@@ -14,7 +14,7 @@ from tdpcr_edge.bench.matrix import Combo, select, unavailable
 from tdpcr_edge.bench.options import BenchOptions
 from tdpcr_edge.bench.run import run_bench
 from tdpcr_edge.data.sources import SyntheticSource
-from tdpcr_edge.errors import CheckpointError, ConfigError
+from tdpcr_edge.errors import ConfigError, IntegrityError
 from tdpcr_edge.export import ExportOptions, nncf_peer, run_export
 
 TILE = 64
@@ -121,7 +121,7 @@ def test_a_stale_folder_is_remade_and_a_foreign_one_refused(nncf_ir, fp32_artifa
     broken.mkdir()
     for f in ("manifest.json", "model.xml"):
         (broken / f).write_bytes((nncf_ir / f).read_bytes())
-    with pytest.raises(CheckpointError, match="model.bin: missing"):
+    with pytest.raises(IntegrityError, match="model.bin: missing, though manifest.json lists it"):
         load_runner(broken, backend="openvino", variant="nncf").activate()
 
 

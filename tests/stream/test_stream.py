@@ -291,8 +291,8 @@ def test_workers_split_batches_and_agree(scene, tmp_path, random_checkpoint, mon
 
     probes = []
 
-    def probed(model, backend):
-        runner, meta = real(model, backend)
+    def probed(model, backend, public_key=None):
+        runner, meta = real(model, backend, public_key)
         probes.append(_Probe(runner))
         return probes[-1], meta
 
@@ -427,7 +427,7 @@ def test_a_runner_is_activated_while_the_scene_is_opened(scene, tmp_path, random
             super().__init__(*args, **kw)
 
     real = stream.open_runner
-    monkeypatch.setattr(stream, "open_runner", lambda model, backend: (SlowStart(random_checkpoint), real(model, backend)[1]))
+    monkeypatch.setattr(stream, "open_runner", lambda model, backend, key=None: (SlowStart(random_checkpoint), real(model, backend)[1]))
     monkeypatch.setattr(stream, "SceneReader", Reader)
     out = tmp_path / "new" / "out"
     if fails:

@@ -49,10 +49,12 @@ class TrtRunner(Runner):
     name = "trt"
 
     def __init__(self, engine_dir: str | Path, plugin_lib: str | Path | None = None, cuda_graph: bool = False):
-        from ...contract import read_engine_record
+        from ...contract import check_files, read_engine_record
 
         self.engine_dir = Path(engine_dir)
         self.record = read_engine_record(self.engine_dir)
+        # TensorRT never sees an engine that changed after it was built.
+        check_files(self.engine_dir, self.record, "engine.json")
         m = self.record["model"]
         self.tile = self.record["build"]["tile"]
         self.max_batch = self.record["build"]["max_batch"]

@@ -4,8 +4,8 @@ them, both figures recorded."""
 
 from __future__ import annotations
 
+from ...drift import over_budget
 from ..artifact import Artifact
-from ..drift import over_budget
 from ..fp16 import to_fp16
 
 

@@ -4,9 +4,9 @@ export stops here (exit 3) unless ``--allow-drift`` keeps it."""
 
 from __future__ import annotations
 
+from ...drift import over_budget
 from ...errors import DriftBudgetError
 from ..artifact import Artifact
-from ..drift import over_budget
 
 
 def run(art: Artifact) -> None:

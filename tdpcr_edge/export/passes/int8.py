@@ -9,9 +9,9 @@ from typing import Callable
 
 import onnx
 
+from ...drift import over_budget
 from ..artifact import Artifact
 from ..calibration import PERCENTILE
-from ..drift import over_budget
 from ..fp16 import fp16_islands
 from ..heldout import CALIB_SEED, calibration_tiles, crop
 from ..qat_ranges import qat_tensor_ranges

@@ -5,6 +5,9 @@ a temporary folder and renamed into place, so a failed export leaves nothing beh
     ART/checkpoint.pt   the source checkpoint, so a checkpoint backend can load the artifact
     ART/manifest.json   what the artifact is, how it was made and what it measured
     ART/drift.json      the drift against torch FP32 on held-out tiles
+    ART/golden/         the golden set (tdpcr_edge.golden): tiles, FP32 outputs, ground truth
+
+The manifest records every other file's sha256 (``files``), which every loader checks.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import shutil
 
 import onnx
 
+from ... import golden
 from ...backends.tdp_pgf_op import count_plugin_nodes
-from ...contract import PLUGIN_OP, PLUGIN_VERSION, build_manifest, file_sha256
+from ...contract import PLUGIN_OP, PLUGIN_VERSION, build_manifest, file_digests, file_sha256
 from ...io_utils import atomic_dir, write_json
 from ..artifact import Artifact
 from ..onnx_graph import OPSET, io_signature
@@ -27,7 +31,7 @@ def run(art: Artifact) -> dict:
     manifest = build_manifest(
         model=c.to_dict(),
         checkpoint={
-            "file": "checkpoint.pt",
+            "file": "checkpoint.pt" if art.opts.with_checkpoint else None,
             "sha256": file_sha256(ckpt.path),
             "source": str(ckpt.path),
             "phase": ckpt.phase,
@@ -58,9 +62,12 @@ def run(art: Artifact) -> dict:
     art.stage("write artifact")
     with atomic_dir(art.opts.out) as tmp:
         onnx.save(art.proto, str(tmp / "model.onnx"))
-        shutil.copyfile(ckpt.path, tmp / "checkpoint.pt")
+        if art.opts.with_checkpoint:
+            shutil.copyfile(ckpt.path, tmp / "checkpoint.pt")
         manifest["model_bytes"] = (tmp / "model.onnx").stat().st_size
         manifest["onnx_sha256"] = file_sha256(tmp / "model.onnx")
-        write_json(tmp / "manifest.json", manifest)
         write_json(tmp / "drift.json", art.drift)
+        manifest["golden"] = {**golden.write(tmp, art.golden["tiles"], art.golden["outputs"]), **art.golden["record"]}
+        manifest["files"] = file_digests(tmp)
+        write_json(tmp / "manifest.json", manifest)
     return manifest

@@ -13,10 +13,20 @@ import pytest
 from tdpcr_edge.backends import load_runner
 from tdpcr_edge.backends.targets import list_profiles
 from tdpcr_edge.backends.trt.compat import check_engine_compat, in_range, network_flags, parse_version, same_release
-from tdpcr_edge.backends.trt.engine import BuildOptions, engine_record, match_profile, plan_trtexec, profile_shapes, trtexec_command
+from tdpcr_edge.backends.trt.engine import (
+    BuildOptions,
+    check_golden_tile,
+    engine_record,
+    match_profile,
+    plan_trtexec,
+    profile_shapes,
+    trtexec_command,
+    write_engine_folder,
+)
 from tdpcr_edge.backends.trt.runner import batches, io_buffers
-from tdpcr_edge.contract import read_engine_record
-from tdpcr_edge.errors import CheckpointError, ConfigError, EngineMismatch, MissingDependency
+from tdpcr_edge.contract import file_digests, read_engine_record
+from tdpcr_edge.drift import parse_budget
+from tdpcr_edge.errors import CheckpointError, ConfigError, DriftBudgetError, EngineMismatch, IntegrityError, MissingDependency
 from tdpcr_edge.export import ExportOptions, run_export
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -135,8 +145,8 @@ def test_trt_backend_needs_an_engine_folder(artifact):
 
 @pytest.mark.skipif(HAVE_TRT, reason="tensorrt is installed here")
 def test_trt_runner_without_tensorrt_says_what_to_install(tmp_path, manifest):
-    (tmp_path / "engine.json").write_text(json.dumps(record_for(manifest)))
     (tmp_path / "model.engine").write_bytes(b"\x00")
+    (tmp_path / "engine.json").write_text(json.dumps({**record_for(manifest), "files": file_digests(tmp_path)}))
     runner = load_runner(tmp_path, backend="trt")
     with pytest.raises(MissingDependency, match="tensorrt is not installed.*pip install tensorrt"):
         runner(np.zeros((1, 13, 64, 64), np.float32), np.zeros((1, 2, 64, 64), np.float32))
@@ -189,3 +199,56 @@ def test_engine_matches_onnxruntime(artifact, tmp_path):
     a, b = trt_runner(o, s), ort_runner(o, s)
     assert float(np.abs(a["reconstruction"] - b["reconstruction"]).max()) < 1e-2
     assert trt_runner.last_timing["compute_ms"] > 0
+
+
+class Shifted:
+    """A stand-in for an engine that computes something else: the artifact's ORT outputs, moved."""
+
+    def __init__(self, artifact, shift):
+        self.runner, self.shift = load_runner(artifact, backend="ort"), shift
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.runner.deactivate()
+
+    def __call__(self, optical, sar):
+        out = self.runner(optical, sar)
+        return {**out, "reconstruction": np.clip(out["reconstruction"] + self.shift, 0, 1)}
+
+
+def test_an_engine_record_without_digests_is_refused(manifest, tmp_path):
+    (tmp_path / "model.engine").write_bytes(b"\x00")
+    (tmp_path / "engine.json").write_text(json.dumps(record_for(manifest)))
+    with pytest.raises(IntegrityError, match="records no digest of model.engine; rebuild it"):
+        load_runner(tmp_path, backend="trt")
+
+
+def test_engine_gate_writes_the_folder_with_digests_and_drift(artifact, manifest, tmp_path):
+    out = tmp_path / "eng"
+    record = write_engine_folder(
+        out, artifact, b"serialised engine", record_for(manifest), parse_budget(None), lambda f: Shifted(artifact, 0.0)
+    )
+    on_disk = read_engine_record(out)
+    assert on_disk["drift"]["within_budget"] and abs(on_disk["drift"]["psnr_delta"]) < 0.01 and on_disk == record
+    assert {"model.engine", "golden/golden.npz", "golden/inputs.json", "golden/outputs.json"} == set(on_disk["files"])
+    # The runner checks the engine's digest before TensorRT is imported or sees the file.
+    (out / "model.engine").write_bytes(b"serialised engine, changed")
+    with pytest.raises(IntegrityError, match=r"model\.engine: its sha256 is not the one engine\.json records"):
+        load_runner(out, backend="trt")
+
+
+def test_engine_over_budget_on_the_golden_set_writes_nothing(artifact, manifest, tmp_path):
+    out = tmp_path / "eng"
+    with pytest.raises(DriftBudgetError, match="engine's drift on the golden set over budget: psnr"):
+        write_engine_folder(out, artifact, b"engine", record_for(manifest), parse_budget(None), lambda f: Shifted(artifact, 0.05))
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_build_engine_needs_golden_tiles_at_the_engine_tile(artifact, manifest):
+    check_golden_tile(artifact, manifest)
+    with pytest.raises(ConfigError, match="golden tiles are 64 px, the engine will run 256 px tiles; export it with --target"):
+        check_golden_tile(artifact, {**manifest, "tile": 256})
+    with pytest.raises(ConfigError, match="no golden set"):
+        check_golden_tile(artifact, {k: v for k, v in manifest.items() if k != "golden"})

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backends.runner import Runner
-from ..data.scenes import SceneArrays
-from ..errors import ConfigError
-from ..scoring import score
+from .data.scenes import SceneArrays
+from .errors import ConfigError
+from .scoring import RunModel, score
 
 BUDGET_KEYS = ("psnr", "ssim", "sam", "miou", "max_abs")
 DEFAULT_BUDGET = {"psnr": 0.3, "miou": 1.0}
@@ -34,8 +33,8 @@ def parse_budget(text: str | None) -> dict[str, float]:
 
 
 def measure_drift(
-    reference: Runner,
-    candidate: Runner,
+    reference: RunModel,
+    candidate: RunModel,
     scenes: list[SceneArrays],
     num_classes: int,
     reference_cache: tuple | None = None,

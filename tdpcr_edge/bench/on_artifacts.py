@@ -1,0 +1,157 @@
+"""`tdpcr-edge bench` where torch is not installed (the runtime install on a device): every
+installed backend on the artifacts (and engines) exported elsewhere, with the report the full
+bench writes. There is no checkpoint to run torch FP32 from, so each row's accuracy and drift
+come from its artifact's golden set: scored against the ground truth, and against the stored
+torch FP32 outputs (the drift). Latency is timed on synthetic held-out tiles at ``--tile``,
+every row alone (``timing``), as the full bench does.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from .. import golden
+from ..contract import is_artifact, is_engine, read_engine_record, read_manifest
+from ..data.normalize import Normalization
+from ..data.sources import SyntheticSource
+from ..drift import measure_drift, over_budget, parse_budget
+from ..errors import ConfigError
+from ..probe import device_info, device_label
+from .matrix import make_runner, select, unavailable
+from .memory_probe import peak_memory_mb
+from .options import BenchOptions
+from .timing import latency_fields, time_rows
+
+DRIFT_SEED = 9001  # the export gate's held-out synthetic seed (export.heldout), here for timing tiles only
+
+
+def method_text(opts: BenchOptions) -> str:
+    return (
+        "Without torch (a runtime install): each row runs an artifact or engine exported elsewhere. Accuracy: the artifact's golden "
+        "set (its tiles, ground truth and torch FP32's outputs, stored at export); deltas against those FP32 outputs (PSNR in dB, "
+        f"mIoU in points). Latency: {opts.warmup} warm-up calls, then {opts.iterations} timed calls on synthetic held-out "
+        f"{opts.tile}x{opts.tile} tiles, batch 1, every row timed as it runs alone (in {min(opts.rounds, opts.iterations)} blocks, "
+        "rotated; slow rounds left out), wall time per call; p50, p25-p75 and p95. Memory: the peak resident memory the runner adds in "
+        f"a fresh process of its own. Threads: {os.cpu_count()} for ONNX Runtime and OpenVINO. Budget: each row's golden drift."
+    )
+
+
+def folders(root: Path) -> list[tuple[Path, dict, str]]:
+    """(folder, record, kind) of every artifact and engine folder directly under ``root``."""
+    found = []
+    for p in sorted(root.iterdir()) if root.is_dir() else []:
+        if is_artifact(p):
+            found.append((p, read_manifest(p), "artifact"))
+        elif is_engine(p):
+            found.append((p, read_engine_record(p), "engine"))
+    return found
+
+
+def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
+    stage = on_stage or (lambda name: None)
+    if opts.artifacts is None:
+        raise ConfigError(
+            "torch is not installed here, so bench cannot export: pass --artifacts DIR, a folder of artifacts (and engines) "
+            "exported elsewhere, or pip install 'tdpcr-edge[export]'"
+        )
+    root = Path(opts.artifacts)
+    budget = parse_budget(opts.drift_budget)
+    combos = select(opts.backends, opts.precisions)
+    found = folders(root) + (folders(Path(opts.engines)) if opts.engines else [])
+    rows_to_run, skipped = [], []
+    for path, record, kind in found:
+        if not record.get("golden"):
+            skipped.append({"path": str(path), "reason": "no golden set (exported before tdpcr-edge kept one): export it again"})
+            continue
+        for combo in combos:
+            if combo.reads != kind or combo.precision != record.get("precision"):
+                continue
+            why = unavailable(combo)
+            if why:
+                skipped.append({"backend": combo.backend, "precision": combo.precision, "variant": combo.variant, "reason": why})
+            else:
+                rows_to_run.append((combo, path, record))
+    if not rows_to_run:
+        raise ConfigError(f"{root}: no artifact or engine here runs on this machine's backends; export them with `tdpcr-edge export`")
+
+    measured = []
+    for combo, path, record in rows_to_run:
+        stage(f"{combo.name} ({path.name})")
+        g = golden.read(path)
+        gc.collect()
+        start = time.perf_counter()
+        artifact, engine = (path, None) if combo.reads == "artifact" else (None, path)
+        runner = make_runner(combo, None, artifact, engine).activate()
+        norm = Normalization.from_dict(record["normalization"])
+        tiles = [SyntheticSource(DRIFT_SEED, record["model"]["num_classes"], norm).scene(i, opts.tile) for i in range(opts.tiles)]
+        runner(tiles[0].optical[None], tiles[0].sar[None])
+        start_s = time.perf_counter() - start
+        drift, _ = measure_drift(g.reference(), runner, g.tiles, record["model"]["num_classes"])
+        measured.append((combo, path, runner, drift, start_s, tiles))
+
+    def calls(runner, tiles):
+        return lambda i: runner(tiles[i % len(tiles)].optical[None], tiles[i % len(tiles)].sar[None])
+
+    times = time_rows(
+        [calls(m[2], m[5]) for m in measured],
+        opts.warmup,
+        opts.iterations,
+        opts.rounds,
+        on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
+    )
+    rows = []
+    for (combo, path, runner, drift, start_s, tiles), row_times in zip(measured, times):
+        runner.deactivate()
+        artifact, engine = (path, None) if combo.reads == "artifact" else (None, path)
+        model = [path / "model.engine"] if engine else [path / "model.onnx"]
+        cand = drift["candidate"]
+        rows.append(
+            {
+                "backend": combo.backend,
+                "precision": combo.precision,
+                "variant": combo.variant,
+                "device": combo.device,
+                "model_mb": sum(f.stat().st_size for f in model if f.exists()) / 2**20,
+                **{k: cand[k] for k in ("psnr", "ssim", "sam", "miou")},
+                "psnr_delta": drift["psnr_delta"],
+                "miou_delta": drift["miou_delta"],
+                "max_abs_error": drift["max_abs_error"],
+                "class_agreement": drift["class_agreement"],
+                **latency_fields(row_times.blocks),
+                "peak_mem_mb": peak_memory_mb(combo, None, artifact, engine, tiles[0]),
+                "start_s": start_s,
+                "within_budget": not over_budget(drift, budget),
+                "over_budget": over_budget(drift, budget),
+                "model_path": str(path),
+                "graph_sha256": (read_manifest(path).get("onnx_sha256") if artifact else None),
+            }
+        )
+    info = device_info()
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "device": info,
+        "device_label": device_label(info),
+        "date": date.today().isoformat(),
+        "method": method_text(opts),
+        "reference": "golden",
+        "checkpoint": None,
+        "data": "golden sets; latency on synthetic tiles",
+        "tiles": opts.tiles,
+        "tile": opts.tile,
+        "exported": [],
+        "budget": budget,
+        "target": opts.target,
+        "source": "tdpcr-edge bench (artifacts, no torch)",
+    }
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None

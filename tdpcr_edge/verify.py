@@ -1,0 +1,106 @@
+"""`tdpcr-edge verify`: the check an operator runs before switching to a model that reached the
+device, and the boot-time self-test of an onboard payload. In order, each step refusing before
+the next runs:
+
+1. the signature, when a public key is given (``signing``);
+2. every file's digest against the record (manifest.json, or engine.json for an engine);
+3. the golden set run on the backend, scored against the stored FP32 outputs and the ground
+   truth; its drift printed beside the drift export measured on the same tiles, and judged
+   against the budget (exit 3 when over, as export's gate).
+
+No torch: the reference is the golden set's stored outputs, the metrics are numpy's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import golden
+from .contract import is_artifact, is_engine, read_engine_record, read_manifest
+from .drift import over_budget, parse_budget
+from .errors import ConfigError, DriftBudgetError
+from .io_utils import write_json
+
+SUMMARY_KEYS = ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "class_agreement")
+
+
+def read_record(path: Path) -> tuple[str, dict]:
+    if is_artifact(path):
+        return "artifact", read_manifest(path)
+    if is_engine(path):
+        return "engine", read_engine_record(path)
+    raise ConfigError(
+        f"{path}: neither an artifact (manifest.json) nor an engine folder (engine.json); pass a folder written by export or build-engine"
+    )
+
+
+def verify(
+    path: str | Path,
+    backend: str | None = None,
+    drift_budget: str | None = None,
+    public_key: str | Path | None = None,
+    json_out: str | Path | None = None,
+) -> dict:
+    """Verify an artifact or engine folder; return the result (written to ``json_out`` too).
+    Raises IntegrityError (exit 2) for a damaged, missing or unsigned file and DriftBudgetError
+    (exit 3) when the golden drift is over budget; the JSON is written in both cases it can."""
+    from .backends.factory import check_folder, load_runner
+
+    path = Path(path)
+    kind, record = read_record(path)
+    start = time.perf_counter()
+    check_folder(path, public_key)
+    checked_s = time.perf_counter() - start
+    backend = backend or ("trt" if kind == "engine" else (record.get("runtime") or {}).get("backend", "ort"))
+    g = golden.read(path)
+    exported = record.get("golden") or {}
+    start = time.perf_counter()
+    with load_runner(path, backend=backend) as runner:
+        drift = golden.measure(g, runner, record["model"]["num_classes"])
+    run_s = time.perf_counter() - start
+    budget = parse_budget(drift_budget)
+    broken = over_budget(drift, budget)
+    result = {
+        "path": str(path),
+        "kind": kind,
+        "precision": record.get("precision"),
+        "backend": backend,
+        "signed": public_key is not None,
+        "files_checked": len(record.get("files") or {}),
+        "golden_tiles": len(g.tiles),
+        "golden_tile": int(g.tiles[0].optical.shape[-1]),
+        **{k: drift[k] for k in SUMMARY_KEYS},
+        "exported": {
+            "golden": exported.get("drift"),
+            "golden_backend": exported.get("backend"),
+            "heldout": {k: (record.get("drift") or {}).get(k) for k in ("psnr_delta", "miou_delta", "tiles")},
+        },
+        "budget": budget,
+        "within_budget": not broken,
+        "seconds": {"digests": checked_s, "golden": run_s},
+    }
+    if json_out:
+        write_json(json_out, result)
+    if broken:
+        raise DriftBudgetError(
+            f"{path}: golden-set drift on {backend} over budget: {'; '.join(broken)}; the model is not the one exported, "
+            "or this runtime computes it differently: do not switch to it"
+        )
+    return result
+
+
+def summary_line(r: dict) -> str:
+    """What verify found, in one line: the golden drift beside export's on the same tiles."""
+    exp, held = r["exported"]["golden"], r["exported"]["heldout"]
+    said = [f"{r['kind']} {r['precision']} on {r['backend']}:"]
+    if r["signed"]:
+        said.append("signature ok,")
+    said.append(f"{r['files_checked']} digests ok; golden set ({r['golden_tiles']} tiles of {r['golden_tile']} px):")
+    said.append(f"dPSNR {r['psnr_delta']:+.3f} dB, dmIoU {r['miou_delta']:+.2f} pt against FP32")
+    if exp:
+        said.append(
+            f"(export measured {exp['psnr_delta']:+.3f} dB, {exp['miou_delta']:+.2f} pt on them on {r['exported']['golden_backend']};"
+        )
+        said.append(f"{held['psnr_delta']:+.3f} dB, {held['miou_delta']:+.2f} pt on its {held['tiles']} held-out tiles);")
+    said.append(f"within budget; {r['seconds']['digests'] + r['seconds']['golden']:.2f} s")
+    return " ".join(said)
