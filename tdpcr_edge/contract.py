@@ -44,6 +44,8 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# What a runtime loads from a folder: each one present must be listed with its digest.
+LOADED = ("model.onnx", "model.xml", "model.bin", "model.engine", "checkpoint.pt")
 # Files a folder's own records never list: the records themselves, and a signature made after them.
 UNLISTED = ("manifest.json", "engine.json", "signature.json")
 
@@ -69,6 +71,11 @@ def check_files(folder: str | Path, record: dict, record_name: str = "manifest.j
         raise IntegrityError(f"{folder / record_name}: records no digest of model.engine; rebuild it with `tdpcr-edge build-engine`")
     if not files:
         files = {"model.onnx": record["onnx_sha256"]} if record.get("onnx_sha256") else {}
+    for name in LOADED:
+        if (folder / name).is_file() and name not in files:
+            raise IntegrityError(
+                f"{folder / name}: {record_name} records no digest of it; export (or build) the folder again with this tdpcr-edge"
+            )
     for name, digest in files.items():
         path = folder / name
         if not path.is_file():

@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +119,9 @@ def read(folder: Path) -> Golden:
     try:
         with np.load(path, allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise IntegrityError(f"{path}: unreadable ({exc}); export the artifact again") from None
+        a["names"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise IntegrityError(f"{path}: unreadable ({type(exc).__name__}: {exc}); export the artifact again") from None
     tiles, outputs = [], []
     for i, name in enumerate(a["names"]):
         truth = {k: a[k][i] if k in a else None for k in TRUTH}

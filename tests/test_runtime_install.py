@@ -120,6 +120,9 @@ def test_runtime_install_verifies_every_precision(runtime_env, tmp_path):
         assert r["backend"] == backend and r["within_budget"]
         assert abs(r["psnr_delta"] - exported["psnr_delta"]) < 0.02, (precision, r["psnr_delta"], exported["psnr_delta"])
         assert abs(r["miou_delta"] - exported["miou_delta"]) < 0.1, (precision, r["miou_delta"], exported["miou_delta"])
+    # compare: the golden set is the reference where torch is not.
+    done = _run([str(cli), "compare", str(tmp_path / "fp16"), str(tmp_path / "int8")], cwd=tmp_path)
+    assert "golden" in done.stdout and "fp16" in done.stdout
     # bench over those artifacts, every installed backend, the report the full bench writes.
     report = tmp_path / "report"
     _run(

@@ -92,6 +92,14 @@ def test_a_file_removed_is_refused(art, keys):
         verify_signature(art, keys[1])
 
 
+def test_a_symbolic_link_is_refused_to_sign(art, keys, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"weights that may change")
+    (art / "golden" / "linked.bin").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="linked.bin is a symbolic link"):
+        sign(art, keys[0])
+
+
 def test_an_unsigned_folder_is_refused_with_the_hint(art, keys):
     with pytest.raises(IntegrityError, match=r"is not signed .*tdpcr-edge sign .* --key KEY"):
         verify_signature(art, keys[1])

@@ -163,3 +163,12 @@ def test_a_signed_artifact_verifies_and_a_changed_or_unsigned_one_is_refused(fp3
         text=True,
     )
     assert proc.returncode == 2 and "manifest.json" in proc.stderr and not (tmp_path / "out").exists(), proc.stderr
+
+
+def test_compare_without_a_checkpoint_measures_against_the_golden_set():
+    from tdpcr_edge.contract import shipped_artifact_path
+    from tdpcr_edge.export import compare_artifacts
+
+    (row,) = compare_artifacts([shipped_artifact_path()])  # the packaged FP32 artifact has no checkpoint.pt
+    assert row["reference"] == "golden" and row["tiles"] == golden.SMALL_COUNT
+    assert abs(row["psnr_delta"]) < 1e-3 and row["class_agreement"] > 99.9

@@ -57,7 +57,7 @@ def resolve_backend(path: str | Path | None, backend: str = "auto") -> str:
     if is_engine(path):
         return backends.first_reading("engine").name
     if is_artifact(path):
-        gated = artifact_backend(json.loads((path / "manifest.json").read_text()))
+        gated = artifact_backend(read_manifest(path))
         if backends.get(gated).missing() is None:
             return gated
         # The gate's backend is not installed here: another that runs artifacts and is.
@@ -73,6 +73,7 @@ def load_runner(
     device: str | None = None,
     precision: str | None = None,
     public_key: str | Path | None = None,
+    checked: bool = False,
     **kwargs,
 ) -> Runner:
     """A runner for a checkpoint file, an artifact folder written by ``tdpcr-edge export`` (a
@@ -83,10 +84,11 @@ def load_runner(
 
     An artifact's or engine's files are checked against the digests its record holds before
     anything is loaded, and with ``public_key`` its signature too: a changed file is one
-    ``IntegrityError`` naming it."""
-    row = backends.get(resolve_backend(path, backend))
+    ``IntegrityError`` naming it (``checked``: the caller has just checked them)."""
     path = Path(path) if path is not None else None
-    check_folder(path, public_key)
+    if not checked:
+        check_folder(path, public_key)
+    row = backends.get(resolve_backend(path, backend))
     manifest = None
     if row.reads == "engine":
         if not is_engine(path):

@@ -66,7 +66,8 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
     rows_to_run, skipped = [], []
     for path, record, kind in found:
         if not record.get("golden"):
-            skipped.append({"path": str(path), "reason": "no golden set (exported before tdpcr-edge kept one): export it again"})
+            why = "NNCF's peer IR carries no golden set" if record.get("format") == "openvino-ir" else "no golden set: export it again"
+            skipped.append({"path": str(path), "reason": why})
             continue
         for combo in combos:
             if combo.reads != kind or combo.precision != record.get("precision"):
@@ -82,15 +83,15 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
     measured = []
     for combo, path, record in rows_to_run:
         stage(f"{combo.name} ({path.name})")
-        g = golden.read(path)
         gc.collect()
         start = time.perf_counter()
         artifact, engine = (path, None) if combo.reads == "artifact" else (None, path)
-        runner = make_runner(combo, None, artifact, engine).activate()
+        runner = make_runner(combo, None, artifact, engine).activate()  # its digests checked first
         norm = Normalization.from_dict(record["normalization"])
         tiles = [SyntheticSource(DRIFT_SEED, record["model"]["num_classes"], norm).scene(i, opts.tile) for i in range(opts.tiles)]
         runner(tiles[0].optical[None], tiles[0].sar[None])
         start_s = time.perf_counter() - start
+        g = golden.read(path)
         drift, _ = measure_drift(g.reference(), runner, g.tiles, record["model"]["num_classes"])
         measured.append((combo, path, runner, drift, start_s, tiles))
 

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         workspace: Annotated[Optional[int], typer.Option(min=1, help="Builder workspace in MiB.")] = None,
         max_batch: Annotated[Optional[int], typer.Option(min=1, help="Largest batch of the optimisation profile.")] = None,
         drift_budget: DriftBudget = None,
+        public_key: Annotated[
+            Optional[Path], typer.Option(help="PEM public key: build only from an artifact signed with its private key.")
+        ] = None,
     ) -> None:
         """Build a TensorRT engine from an artifact, on the device that will run it, and gate it: the engine runs the
         artifact's golden set against FP32 before it is written (over budget: exit 3, nothing written)."""
@@ -38,6 +41,7 @@ def register(app: typer.Typer) -> None:
                 workspace_mb=workspace,
                 max_batch=max_batch,
                 drift_budget=drift_budget,
+                public_key=public_key,
             )
         d = record["drift"]
         console.print(

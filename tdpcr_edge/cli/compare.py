@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
 
 
 def print_compare(rows: list[dict]) -> None:
-    table = Table(title="drift against torch FP32, same held-out tiles")
+    golden = any(r["reference"] == "golden" for r in rows)
+    title = "drift against torch FP32, same held-out tiles"
+    table = Table(title=title + ("; golden: against the FP32 outputs stored in the artifact, on its golden tiles" if golden else ""))
     for col in (
         "artifact",
         "precision",
@@ -44,6 +46,7 @@ def print_compare(rows: list[dict]) -> None:
         "dmIoU pt",
         "max |err|",
         "class agree %",
+        "reference",
         "budget",
     ):
         table.add_column(col, justify="left" if col in ("artifact", "precision", "backend") else "right")
@@ -62,6 +65,7 @@ def print_compare(rows: list[dict]) -> None:
             f"{r['miou_delta']:+.2f}",
             f"{r['max_abs_error']:.2e}",
             f"{r['class_agreement']:.2f}",
+            r["reference"],
             "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
         )
     console.print(table)

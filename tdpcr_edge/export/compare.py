@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
-from ..backends.torch_runner import TorchRunner
+from .. import golden
 from ..contract import read_manifest
 from ..data.normalize import Normalization
 from ..drift import measure_drift, over_budget
@@ -14,8 +15,12 @@ from .heldout import DRIFT_SEED, tiles_from
 def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tiles: int = 16, backend: str = "auto") -> list[dict]:
     """One row per artifact: its drift against torch FP32 of its own checkpoint, on
     ``tiles`` tiles of ``data`` at the artifact's tile size, run on ``backend`` (``auto``:
-    the backend the artifact's export gate measured, so the defaults repeat the gate)."""
+    the backend the artifact's export gate measured, so the defaults repeat the gate).
+    Without torch, or for an artifact without its checkpoint, the reference is the golden
+    set's stored FP32 outputs, on the golden tiles (``reference`` says which)."""
     from ..backends.factory import load_runner, resolve_backend
+
+    torch_here = importlib.util.find_spec("torch") is not None
 
     rows = []
     references: dict[tuple, tuple] = {}
@@ -25,10 +30,19 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
         model = manifest["model"]
         tile = manifest["tile"]
         key = (manifest["checkpoint"]["sha256"], tile)
-        scenes = tiles_from(data, tiles, tile, norm, model["num_classes"], DRIFT_SEED)
-        reference = TorchRunner(art / "checkpoint.pt")
         used = resolve_backend(art, backend)
-        drift, references[key] = measure_drift(reference, load_runner(art, backend=used), scenes, model["num_classes"], references.get(key))
+        runner = load_runner(art, backend=used)
+        if torch_here and (art / "checkpoint.pt").is_file():
+            from ..backends.torch_runner import TorchRunner
+
+            kind, scenes = "torch", tiles_from(data, tiles, tile, norm, model["num_classes"], DRIFT_SEED)
+            drift, references[key] = measure_drift(
+                TorchRunner(art / "checkpoint.pt"), runner, scenes, model["num_classes"], references.get(key)
+            )
+        else:
+            g = golden.read(art)
+            kind, scenes = "golden", g.tiles
+            drift, _ = measure_drift(g.reference(), runner, scenes, model["num_classes"])
         budget = manifest["drift"].get("budget", {})
         rows.append(
             {
@@ -46,6 +60,7 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
                 "fp16_fallback_layers": len(manifest.get("fp16_fallback_layers") or []),
                 "over_budget": over_budget(drift, budget),
                 "tiles": len(scenes),
+                "reference": kind,
             }
         )
     return rows

@@ -58,7 +58,7 @@ def open_runner(model: str | None, backend: str, public_key: str | None = None) 
     """The runner and the model's metadata (normalisation, classes, colours). Its files are
     checked against their digests first, and its signature with ``public_key``."""
     from ..backends import registry as backends
-    from ..backends.factory import from_report, load_runner, model_metadata, resolve_backend
+    from ..backends.factory import check_folder, from_report, load_runner, model_metadata, resolve_backend
     from ..contract import shipped_artifact_path
 
     path = Path(model) if model else None
@@ -76,8 +76,9 @@ def open_runner(model: str | None, backend: str, public_key: str | None = None) 
         # A runtime install (no torch), or a backend that runs artifacts: the shipped model
         # as its packaged FP32 artifact.
         path = shipped_artifact_path()
+    check_folder(Path(path) if path is not None else None, public_key)  # before any of its records is read
     backend = resolve_backend(path, backend)
-    runner = load_runner(path, backend=backend, public_key=public_key)
+    runner = load_runner(path, backend=backend, checked=True)
     meta = model_metadata(runner, backend, path)
     if picked is not None:
         meta["picked_from_report"] = {

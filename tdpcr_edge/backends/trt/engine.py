@@ -122,6 +122,7 @@ def engine_record(
         "colors": manifest["colors"],
         "inputs": manifest["inputs"],
         "outputs": manifest["outputs"],
+        "golden": manifest.get("golden"),  # the golden set's record, with the drift export measured on it
     }
 
 
@@ -171,12 +172,16 @@ def build_engine(
     workspace_mb: int | None = None,
     max_batch: int | None = None,
     drift_budget: str | None = None,
+    public_key: str | Path | None = None,
 ) -> dict:
     """Parse ``artifact/model.onnx`` into a strongly typed network and build the engine on
-    this GPU. Raises MissingDependency (what to install) when TensorRT is absent."""
+    this GPU. The artifact's signature (with ``public_key``) and digests are checked first.
+    Raises MissingDependency (what to install) when TensorRT is absent."""
+    from ..factory import check_folder
     from .compat import detect_gpus, import_tensorrt, network_flags, set_workspace
 
     artifact, out = Path(artifact), Path(out)
+    check_folder(artifact, public_key)
     manifest = read_manifest(artifact)
     check_tensorrt_artifact(artifact, manifest, target)
     plugin = find_plugin_library(plugin_lib) if graph_uses_plugin(manifest) else None
@@ -291,7 +296,10 @@ def plan_trtexec(
     max_batch: int | None = None,
 ) -> str:
     """The trtexec line for an artifact, without building (works without TensorRT)."""
+    from ..factory import check_folder
+
     artifact, out = Path(artifact), Path(out)
+    check_folder(artifact)
     manifest = read_manifest(artifact)
     check_tensorrt_artifact(artifact, manifest, target)
     if plugin_lib is None and graph_uses_plugin(manifest):

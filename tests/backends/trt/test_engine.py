@@ -15,6 +15,7 @@ from tdpcr_edge.backends.targets import list_profiles
 from tdpcr_edge.backends.trt.compat import check_engine_compat, in_range, network_flags, parse_version, same_release
 from tdpcr_edge.backends.trt.engine import (
     BuildOptions,
+    build_engine,
     check_golden_tile,
     engine_record,
     match_profile,
@@ -23,11 +24,12 @@ from tdpcr_edge.backends.trt.engine import (
     trtexec_command,
     write_engine_folder,
 )
-from tdpcr_edge.backends.trt.runner import batches, io_buffers
+from tdpcr_edge.backends.trt.runner import TrtRunner, batches, io_buffers
 from tdpcr_edge.contract import file_digests, read_engine_record
 from tdpcr_edge.drift import parse_budget
 from tdpcr_edge.errors import CheckpointError, ConfigError, DriftBudgetError, EngineMismatch, IntegrityError, MissingDependency
 from tdpcr_edge.export import ExportOptions, run_export
+from tdpcr_edge.verify import summary_line, verify
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -222,7 +224,7 @@ def test_an_engine_record_without_digests_is_refused(manifest, tmp_path):
     (tmp_path / "model.engine").write_bytes(b"\x00")
     (tmp_path / "engine.json").write_text(json.dumps(record_for(manifest)))
     with pytest.raises(IntegrityError, match="records no digest of model.engine; rebuild it"):
-        load_runner(tmp_path, backend="trt")
+        TrtRunner(tmp_path)  # the runner's own check, which build-engine's gate relies on
 
 
 def test_engine_gate_writes_the_folder_with_digests_and_drift(artifact, manifest, tmp_path):
@@ -233,10 +235,15 @@ def test_engine_gate_writes_the_folder_with_digests_and_drift(artifact, manifest
     on_disk = read_engine_record(out)
     assert on_disk["drift"]["within_budget"] and abs(on_disk["drift"]["psnr_delta"]) < 0.01 and on_disk == record
     assert {"model.engine", "golden/golden.npz", "golden/inputs.json", "golden/outputs.json"} == set(on_disk["files"])
+    assert on_disk["golden"] == manifest["golden"]  # export's record, beside the engine's own drift
+    # verify on the engine folder, through its runner seam: build-engine's drift and export's beside it.
+    r = verify(out, make_runner=lambda f: Shifted(artifact, 0.0))
+    assert r["kind"] == "engine" and r["built"]["psnr_delta"] == on_disk["drift"]["psnr_delta"]
+    assert r["exported"]["golden"] == manifest["golden"]["drift"] and "build-engine" in summary_line(r)
     # The runner checks the engine's digest before TensorRT is imported or sees the file.
     (out / "model.engine").write_bytes(b"serialised engine, changed")
     with pytest.raises(IntegrityError, match=r"model\.engine: its sha256 is not the one engine\.json records"):
-        load_runner(out, backend="trt")
+        TrtRunner(out)
 
 
 def test_engine_over_budget_on_the_golden_set_writes_nothing(artifact, manifest, tmp_path):
@@ -244,6 +251,19 @@ def test_engine_over_budget_on_the_golden_set_writes_nothing(artifact, manifest,
     with pytest.raises(DriftBudgetError, match="engine's drift on the golden set over budget: psnr"):
         write_engine_folder(out, artifact, b"engine", record_for(manifest), parse_budget(None), lambda f: Shifted(artifact, 0.05))
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_build_engine_checks_the_artifact_before_anything(artifact, tmp_path):
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(artifact, art)
+    (art / "model.onnx").write_bytes((art / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(IntegrityError, match=r"model\.onnx: its sha256"):
+        build_engine(art, tmp_path / "eng")
+    with pytest.raises(IntegrityError, match=r"model\.onnx: its sha256"):
+        plan_trtexec(art, tmp_path / "eng")
+    assert not (tmp_path / "eng").exists()
 
 
 def test_build_engine_needs_golden_tiles_at_the_engine_tile(artifact, manifest):
