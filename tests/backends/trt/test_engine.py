@@ -16,14 +16,13 @@ from tdpcr_edge.backends.trt.compat import check_engine_compat, in_range, networ
 from tdpcr_edge.backends.trt.engine import (
     BuildOptions,
     build_engine,
-    check_golden_tile,
     engine_record,
     match_profile,
     plan_trtexec,
     profile_shapes,
     trtexec_command,
-    write_engine_folder,
 )
+from tdpcr_edge.backends.trt.gate import check_golden_tile, write_engine_folder
 from tdpcr_edge.backends.trt.runner import TrtRunner, batches, io_buffers
 from tdpcr_edge.contract import file_digests, read_engine_record
 from tdpcr_edge.drift import parse_budget
