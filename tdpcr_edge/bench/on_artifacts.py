@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import os
 import time
-from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +20,7 @@ from ..data.normalize import Normalization
 from ..data.sources import SyntheticSource
 from ..drift import measure_drift, over_budget, parse_budget
 from ..errors import ConfigError
-from ..probe import device_info, device_label
+from ..report.bench_report import report_head
 from .matrix import make_runner, select, unavailable
 from .memory_probe import peak_memory_mb
 from .options import BenchOptions
@@ -132,14 +131,8 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
                 "graph_sha256": (read_manifest(path).get("onnx_sha256") if artifact else None),
             }
         )
-    info = device_info()
     return {
-        "rows": rows,
-        "skipped": skipped,
-        "device": info,
-        "device_label": device_label(info),
-        "date": date.today().isoformat(),
-        "method": method_text(opts),
+        **report_head(rows, skipped, method_text(opts)),
         "reference": "golden",
         "checkpoint": None,
         "data": "golden sets; latency on synthetic tiles",

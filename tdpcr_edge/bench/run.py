@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import os
 import time
-from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +22,8 @@ from ..data.scenes import SceneArrays
 from ..drift import measure_drift
 from ..errors import ConfigError
 from ..export import nncf_peer
-from ..probe import cuda_available, device_info, device_label
+from ..probe import cuda_available
+from ..report.bench_report import report_head
 from .artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
 from .matrix import Combo, make_runner, select, unavailable
 from .matrix import combos as all_combos
@@ -238,14 +238,8 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
             row["power_w"] = power.mean_power_w
             row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
         rows.append(row)
-    info = device_info()
     return {
-        "rows": rows,
-        "skipped": skipped,
-        "device": info,
-        "device_label": device_label(info),
-        "date": date.today().isoformat(),
-        "method": method_text(opts, len(tiles)),
+        **report_head(rows, skipped, method_text(opts, len(tiles))),
         "checkpoint": {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": c.name},
         "data": opts.data,
         "tiles": len(tiles),

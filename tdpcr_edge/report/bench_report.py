@@ -170,3 +170,19 @@ def from_benchmark_json(path: str | Path) -> dict:
         "method": first.get("method", "pytest-benchmark timings; see the suite's docstring"),
         "source": f"pytest-benchmark JSON {path.name}",
     }
+
+
+def report_head(rows: list[dict], skipped: list[dict], method: str) -> dict:
+    """The fields every bench report starts with: its rows, what did not run, the machine, the
+    date and how it was measured."""
+    from ..probe import device_info, device_label
+
+    info = device_info()
+    return {
+        "rows": rows,
+        "skipped": skipped,
+        "device": info,
+        "device_label": device_label(info),
+        "date": date.today().isoformat(),
+        "method": method,
+    }
