@@ -120,16 +120,23 @@ def read_record(path: Path, missing: str, fix: str) -> dict:
 def read_manifest(artifact: str | Path) -> dict:
     path = Path(artifact) / "manifest.json"
     manifest = read_record(path, f"{artifact} is not an artifact written by `tdpcr-edge export`", "export the artifact again")
-    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
+    if isinstance(manifest, dict) and isinstance(manifest.get("schema_version"), int) and manifest["schema_version"] > SCHEMA_VERSION:
         raise CheckpointError(
-            f"{path}: manifest schema {manifest['schema_version']} is newer than this tdpcr-edge reads; upgrade tdpcr-edge"
+            f"{path}: manifest schema {manifest['schema_version']} is newer than the {SCHEMA_VERSION} this tdpcr-edge reads; upgrade it"
         )
-    return manifest
+    from .records import ManifestRecord, check
+
+    return check(manifest, ManifestRecord, path, "export the artifact again with this tdpcr-edge")
 
 
 def read_engine_record(engine_dir: str | Path) -> dict:
     path = Path(engine_dir) / "engine.json"
     record = read_record(path, f"{engine_dir} is not a folder written by `tdpcr-edge build-engine`", "rebuild the engine")
+    if isinstance(record, dict) and isinstance(record.get("schema_version"), int) and record["schema_version"] > ENGINE_SCHEMA:
+        raise CheckpointError(f"{path}: engine schema {record['schema_version']} is newer than this tdpcr-edge reads ({ENGINE_SCHEMA})")
+    from .records import EngineRecord, check
+
+    check(record, EngineRecord, path, "rebuild the engine with `tdpcr-edge build-engine`")
     if not (Path(engine_dir) / "model.engine").is_file():
         raise CheckpointError(f"{Path(engine_dir) / 'model.engine'}: missing; rebuild the engine")
     return record

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tdpcr_edge"
 
 # Bottom to top. Within a layer, modules may import each other as long as no cycle forms.
 LAYERS = (
-    {"errors", "io_utils", "lazy", "probe", "contract", "precisions", "signing"},
+    {"errors", "io_utils", "lazy", "probe", "contract", "precisions", "signing", "records"},
     {"model", "data"},
     {"metrics", "scoring", "drift", "golden", "train", "report"},
     {"backends"},

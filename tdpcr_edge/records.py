@@ -1,0 +1,139 @@
+"""Schemas of the records a runtime reads from an artifact or engine folder (manifest.json,
+engine.json), checked when the record is read: a record that says something the code cannot
+use is one line naming the file, the key path and what was expected, before anything uses it.
+
+pydantic, because the runtime install already has it (typer validates options through it), it
+reports the key path of each error, and its models read as the contract's documentation. The
+models leave unknown keys alone (a newer exporter may add some); what the runtime uses is typed
+and bounded, and the fields that must agree (classes, colours, bands) are checked together."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import CheckpointError
+
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+NonNegative = Annotated[int, Field(ge=0, le=1 << 40)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class ModelConfigRecord(_Record):
+    name: Name
+    widths: Annotated[list[Count], Field(min_length=1, max_length=16)]
+    blocks: Annotated[list[NonNegative], Field(min_length=1, max_length=16)]
+    prompts: Count
+    optical_bands: Annotated[int, Field(ge=1, le=64)]
+    sar_bands: Annotated[int, Field(ge=1, le=8)]
+    num_classes: Annotated[int, Field(ge=2, le=255)]
+    fusion: Name
+    adapter_rank: NonNegative
+
+
+class NormalizationRecord(_Record):
+    model_config = ConfigDict(extra="allow", strict=False)  # JSON writes 10000.0 and 10000 alike
+    optical_scale: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    sar_min_db: list[Annotated[float, Field(allow_inf_nan=False)]]
+    sar_max_db: list[Annotated[float, Field(allow_inf_nan=False)]]
+    optical_bands: Annotated[list[Name], Field(min_length=1, max_length=64)]
+    sar_bands: Annotated[list[Name], Field(min_length=1, max_length=8)]
+
+    @model_validator(mode="after")
+    def _sar_ranges(self):
+        if not len(self.sar_min_db) == len(self.sar_max_db) == len(self.sar_bands):
+            raise ValueError("sar_min_db, sar_max_db and sar_bands must have one entry per SAR band")
+        return self
+
+
+class TensorRecord(_Record):
+    name: Name
+    shape: Annotated[list[Annotated[int, Field(ge=1)] | Name], Field(min_length=1, max_length=8)]
+    dtype: Name
+
+
+class _ModelRecord(_Record):
+    """What manifest.json and engine.json both say of the model, checked together."""
+
+    schema_version: Annotated[int, Field(ge=1)]
+    precision: Name
+    model: ModelConfigRecord
+    normalization: NormalizationRecord
+    classes: Annotated[list[Name], Field(min_length=2, max_length=255)]
+    colors: list[Annotated[list[Channel], Field(min_length=3, max_length=3)]]
+    inputs: list[TensorRecord] | None = None
+    outputs: list[TensorRecord] | None = None
+    files: dict[Name, Sha256] | None = None
+    onnx_sha256: Sha256 | None = None
+    drift: dict[str, Any] | None = None
+    golden: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _agree(self):
+        m, n = self.model, self.normalization
+        if len(self.classes) != m.num_classes or len(self.colors) != m.num_classes:
+            raise ValueError(f"classes ({len(self.classes)}) and colors ({len(self.colors)}) must be model.num_classes ({m.num_classes})")
+        if len(n.optical_bands) != m.optical_bands or len(n.sar_bands) != m.sar_bands:
+            raise ValueError("normalization's optical_bands and sar_bands must match model.optical_bands and model.sar_bands")
+        return self
+
+
+class RuntimeRecord(_Record):
+    backend: Name
+
+
+class PluginRecord(_Record):
+    enabled: bool
+    nodes: NonNegative
+
+
+class ManifestRecord(_ModelRecord):
+    tile: Annotated[int, Field(ge=8, le=65536)]
+    runtime: RuntimeRecord | None = None
+    plugin: PluginRecord | None = None
+    model_bytes: NonNegative | None = None
+    format: Name | None = None
+
+
+class BuildRecord(_Record):
+    tile: Annotated[int, Field(ge=8, le=65536)]
+    max_batch: Count
+
+
+class EnginePluginRecord(_Record):
+    used: bool
+    sha256: Sha256 | None = None
+
+
+class GpuRecord(_Record):
+    name: Name
+    sm: Annotated[str, Field(min_length=1, max_length=16)] | int | float
+
+
+class EngineRecord(_ModelRecord):
+    tensorrt: Name
+    gpu: GpuRecord
+    build: BuildRecord
+    plugin: EnginePluginRecord
+
+
+def check(record: Any, schema: type[_Record], path, fix: str) -> dict:
+    """``record`` as read from ``path``, or a CheckpointError naming the first key that is wrong."""
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path}: holds a JSON {type(record).__name__}, not an object; {fix}")
+    try:
+        schema.model_validate(record)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(p) for p in e["loc"]) or "(the record)"
+        given = e.get("input")
+        shown = repr(given) if not isinstance(given, (dict, list)) or len(repr(given)) <= 60 else type(given).__name__
+        raise CheckpointError(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')} (it holds {shown[:80]}); {fix}") from None
+    return record
