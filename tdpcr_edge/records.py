@@ -94,8 +94,14 @@ class PluginRecord(_Record):
     nodes: NonNegative
 
 
+class CheckpointRecord(_Record):
+    file: Name | None = None
+    sha256: Sha256 | None = None
+
+
 class ManifestRecord(_ModelRecord):
     tile: Annotated[int, Field(ge=8, le=65536)]
+    checkpoint: CheckpointRecord | None = None
     runtime: RuntimeRecord | None = None
     plugin: PluginRecord | None = None
     model_bytes: NonNegative | None = None
