@@ -148,3 +148,23 @@ def test_the_issues_mutations_are_one_line_naming_the_key(artifact, tmp_path, pa
 def test_records_written_today_are_accepted(artifact, engine):
     read_manifest(artifact)
     read_engine_record(engine)
+
+
+def test_every_precisions_records_validate_and_its_mlm_item_reads_back(tmp_path, random_checkpoint):
+    """The exporter's records pass their schemas at every precision, and mlm.json reads back
+    through pystac's MLM extension with the manifest's bands, classes and outputs."""
+    pytest.importorskip("pystac")
+    from tdpcr_edge.export import ExportOptions, run_export
+    from tdpcr_edge.export.mlm import read_mlm
+
+    for precision in ("fp32", "fp16", "int8", "mixed"):
+        art = tmp_path / precision
+        run_export(ExportOptions(out=art, precision=precision, checkpoint=random_checkpoint, tile=64, eval_tiles=2, calib_tiles=2))
+        m = read_manifest(art)  # validated on read
+        item, ext = read_mlm(art)
+        assert "https://stac-extensions.github.io/mlm/v1.4.0/schema.json" in item.stac_extensions
+        assert [i.name for i in ext.input] == ["optical", "sar"] and ext.input[0].bands == m["normalization"]["optical_bands"]
+        assert [o.name for o in ext.output] == ["reconstruction", "segmentation", "reliance"]
+        assert [c.name for c in ext.output[1].classes] == m["classes"] and ext.accelerator == "amd64"
+        assert item.properties["tdpcr:precision"] == precision and item.assets["model"].href == "model.onnx"
+        assert m["files"]["mlm.json"]  # covered by the digests (and by a signature)

@@ -57,7 +57,7 @@ def test_artifact_carries_a_golden_set_with_digests(fp32_artifact):
     g = m["golden"]
     assert g["tiles"] == golden.SMALL_COUNT and g["tile"] == TILE
     assert set(g["bytes"]) == set(golden.FILES) and all(n > 0 for n in g["bytes"].values())
-    assert {f"golden/{n}" for n in golden.FILES} | {"model.onnx", "checkpoint.pt", "drift.json"} == set(m["files"])
+    assert {f"golden/{n}" for n in golden.FILES} | {"model.onnx", "checkpoint.pt", "drift.json", "mlm.json"} == set(m["files"])
     read = golden.read(fp32_artifact)
     assert len(read.tiles) == 4 and read.tiles[0].optical.shape == (13, TILE, TILE) and read.tiles[0].labels.dtype == np.int64
     # The Polygraphy files hold the same arrays as the npz.
@@ -74,7 +74,7 @@ def test_verify_repeats_the_drift_export_measured(fp32_artifact, tmp_path):
     exported = read_manifest(fp32_artifact)["golden"]["drift"]
     assert abs(r["psnr_delta"] - exported["psnr_delta"]) < 0.02
     assert abs(r["miou_delta"] - exported["miou_delta"]) < 0.1
-    assert r["files_checked"] == 6 and r["within_budget"] and r["backend"] == "ort"
+    assert r["files_checked"] == 7 and r["within_budget"] and r["backend"] == "ort"
     assert json.loads(out.read_text())["psnr_delta"] == r["psnr_delta"]
 
 

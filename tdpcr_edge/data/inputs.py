@@ -16,7 +16,6 @@ raster's own GDAL scale/offset. The checkpoint's normalisation applies after the
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,9 +27,8 @@ from ..errors import DataError
 from .bands import PRESETS, S2_BANDS, band_of_file, canonical, missing_band_hint, preset_name
 from .safe import find_safe_metadata, safe_offsets
 from .sar_units import sar_units
+from .stac import RASTER_SUFFIXES, S2_NODATA, stac_assets
 
-S2_NODATA = 0  # Sentinel-2 products mark no data with 0 in every band
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 _POL = re.compile(r"(?:^|[_.-])(vv|vh|hh|hv)(?:[_.-]|$)", re.IGNORECASE)
 
 
@@ -109,7 +107,11 @@ def under(base: Path, arg: str) -> Path:
 
 
 def _open(path: str | Path, what: str = "optical"):
-    if not str(path).startswith("/vsi") and not Path(path).is_file():
+    try:
+        missing = not str(path).startswith("/vsi") and not Path(path).is_file()
+    except OSError as exc:  # a name too long for the file system, say
+        raise DataError(f"{str(path)[:200]}: {what} file cannot be looked up ({exc.strerror}); check the path") from None
+    if missing:
         raise DataError(f"{path}: {what} file not found; check the path")
     try:
         return rasterio.open(path)
@@ -202,52 +204,24 @@ def _assemble(
 
 
 def stac_item(path: Path, bands: tuple[str, ...], optical_scale: float, offset: float | None) -> InputBands:
-    """Assets of a STAC item by band: ``eo:bands`` name, else the asset key (``B02``, ``blue``,
-    ``nir08``); COGs preferred over JP2 twins. hrefs relative to the item or absolute (local,
-    ``file://``, ``https://``, ``s3://``)."""
+    """Assets of a STAC item, read with pystac and its eo and raster extensions, by band: the
+    ``eo:bands`` name (or STAC 1.1 ``bands``), else the asset key (``B02``, ``blue``, ``nir08``);
+    COGs preferred over JP2 twins. hrefs relative to the item or absolute (local, ``file://``,
+    ``https://``, ``s3://``). An item pystac cannot read, or whose bands, scales, offsets or
+    nodata are not what the extensions define, is one DataError naming the file and the key."""
     try:
-        item = json.loads(path.read_text())
-        assets = item["assets"]
-        assert isinstance(assets, dict)
-    except (OSError, ValueError, KeyError, AssertionError) as exc:
-        raise DataError(f"{path}: not a STAC item ({type(exc).__name__}: {exc}); pass an item JSON with assets, or a raster") from None
-    found: dict[str, tuple[str, dict]] = {}
-    for key, asset in assets.items():
-        href = str(asset.get("href", ""))
-        kind = str(asset.get("type", ""))
-        if not (href.lower().split("?")[0].endswith(RASTER_SUFFIXES) or "image/tiff" in kind or "image/jp2" in kind):
-            continue
-        eo = asset.get("eo:bands") or asset.get("bands") or []
-        band = canonical(eo[0].get("name")) if len(eo) == 1 and isinstance(eo[0], dict) else None
-        band = band or canonical(re.sub(r"-jp2$", "", key))
-        if band is None:
-            continue
-        if band in found and found[band][0].lower().endswith(".tif") and not href.lower().endswith(".tif"):
-            continue  # a COG beats its JP2 twin
-        found[band] = (_href(href, path.parent), asset)
+        found, raster = stac_assets(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise DataError(
+            f"{path}: not a STAC item we can read ({type(exc).__name__}: {exc}); pass an item JSON with assets, or a raster"
+        ) from None
     _require(path, found, bands)
-    raster = {b: (found[b][1].get("raster:bands") or [{}])[0] for b in bands}
-    stated = {
-        b: _gdal_scale(float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0)), optical_scale)
-        for b, rb in raster.items()
-        if "scale" in rb or "offset" in rb
-    }
+    stated = {b: _gdal_scale(raster[b][0], raster[b][1], optical_scale) for b in bands if raster[b][:2] != (None, None)}
     radiometry, per_band = _radiometry(
         bands, offset, stated, "STAC raster:bands scale/offset", "DN as stored (the item states no scale/offset)"
     )
-    files = [BandFile(b, found[b][0], 1, *per_band.get(b, (1.0, 0.0)), nodata=raster[b].get("nodata", S2_NODATA)) for b in bands]
+    files = [BandFile(b, found[b], 1, *per_band.get(b, (1.0, 0.0)), nodata=raster[b][2]) for b in bands]
     return InputBands(str(path), "STAC item", files, radiometry, sorted(set(found) - set(bands)))
-
-
-def _href(href: str, base: Path) -> str:
-    if href.startswith(("http://", "https://")):
-        return f"/vsicurl/{href}"
-    if href.startswith("s3://"):
-        return f"/vsis3/{href[5:]}"
-    if href.startswith("file://"):
-        href = href[7:]
-    p = Path(href)
-    return str(p if p.is_absolute() else (base / p).resolve())
 
 
 # --- SAR ---------------------------------------------------------------------------------------

@@ -119,6 +119,15 @@ def test_safe_and_stac_give_the_stacks_reconstruction(products, l2a_model, tmp_p
     # A STAC item over the same JP2 files, its offset in raster:bands.
     item = {
         "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "jp2-item",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
+        "geometry": None,
+        "properties": {"datetime": "2024-01-01T10:14:31Z"},
+        "links": [],
         "assets": {
             f.band: {
                 "href": str(Path(f.path).relative_to(scene)),

@@ -203,7 +203,7 @@ def test_export_artifact_and_manifest(tmp_path, random_checkpoint):
     m = run_export(
         ExportOptions(out=out, precision="fp16", checkpoint=random_checkpoint, tile=TILE, eval_tiles=4, target="jetson-agx-orin-jp6")
     )
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "golden", "manifest.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "drift.json", "golden", "manifest.json", "mlm.json", "model.onnx"]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
     for key in (

@@ -6,6 +6,7 @@ a temporary folder and renamed into place, so a failed export leaves nothing beh
     ART/manifest.json   what the artifact is, how it was made and what it measured
     ART/drift.json      the drift against torch FP32 on held-out tiles
     ART/golden/         the golden set (tdpcr_edge.golden): tiles, FP32 outputs, ground truth
+    ART/mlm.json        the artifact as a STAC item with the Machine Learning Model extension (export.mlm)
 
 The manifest records every other file's sha256 (``files``), which every loader checks.
 """
@@ -20,6 +21,7 @@ from ... import golden
 from ...backends.tdp_pgf_op import count_plugin_nodes
 from ...contract import PLUGIN_OP, PLUGIN_VERSION, build_manifest, file_digests, file_sha256
 from ...io_utils import atomic_dir, write_json
+from .. import mlm
 from ..artifact import Artifact
 from ..onnx_graph import OPSET, io_signature
 from .gate import runtime_precision
@@ -68,6 +70,7 @@ def run(art: Artifact) -> dict:
         manifest["onnx_sha256"] = file_sha256(tmp / "model.onnx")
         write_json(tmp / "drift.json", art.drift)
         manifest["golden"] = {**golden.write(tmp, art.golden["tiles"], art.golden["outputs"]), **art.golden["record"]}
+        write_json(tmp / mlm.FILE, mlm.mlm_item(manifest, art.profile.kind if art.profile else None))
         manifest["files"] = file_digests(tmp)
         write_json(tmp / "manifest.json", manifest)
     return manifest
