@@ -1,5 +1,6 @@
-"""Schemas of the records a runtime reads from an artifact or engine folder (manifest.json,
-engine.json), checked when the record is read: a record that says something the code cannot
+"""Schemas of the records a runtime reads (manifest.json and engine.json of an artifact or
+engine folder, a bench report.json that ``infer --model`` picks a row from, a data set's
+legend.json), checked when the record is read: a record that says something the code cannot
 use is one line naming the file, the key path and what was expected, before anything uses it.
 
 pydantic, because the runtime install already has it (typer validates options through it), it
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import CheckpointError
+from .errors import CheckpointError, TdpcrError
 
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 NonNegative = Annotated[int, Field(ge=0, le=1 << 40)]
@@ -130,10 +131,56 @@ class EngineRecord(_ModelRecord):
     plugin: EnginePluginRecord
 
 
-def check(record: Any, schema: type[_Record], path, fix: str) -> dict:
-    """``record`` as read from ``path``, or a CheckpointError naming the first key that is wrong."""
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Latency = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ReportRowRecord(_Record):
+    """A bench report row as ``infer --model report.json`` reads it to pick the fastest row."""
+
+    model_config = ConfigDict(extra="allow", strict=False)  # JSON numbers: 12 and 12.0 alike
+    backend: Name
+    precision: Name
+    variant: Annotated[str, Field(max_length=256)] = ""
+    device: Name = "cpu"
+    within_budget: bool | None = None
+    latency_ms_p50: Latency | None = None
+    latency_ms_p25: Latency | None = None
+    latency_ms_p75: Latency | None = None
+    latency_ms_rounds: list[Latency] | None = None
+    rounds_kept: list[Annotated[int, Field(ge=0)]] | None = None
+    psnr_delta: Number | None = None
+    miou_delta: Number | None = None
+    model_mb: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    model_path: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+    @model_validator(mode="after")
+    def _kept_rounds_exist(self):
+        if self.rounds_kept and any(i >= len(self.latency_ms_rounds or []) for i in self.rounds_kept):
+            raise ValueError("rounds_kept names rounds that latency_ms_rounds does not hold")
+        return self
+
+
+class ReportRecord(_Record):
+    model_config = ConfigDict(extra="allow", strict=False)
+    rows: list[ReportRowRecord]
+
+
+class LegendRecord(_Record):
+    classes: Annotated[list[Name], Field(min_length=1, max_length=255)]
+    colors: list[Annotated[list[Channel], Field(min_length=3, max_length=3)]]
+
+    @model_validator(mode="after")
+    def _agree(self):
+        if len(self.colors) != len(self.classes):
+            raise ValueError(f"colors ({len(self.colors)}) must have one entry per class ({len(self.classes)})")
+        return self
+
+
+def check(record: Any, schema: type[_Record], path, fix: str, error: type[TdpcrError] = CheckpointError) -> dict:
+    """``record`` as read from ``path``, or an ``error`` naming the first key that is wrong."""
     if not isinstance(record, dict):
-        raise CheckpointError(f"{path}: holds a JSON {type(record).__name__}, not an object; {fix}")
+        raise error(f"{path}: holds a JSON {type(record).__name__}, not an object; {fix}")
     try:
         schema.model_validate(record)
     except ValidationError as exc:
@@ -141,5 +188,5 @@ def check(record: Any, schema: type[_Record], path, fix: str) -> dict:
         where = ".".join(str(p) for p in e["loc"]) or "(the record)"
         given = e.get("input")
         shown = repr(given) if not isinstance(given, (dict, list)) or len(repr(given)) <= 60 else type(given).__name__
-        raise CheckpointError(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')} (it holds {shown[:80]}); {fix}") from None
+        raise error(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')} (it holds {shown[:80]}); {fix}") from None
     return record

@@ -168,3 +168,62 @@ def test_every_precisions_records_validate_and_its_mlm_item_reads_back(tmp_path,
         assert [c.name for c in ext.output[1].classes] == m["classes"] and ext.accelerator == "amd64"
         assert item.properties["tdpcr:precision"] == precision and item.assets["model"].href == "model.onnx"
         assert m["files"]["mlm.json"]  # covered by the digests (and by a signature)
+
+
+def report_json(artifact):
+    row = {"backend": "ort", "precision": "fp32", "variant": "", "device": "cpu", "within_budget": True, "model_mb": 1.2}
+    timing = {
+        "latency_ms_p50": 10.0,
+        "latency_ms_p25": 9.5,
+        "latency_ms_p75": 10.5,
+        "latency_ms_rounds": [10.0, 10.2],
+        "rounds_kept": [0, 1],
+    }
+    fast = {**row, **timing, "psnr_delta": 0.0, "miou_delta": 0.0, "model_path": str(artifact)}
+    slow = {**fast, "latency_ms_p50": 20.0, "latency_ms_p25": 19.0, "latency_ms_p75": 21.0, "precision": "fp16"}
+    return {"rows": [fast, slow], "budget": {"psnr": 0.3, "miou": 1.0}, "date": "2026-12-05"}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_report_picks_a_row_or_is_one_error(artifact, tmp_path, data):
+    from tdpcr_edge.backends.factory import from_report
+
+    record = report_json(artifact)
+    path, value = data.draw(mutation_strategy(record))
+    case = tmp_path / "report.json"
+    case.write_text(json.dumps(mutate(record, path, value)))
+    try:
+        from_report(case)
+    except TdpcrError:
+        pass
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_legend_reads_or_is_one_error(tmp_path, data):
+    from tdpcr_edge.data.scenes import read_legend
+
+    record = {"classes": ["water", "tree cover", "cropland"], "colors": [[0, 100, 200], [0, 100, 0], [240, 150, 255]]}
+    path, value = data.draw(mutation_strategy(record))
+    (tmp_path / "legend.json").write_text(json.dumps(mutate(record, path, value)))
+    try:
+        read_legend(tmp_path)
+    except TdpcrError:
+        pass
+
+
+def test_a_report_and_a_legend_of_the_wrong_shape_are_one_line(artifact, tmp_path):
+    from tdpcr_edge.backends.factory import from_report
+    from tdpcr_edge.data.scenes import read_legend
+    from tdpcr_edge.errors import DataError
+
+    report = report_json(artifact)
+    report["rows"][0]["latency_ms_p50"] = "fast"
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(DataError, match=r"report\.json: rows\.0\.latency_ms_p50"):
+        from_report(tmp_path / "report.json")
+    assert from_report((tmp_path / "ok.json", (tmp_path / "ok.json").write_text(json.dumps(report_json(artifact))))[0])[1] == "ort"
+    (tmp_path / "legend.json").write_text(json.dumps({"classes": ["a", "b"], "colors": [[0, 0, 0]]}))
+    with pytest.raises(DataError, match=r"legend\.json: .*colors \(1\) must have one entry per class \(2\)"):
+        read_legend(tmp_path)

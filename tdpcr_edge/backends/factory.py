@@ -24,16 +24,16 @@ def artifact_backend(manifest: dict) -> str:
 def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
     """(model path, backend, row) of a ``tdpcr-edge bench`` report's fastest row within the
     drift budget that a scene stream runs as measured: a CPU row or a TensorRT engine."""
+    from ..records import ReportRecord, check
     from ..report.rows import fastest_within_budget
 
     report_path = Path(report_path)
+    fix = "pass a report.json written by `tdpcr-edge bench`, or a checkpoint, artifact or engine folder"
     try:
         report = json.loads(report_path.read_text())
-        rows = report["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(
-            f"{report_path}: not a report.json written by `tdpcr-edge bench` ({exc}); pass a checkpoint, artifact or engine folder"
-        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{report_path}: not a report.json written by `tdpcr-edge bench` ({exc}); {fix}") from None
+    rows = check(report, ReportRecord, report_path, fix, DataError)["rows"]
     eligible = {**report, "rows": [r for r in rows if r.get("device", "cpu") == "cpu" or r.get("backend") == "trt"]}
     best = fastest_within_budget(eligible)
     if best is None or not best.get("model_path"):

@@ -271,8 +271,12 @@ def read_legend(root: str | Path) -> tuple[list[str], list[tuple[int, int, int]]
     path = path / "legend.json" if path.is_dir() else path
     if not path.exists():
         return None
+    from ..records import LegendRecord, check
+
+    fix = "expected {'classes': [...], 'colors': [[r, g, b], ...]}"
     try:
         d = json.loads(path.read_text())
-        return list(d["classes"]), [tuple(c) for c in d["colors"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a valid legend ({exc}); expected {{'classes': [...], 'colors': [[r, g, b], ...]}}") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a valid legend ({exc}); {fix}") from None
+    check(d, LegendRecord, path, fix, DataError)
+    return list(d["classes"]), [tuple(c) for c in d["colors"]]
