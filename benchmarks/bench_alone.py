@@ -66,7 +66,7 @@ def time_alone(spec: dict) -> dict:
     import torch
 
     from tdpcr_edge.bench.matrix import Combo, make_runner
-    from tdpcr_edge.bench.run import tile_calls
+    from tdpcr_edge.bench.row import tile_calls
     from tdpcr_edge.bench.timing import latency_fields, time_rows
     from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
     from tdpcr_edge.train.checkpoint import load_checkpoint

@@ -21,7 +21,8 @@ from tdpcr_edge.backends.torch_runner import TorchRunner
 from tdpcr_edge.bench.artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
 from tdpcr_edge.bench.matrix import COMBOS, make_runner, unavailable
 from tdpcr_edge.bench.options import BenchOptions
-from tdpcr_edge.bench.run import accuracy_fields, method_text
+from tdpcr_edge.bench.row import accuracy_fields
+from tdpcr_edge.bench.run import method_text
 from tdpcr_edge.drift import measure_drift, over_budget, parse_budget
 from tdpcr_edge.export.heldout import DRIFT_SEED, tiles_from
 from tdpcr_edge.probe import device_info

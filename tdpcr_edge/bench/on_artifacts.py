@@ -18,15 +18,15 @@ from .. import golden
 from ..contract import is_artifact, is_engine, read_engine_record, read_manifest
 from ..data.normalize import Normalization
 from ..data.sources import SyntheticSource
-from ..drift import measure_drift, over_budget, parse_budget
+from ..drift import over_budget, parse_budget
 from ..errors import ConfigError
+from ..export.heldout import DRIFT_SEED
 from ..report.bench_report import report_head
 from .matrix import make_runner, select, unavailable
 from .memory_probe import peak_memory_mb
 from .options import BenchOptions
+from .row import accuracy_fields, tile_calls
 from .timing import latency_fields, time_rows
-
-DRIFT_SEED = 9001  # the export gate's held-out synthetic seed (export.heldout), here for timing tiles only
 
 
 def method_text(opts: BenchOptions) -> str:
@@ -90,45 +90,28 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
         tiles = [SyntheticSource(DRIFT_SEED, record["model"]["num_classes"], norm).scene(i, opts.tile) for i in range(opts.tiles)]
         runner(tiles[0].optical[None], tiles[0].sar[None])
         start_s = time.perf_counter() - start
-        g = golden.read(path)
-        drift, _ = measure_drift(g.reference(), runner, g.tiles, record["model"]["num_classes"])
-        measured.append((combo, path, runner, drift, start_s, tiles))
-
-    def calls(runner, tiles):
-        return lambda i: runner(tiles[i % len(tiles)].optical[None], tiles[i % len(tiles)].sar[None])
+        drift = golden.measure(golden.read(path), runner, record["model"]["num_classes"])
+        measured.append((combo, path, artifact, engine, runner, drift, start_s, tiles))
 
     times = time_rows(
-        [calls(m[2], m[5]) for m in measured],
+        [tile_calls(m[4], m[7]) for m in measured],
         opts.warmup,
         opts.iterations,
         opts.rounds,
         on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
     )
     rows = []
-    for (combo, path, runner, drift, start_s, tiles), row_times in zip(measured, times):
+    for (combo, path, artifact, engine, runner, drift, start_s, tiles), row_times in zip(measured, times):
         runner.deactivate()
-        artifact, engine = (path, None) if combo.reads == "artifact" else (None, path)
-        model = [path / "model.engine"] if engine else [path / "model.onnx"]
-        cand = drift["candidate"]
         rows.append(
             {
-                "backend": combo.backend,
-                "precision": combo.precision,
-                "variant": combo.variant,
-                "device": combo.device,
-                "model_mb": sum(f.stat().st_size for f in model if f.exists()) / 2**20,
-                **{k: cand[k] for k in ("psnr", "ssim", "sam", "miou")},
-                "psnr_delta": drift["psnr_delta"],
-                "miou_delta": drift["miou_delta"],
-                "max_abs_error": drift["max_abs_error"],
-                "class_agreement": drift["class_agreement"],
+                **accuracy_fields(combo, drift, None, artifact, engine),
                 **latency_fields(row_times.blocks),
                 "peak_mem_mb": peak_memory_mb(combo, None, artifact, engine, tiles[0]),
                 "start_s": start_s,
                 "within_budget": not over_budget(drift, budget),
                 "over_budget": over_budget(drift, budget),
                 "model_path": str(path),
-                "graph_sha256": (read_manifest(path).get("onnx_sha256") if artifact else None),
             }
         )
     return {

@@ -21,15 +21,15 @@ from ..contract import file_sha256
 from ..data.scenes import SceneArrays
 from ..drift import measure_drift
 from ..errors import ConfigError
-from ..export import nncf_peer
 from ..probe import cuda_available
 from ..report.bench_report import report_head
 from .artifacts import artifact_key, artifact_keys, ensure_artifacts, ensure_engine
-from .matrix import Combo, make_runner, select, unavailable
 from .matrix import combos as all_combos
+from .matrix import make_runner, select, unavailable
 from .memory_probe import peak_memory_mb
 from .options import BenchOptions
 from .power import TegraStats
+from .row import accuracy_fields, tile_calls
 from .timing import latency_fields, time_rows
 
 ROW_FIELDS = (
@@ -93,16 +93,6 @@ def time_runner(runner: Runner, tiles: list[SceneArrays], warmup: int, iteration
     return time_rows([tile_calls(runner, tiles)], warmup, iterations, rounds=1, sync=_sync())[0].calls_ms
 
 
-def tile_calls(runner: Runner, tiles: list[SceneArrays]) -> Callable[[int], object]:
-    """The i-th call of a row: ``runner`` on tile i (cycling), batch 1."""
-
-    def call(i: int):
-        t = tiles[i % len(tiles)]
-        return runner(t.optical[None], t.sar[None])
-
-    return call
-
-
 def _sync() -> Callable[[], None] | None:
     if not cuda_available():
         return None
@@ -115,35 +105,6 @@ def torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path | None, engine: Path | None) -> dict:
-    """A report row's identity, size and accuracy, from a ``measure_drift`` result."""
-    model_files = [engine / "model.engine"] if engine else nncf_peer.model_files(artifact) if artifact else [Path(checkpoint)]
-    cand = drift["candidate"]
-    row = {
-        "backend": combo.backend,
-        "precision": combo.precision,
-        "variant": combo.variant,
-        "device": combo.device,
-        "model_mb": sum(f.stat().st_size for f in model_files) / 2**20,
-        "psnr": cand["psnr"],
-        "ssim": cand["ssim"],
-        "sam": cand["sam"],
-        "miou": cand["miou"],
-        "psnr_delta": drift["psnr_delta"],
-        "miou_delta": drift["miou_delta"],
-        "max_abs_error": drift["max_abs_error"],
-        "class_agreement": drift["class_agreement"],
-    }
-    if artifact is not None:
-        from ..contract import read_manifest
-
-        manifest = read_manifest(artifact)
-        gate = manifest["drift"]
-        row["export_gate"] = {"backend": gate.get("backend", "ort"), "within_budget": gate["within_budget"]}
-        row["graph_sha256"] = manifest.get("onnx_sha256")  # identical graphs on one backend are tied
-    return row
 
 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:

@@ -42,7 +42,7 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
         else:
             g = golden.read(art)
             kind, scenes = "golden", g.tiles
-            drift, _ = measure_drift(g.reference(), runner, scenes, model["num_classes"])
+            drift = golden.measure(g, runner, model["num_classes"])
         budget = manifest["drift"].get("budget", {})
         rows.append(
             {
