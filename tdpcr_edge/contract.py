@@ -124,7 +124,8 @@ def read_manifest(artifact: str | Path) -> dict:
         raise CheckpointError(
             f"{path}: manifest schema {manifest['schema_version']} is newer than the {SCHEMA_VERSION} this tdpcr-edge reads; upgrade it"
         )
-    from .records import ManifestRecord, check
+    from .records import check
+    from .records.artifact import ManifestRecord
 
     return check(manifest, ManifestRecord, path, "export the artifact again with this tdpcr-edge")
 
@@ -134,7 +135,8 @@ def read_engine_record(engine_dir: str | Path) -> dict:
     record = read_record(path, f"{engine_dir} is not a folder written by `tdpcr-edge build-engine`", "rebuild the engine")
     if isinstance(record, dict) and isinstance(record.get("schema_version"), int) and record["schema_version"] > ENGINE_SCHEMA:
         raise CheckpointError(f"{path}: engine schema {record['schema_version']} is newer than this tdpcr-edge reads ({ENGINE_SCHEMA})")
-    from .records import EngineRecord, check
+    from .records import check
+    from .records.artifact import EngineRecord
 
     check(record, EngineRecord, path, "rebuild the engine with `tdpcr-edge build-engine`")
     if not (Path(engine_dir) / "model.engine").is_file():

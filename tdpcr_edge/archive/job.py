@@ -10,8 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import TdpcrError
+from ..errors import DataError, TdpcrError
 from ..io_utils import atomic_path, file_stamp, write_json
+from ..records import check
+from ..records.run import RunRecord
 from ..stream import StreamOptions, run_stream
 
 STATE = ".archive"  # attempts per scene; on the shared file system every worker sees
@@ -66,13 +68,16 @@ def scene_options(job: dict, opts: ArchiveOptions) -> StreamOptions:
     )
 
 
-def is_complete(job: dict, opts: ArchiveOptions, key: str) -> bool:
+def completed(job: dict, opts: ArchiveOptions, key: str) -> dict | None:
+    """The run record of a scene finished by an earlier run of the same model and options
+    with every output in place; None when the scene must be streamed (again)."""
     run = Path(opts.out) / job["name"] / "run.json"
     try:
-        record = json.loads(run.read_text())
-    except (OSError, ValueError):
-        return False
-    return record.get("job_key") == key and all((run.parent / f).exists() for f in record.get("outputs", []))
+        record = check(json.loads(run.read_text()), RunRecord, run, "", DataError)
+    except (OSError, ValueError, DataError):
+        return None  # absent, damaged, or of another schema version: the scene is streamed again
+    done = record.get("job_key") == key and all((run.parent / f).exists() for f in record["outputs"])
+    return record if done else None
 
 
 def _count_attempt(out: Path, name: str) -> int:
@@ -101,13 +106,13 @@ def process_scene(job: dict, opts: ArchiveOptions, key: str, opened, worker: str
 
 
 def _row_figures(record: dict) -> dict:
-    acc = record.get("accuracy", {})
+    acc = record.get("accuracy") or {}
     return {
         "tiles": record["tiles"]["processed"],
         "tiles_per_s": record["tiles_per_s"],
         "wall_s": record["wall_s"],
-        "psnr": acc.get("model", {}).get("psnr"),
-        "miou": acc.get("model", {}).get("miou"),
+        "psnr": (acc.get("model") or {}).get("psnr"),
+        "miou": (acc.get("model") or {}).get("miou"),
         "sums": acc.get("sums"),
         "warnings": record.get("warnings", []),
     }

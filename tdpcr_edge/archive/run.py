@@ -13,7 +13,6 @@ whose ``run.json`` is complete for the same model and options. ``OUT/summary.jso
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -24,7 +23,7 @@ from ..errors import ConfigError, MissingDependency
 from ..io_utils import atomic_path, write_json
 from ..stream import open_runner
 from ..stream.options import default_workers
-from .job import ArchiveOptions, _row_figures, is_complete, job_key, model_identity, process_scene
+from .job import ArchiveOptions, _row_figures, completed, job_key, model_identity, process_scene
 
 RAY_INSTALL = "pip install 'tdpcr-edge[cluster]' (Ray)"
 
@@ -50,8 +49,8 @@ def run_archive(
     keys = {j["name"]: job_key(j, opts.stream, model_id) for j in jobs}
     rows, todo = {}, []
     for j in jobs:
-        if is_complete(j, opts, keys[j["name"]]):
-            record = json.loads((out / j["name"] / "run.json").read_text())
+        record = completed(j, opts, keys[j["name"]])
+        if record is not None:
             rows[j["name"]] = {"name": j["name"], "status": "skipped (complete)", "worker": None, "attempts": 0, **_row_figures(record)}
         else:
             todo.append(j)

@@ -24,7 +24,8 @@ def artifact_backend(manifest: dict) -> str:
 def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
     """(model path, backend, row) of a ``tdpcr-edge bench`` report's fastest row within the
     drift budget that a scene stream runs as measured: a CPU row or a TensorRT engine."""
-    from ..records import ReportRecord, check
+    from ..records import check
+    from ..records.artifact import ReportRecord
     from ..report.rows import fastest_within_budget
 
     report_path = Path(report_path)

@@ -72,7 +72,16 @@ class OrtRunner(Runner):
         so.add_session_config_entry("session.inter_op.allow_spinning", spin)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         data = (to_ort_domain(proto) if plugin else proto).SerializeToString()
-        self.session = ort.InferenceSession(data, sess_options=so, providers=self.providers)
+        try:
+            self.session = ort.InferenceSession(data, sess_options=so, providers=self.providers)
+        except Exception as exc:  # ONNX Runtime's errors derive from Exception alone
+            # (and a message it cannot decode from a garbled graph is a UnicodeDecodeError)
+            if not type(exc).__module__.startswith("onnxruntime") and not isinstance(exc, UnicodeDecodeError):
+                raise
+            where = self.model if not isinstance(self.model, onnx.ModelProto) else "the graph"
+            raise CheckpointError(
+                f"{where}: ONNX Runtime cannot load this graph ({str(exc).splitlines()[0]}); export the artifact again"
+            ) from exc
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:

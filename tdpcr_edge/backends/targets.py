@@ -21,8 +21,10 @@ from pathlib import Path
 import tomllib
 
 from ..errors import ConfigError
+from ..records.profile import CpuProfileRecord, TensorrtProfileRecord
 
 KINDS = ("tensorrt", "cpu")
+SCHEMAS = {"tensorrt": TensorrtProfileRecord, "cpu": CpuProfileRecord}
 # INT8 placements: tensorrt (symmetric INT8 activations, the only kind TensorRT takes); cpu
 # (UINT8 where non-negative: x86 CPUs with VNNI or AMX); cpu-no-vnni (as cpu, every u8 x s8
 # byte pair's sum within 16 bits: x86 CPUs without an INT8 dot product; export.quantizer).
@@ -96,17 +98,6 @@ class Profile:
         return own or self.default_int8_placement
 
 
-COMMON_KEYS = {"name", "kind", "description", "tile", "notes", "int8_placement", "backend"}
-KEYS = {
-    "tensorrt": COMMON_KEYS | {"precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb", "jetpack", "max_batch"},
-    "cpu": COMMON_KEYS | {"precision_by_isa"},
-}
-REQUIRED = {
-    "tensorrt": {"description", "tile", "precision", "tensorrt", "cuda", "gpu_sm", "memory_gb", "workspace_mb"},
-    "cpu": {"description", "tile", "precision_by_isa", "backend"},
-}
-
-
 def _check_placement(placement: object, key: str = "int8_placement") -> str:
     if placement not in INT8_PLACEMENTS:
         raise ValueError(f"{key} {placement!r} is not one of {', '.join(INT8_PLACEMENTS)}")
@@ -126,15 +117,6 @@ def _check_rows(rows: tuple[tuple[str, str], ...], key: str = "precision_by_isa"
             raise ValueError(f"{key}: unknown precision {precision!r} (one of {', '.join(precisions.names())})")
 
 
-def _check_keys(d: dict, allowed: set[str], required: set[str], where: str = "") -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ValueError(f"unknown key {where}{unknown[0]!r} (known: {', '.join(sorted(allowed))})")
-    missing = sorted(required - set(d))
-    if missing:
-        raise ValueError(f"missing key {where}{missing[0]!r}")
-
-
 def profiles_dir() -> Path:
     """The folder profiles are read from: ``TDPCR_PROFILES``, else the package's own."""
     env = os.environ.get("TDPCR_PROFILES")
@@ -148,29 +130,38 @@ def list_profiles(kind: str | None = None) -> list[str]:
 
 
 def load_profile(name: str) -> Profile:
+    from ..records import check
+
     path = profiles_dir() / f"{name}.toml"
     if not path.exists():
         known = ", ".join(list_profiles()) or f"none in {profiles_dir()}"
         raise ConfigError(f"unknown target profile {name!r}: choose one of {known}")
+    fix = "compare it with the shipped profiles (tdpcr-edge doctor lists them)"
     try:
-        return _parse(name, tomllib.loads(path.read_text()))
-    except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}; compare it with the shipped profiles (tdpcr-edge doctor lists them)") from None
+        d = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not TOML ({exc}); {fix}") from None
+    kind = d.get("kind", "tensorrt")
+    if kind not in KINDS:
+        raise ConfigError(f"{path}: kind: {kind!r} is not one of {', '.join(KINDS)}; {fix}")
+    check(d, SCHEMAS[kind], path, fix, ConfigError)
+    try:
+        return _parse(name, d)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}; {fix}") from None
 
 
 def _parse(name: str, d: dict) -> Profile:
+    """A profile its schema accepted, with what the registries know checked."""
     from . import registry as backends
 
     kind = d.get("kind", "tensorrt")
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    _check_keys(d, KEYS[kind], REQUIRED[kind])
     common = dict(
         name=d.get("name", name),
-        description=str(d["description"]),
-        tile=int(d["tile"]),
+        description=d["description"],
+        tile=d["tile"],
         kind=kind,
-        notes=str(d.get("notes", "")),
+        notes=d.get("notes", ""),
         default_int8_placement=_check_placement(d.get("int8_placement", "tensorrt")),
     )
     if kind == "tensorrt" and common["default_int8_placement"] in UNSIGNED_PLACEMENTS:
@@ -181,30 +172,27 @@ def _parse(name: str, d: dict) -> Profile:
     if backend not in backends.names():
         raise ValueError(f"backend {backend!r} is not one of {', '.join(backends.names())}")
     if kind == "cpu":
-        for i, row in enumerate(d["precision_by_isa"]):
-            _check_keys(row, {"isa", "precision", "int8_placement"}, {"precision"}, where=f"precision_by_isa[{i}].")
-        rows = tuple((str(r.get("isa", "")), str(r["precision"])) for r in d["precision_by_isa"])
-        if not rows or rows[-1][0]:
+        table = d["precision_by_isa"]
+        rows = tuple((r.get("isa", ""), r["precision"]) for r in table)
+        if rows[-1][0]:
             raise ValueError("precision_by_isa must end with a row without isa (the precision for any CPU)")
         _check_rows(rows)
         placements = tuple(
             _check_placement(r["int8_placement"], key=f"precision_by_isa[{i}].int8_placement") if "int8_placement" in r else ""
-            for i, r in enumerate(d["precision_by_isa"])
+            for i, r in enumerate(table)
         )
         return Profile(**common, precision=rows[-1][1], backend=backend, precision_by_isa=rows, int8_placement_by_isa=placements)
-    trt = d["tensorrt"]
-    _check_keys(trt, {"min", "max"}, {"min", "max"}, where="tensorrt.")
-    _check_rows((("", str(d["precision"])),), key="precision")
+    _check_rows((("", d["precision"]),), key="precision")
     return Profile(
         **common,
         precision=d["precision"],
-        tensorrt_min=str(trt["min"]),
-        tensorrt_max=str(trt["max"]),
-        cuda=str(d["cuda"]),
-        gpu_sm=int(d["gpu_sm"]),
+        tensorrt_min=d["tensorrt"]["min"],
+        tensorrt_max=d["tensorrt"]["max"],
+        cuda=d["cuda"],
+        gpu_sm=d["gpu_sm"],
         memory_gb=float(d["memory_gb"]),
-        workspace_mb=int(d["workspace_mb"]),
+        workspace_mb=d["workspace_mb"],
         jetpack=d.get("jetpack"),
-        max_batch=int(d.get("max_batch", 1)),
+        max_batch=d.get("max_batch", 1),
         backend=backend,
     )

@@ -242,8 +242,11 @@ class BandStack:
         try:
             return read()
         except RasterioError as exc:
+            first = exc
+            while first.__context__ is not None:  # GDAL's own message is the first in the chain
+                first = first.__context__
             raise DataError(
-                f"{self.bands.source}: {self.what} unreadable ({str(exc).splitlines()[0]}); the file is truncated or corrupt, re-create it"
+                f"{self.bands.source}: {self.what} unreadable ({str(first).splitlines()[0]}); the file is truncated or corrupt, re-create it"
             ) from exc
 
     def close(self) -> None:

@@ -98,7 +98,15 @@ def resolve_optical(arg: str | Path, bands: tuple[str, ...], optical_scale: floa
 
 def input_exists(arg: str | Path) -> bool:
     """Whether every file an argument names exists (each of a comma-separated list)."""
-    return all(p.startswith("/vsi") or Path(p).exists() for p in str(arg).split(","))
+    return all(p.startswith("/vsi") or _exists(Path(p)) for p in str(arg).split(","))
+
+
+def _exists(path: Path, file: bool = False) -> bool:
+    """``path.exists()`` (``is_file()``), False for a name the system cannot hold (too long)."""
+    try:
+        return path.is_file() if file else path.exists()
+    except OSError:
+        return False
 
 
 def under(base: Path, arg: str) -> Path:
@@ -108,7 +116,7 @@ def under(base: Path, arg: str) -> Path:
 
 def _open(path: str | Path, what: str = "optical"):
     try:
-        missing = not str(path).startswith("/vsi") and not Path(path).is_file()
+        missing = not str(path).startswith("/vsi") and not _exists(Path(path), file=True)
     except OSError as exc:  # a name too long for the file system, say
         raise DataError(f"{str(path)[:200]}: {what} file cannot be looked up ({exc.strerror}); check the path") from None
     if missing:

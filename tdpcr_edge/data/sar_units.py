@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
+
+from ..errors import DataError
 
 
 def sar_units(src) -> str:
@@ -34,6 +37,9 @@ def _valid_values(src, **read) -> np.ndarray:
     """The finite values of a read where the band's mask holds data, as float64. Pixels and
     masks read apart rather than ``masked=True``: that imports numpy.ma, a cost in the
     stream's set-up where Python writes no bytecode (docs/streaming.md)."""
-    data, masks = src.read(**read), src.read_masks(**read)
+    try:
+        data, masks = src.read(**read), src.read_masks(**read)
+    except RasterioError as exc:
+        raise DataError(f"{src.name}: SAR unreadable ({str(exc).splitlines()[0]}); the file is truncated or corrupt, re-create it") from exc
     values = np.asarray(data[masks != 0], np.float64)
     return values[np.isfinite(values)]

@@ -271,7 +271,8 @@ def read_legend(root: str | Path) -> tuple[list[str], list[tuple[int, int, int]]
     path = path / "legend.json" if path.is_dir() else path
     if not path.exists():
         return None
-    from ..records import LegendRecord, check
+    from ..records import check
+    from ..records.data import LegendRecord
 
     fix = "expected {'classes': [...], 'colors': [[r, g, b], ...]}"
     try:

@@ -6,7 +6,7 @@ Every command that takes ``--data`` accepts one spec:
     synthetic                              the procedural world (train, export, bench)
     FOLDER                                 scene folders written by `tdpcr-edge synth`
     sen12mscr:ROOT[?split=test&seasons=spring,fall&labels=dfc&sar=uncrtaints]
-    luojia:ROOT[?split=test&layout=FILE.toml]
+    luojia:ROOT[?split=test&seed=42&split_file=FILE.json&offset=1000|0]   as published, or &layout=FILE.toml
     pairs:CSV                              columns optical,sar[,clear|reference][,labels][,cloud][,name]
 
 Readers are lazy: building one indexes file names and checks the layout (a missing file in
@@ -25,8 +25,11 @@ from urllib.parse import parse_qs
 
 import numpy as np
 import tomllib
+from pydantic import ValidationError
 
 from ..errors import ConfigError, DataError
+from ..records import describe
+from ..records.data import PairsRowRecord
 from .dataset import Dataset, Sample, _check_keys, _numbered, _split
 from .inputs import input_exists, under
 from .normalize import Normalization
@@ -57,8 +60,8 @@ def open_dataset(spec: str, split: str = "test") -> Dataset:
         _check_keys(spec, options, ("split", "seasons", "labels", "sar", "splits", "incomplete"))
         return sen12mscr(path, _split(spec, options, split), options)
     if kind == "luojia":
-        _check_keys(spec, options, ("split", "layout"))
-        return luojia(path, _split(spec, options, split), options.get("layout"))
+        _check_keys(spec, options, ("split", "layout", "seed", "split_file", "offset"))
+        return luojia(path, _split(spec, options, split), options.get("layout"), options)
     _check_keys(spec, options, ())
     return pairs(path)
 
@@ -90,17 +93,16 @@ def _legend_bands(root) -> tuple[str, ...] | None:
 
 
 def read_layout(path: str | Path | None) -> dict:
+    from ..records import check
+    from ..records.data import LayoutRecord
+
+    fix = "start from tdpcr_edge/data/luojia_layout.toml"
     text = Path(path).read_text() if path else resources.files("tdpcr_edge.data").joinpath("luojia_layout.toml").read_text()
     try:
         layout = tomllib.loads(text)
-        files = layout["files"]
-        assert {"optical", "sar"} <= set(files) and set(files) <= {"optical", "sar", "clear", "labels", "cloud"}
-        layout["splits"]
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, AssertionError) as exc:
-        raise ConfigError(
-            f"{path}: not a data-set layout ({type(exc).__name__} {exc}); start from tdpcr_edge/data/luojia_layout.toml"
-        ) from None
-    return layout
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not a data-set layout (TOML: {exc}); {fix}") from None
+    return check(layout, LayoutRecord, path, fix, ConfigError)
 
 
 def _class_check(num_classes: int) -> Callable[[np.ndarray, Path], np.ndarray]:
@@ -116,11 +118,22 @@ def _class_check(num_classes: int) -> Callable[[np.ndarray, Path], np.ndarray]:
     return check
 
 
-def luojia(root: str | Path, split: str = "test", layout_path: str | None = None) -> Dataset:
-    """LuojiaSET-OSFCR through a layout file (default: ``luojia_layout.toml``)."""
-    root = Path(root)
+def luojia(root: str | Path, split: str = "test", layout_path: str | None = None, options: dict | None = None) -> Dataset:
+    """LuojiaSET-OSFCR as published (cloud-cover folders, ``data.luojia``), or through a layout
+    file: ``?layout=``, or the default ``luojia_layout.toml`` for a root without those folders."""
+    from .luojia import is_published, published
+
+    root, options = Path(root), options or {}
     if not root.is_dir():
         raise DataError(f"{root}: LuojiaSET-OSFCR root not found; pass luojia:ROOT")
+    if layout_path is None and is_published(root):
+        return published(root, split, options)
+    drawn = sorted({"seed", "split_file", "offset"} & set(options))
+    if drawn:
+        raise ConfigError(
+            f"luojia:{root}: ?{', ?'.join(drawn)} apply to the published layout (ROOT/0-20%/s2_cloudy/...), "
+            "not to one read through a layout file, whose split lists and DN are taken as they are"
+        )
     layout = read_layout(layout_path)
     names: list[str] = []
     for s in ("train", "val", "test") if split == "all" else (split,):
@@ -168,22 +181,31 @@ def luojia(root: str | Path, split: str = "test", layout_path: str | None = None
 # --- generic pairs -------------------------------------------------------------------------
 
 
+PAIRS_COLUMNS = "optical,sar[,clear|reference][,labels][,cloud][,name]"
+
+
 def read_pairs(csv_path: str | Path) -> list[dict]:
     """``optical,sar[,clear|reference][,labels][,cloud][,name]`` rows; relative paths are taken
     from the CSV's folder. ``clear`` and ``reference`` are the same column."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: pairs list not found")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{csv_path}: not a UTF-8 CSV ({exc}); write it as text with the columns {PAIRS_COLUMNS}") from None
     if not rows or not {"optical", "sar"} <= set(rows[0]):
         raise DataError(f"{csv_path}: needs a header with at least the columns optical,sar")
     out = []
     for i, row in enumerate(rows):
+        if None in row or None in row.values():
+            raise DataError(f"{csv_path}: row {i + 2} has {'more' if None in row else 'fewer'} fields than the header; one per column")
+        try:
+            PairsRowRecord.model_validate(row)
+        except ValidationError as exc:
+            raise DataError(f"{csv_path}: row {i + 2}: {describe(exc)}; columns are {PAIRS_COLUMNS}") from None
         entry = {("reference" if k == "clear" else k): (under(csv_path.parent, v) if v else None) for k, v in row.items() if k != "name"}
-        for key in ("optical", "sar"):
-            if entry.get(key) is None:
-                raise DataError(f"{csv_path}: row {i + 2} has no {key} path")
         entry["name"] = row.get("name") or f"scene_{i:04d}"
         out.append(entry)
     return out

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io_utils import file_stamp, write_json
+from ..records.run import JOURNAL_SCHEMA
 from .scratch import ScratchRasters
 
 
@@ -36,8 +37,8 @@ class Journal:
         to a different run, which the caller then starts over."""
         if not self.path.exists():
             return False
-        d = json.loads(self.path.read_text())
-        if d["fingerprint"] != self.fingerprint and not strict:
+        d = self._read(strict)
+        if d is None or d["fingerprint"] != self.fingerprint and not strict:
             return False
         if d["fingerprint"] != self.fingerprint:
             raise DataError(
@@ -47,6 +48,22 @@ class Journal:
         self.band, self.flushed, self.strips = d["band"], d["flushed"], d["strips"]
         return True
 
+    def _read(self, strict: bool) -> dict | None:
+        """The journal's record; None (start over) when it is damaged or of another schema
+        version and ``strict`` is False, else one line naming it."""
+        from ..records import check
+        from ..records.run import JournalRecord
+
+        fix = f"drop --resume or delete {self.folder} to start over"
+        try:
+            return check(json.loads(self.path.read_text()), JournalRecord, self.path, fix, DataError)
+        except (OSError, ValueError, DataError) as exc:
+            if not strict:
+                return None
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{self.path}: not a journal ({exc}); {fix}") from None
+
     def add(self, y0: int, y1: int, arrays: dict[str, np.ndarray], band=None) -> None:
         """Rows [y0, y1) of ``band`` (``column_bands.Band``; the whole width when None) are final."""
         x0 = band.x0 if band is not None else 0
@@ -55,7 +72,16 @@ class Journal:
         self.flushed = y1
         if band is not None and not band.last and y1 == self.scratch.specs["reconstruction"]["height"]:
             self.band, self.flushed = band.index + 1, 0
-        write_json(self.path, {"fingerprint": self.fingerprint, "band": self.band, "flushed": self.flushed, "strips": self.strips})
+        write_json(
+            self.path,
+            {
+                "schema_version": JOURNAL_SCHEMA,
+                "fingerprint": self.fingerprint,
+                "band": self.band,
+                "flushed": self.flushed,
+                "strips": self.strips,
+            },
+        )
 
 
 def journal_fingerprint(opts, meta: dict, reader, workers: int, bands=()) -> dict:

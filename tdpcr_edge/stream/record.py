@@ -8,6 +8,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..records.run import RUN_SCHEMA
+
 
 class PeakMemory:
     """Peak resident memory of this process during a run, sampled from /proc/self/statm.
@@ -89,6 +91,7 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     and the scene's scores and quick look when asked for."""
     opts, meta, reader, counts = pipeline.opts, pipeline.meta, pipeline.reader, pipeline.counts
     record = {
+        "schema_version": RUN_SCHEMA,
         "inputs": {
             "optical": str(opts.optical),
             "sar": str(opts.sar),

@@ -20,7 +20,7 @@ from tdpcr_edge.data.bandstack import BandStack
 from tdpcr_edge.data.inputs import resolve_optical
 from tdpcr_edge.data.synth_folders import write_synthetic
 from tdpcr_edge.errors import DataError, TdpcrError
-from tests.test_records import DELETE, MUTATIONS, mutate, paths
+from tests.records.test_artifact_records import DELETE, MUTATIONS, mutate, paths
 
 L2A = PRESETS["s2-l2a"]
 EXAMPLES = int(os.environ.get("TDPCR_FUZZ_EXAMPLES", "60"))

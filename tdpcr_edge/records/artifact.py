@@ -1,30 +1,14 @@
-"""Schemas of the records a runtime reads (manifest.json and engine.json of an artifact or
-engine folder, a bench report.json that ``infer --model`` picks a row from, a data set's
-legend.json), checked when the record is read: a record that says something the code cannot
-use is one line naming the file, the key path and what was expected, before anything uses it.
-
-pydantic, because the runtime install already has it (typer validates options through it), it
-reports the key path of each error, and its models read as the contract's documentation. The
-models leave unknown keys alone (a newer exporter may add some); what the runtime uses is typed
-and bounded, and the fields that must agree (classes, colours, bands) are checked together."""
+"""Schemas of an artifact's and an engine's records (manifest.json, engine.json) and of a
+bench report.json that ``infer --model`` picks a row from. The fields that must agree
+(classes, colours, bands) are checked together."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from .errors import CheckpointError, TdpcrError
-
-Count = Annotated[int, Field(ge=1, le=1_000_000)]
-NonNegative = Annotated[int, Field(ge=0, le=1 << 40)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-Channel = Annotated[int, Field(ge=0, le=255)]
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+from . import Channel, Count, Name, NonNegative, Sha256, _Record
 
 
 class ModelConfigRecord(_Record):
@@ -37,6 +21,9 @@ class ModelConfigRecord(_Record):
     num_classes: Annotated[int, Field(ge=2, le=255)]
     fusion: Name
     adapter_rank: NonNegative
+    arch: Name = "tdpcr"  # absent from records written before the model registry
+    heads: NonNegative = 0
+    window: NonNegative = 0
 
 
 class NormalizationRecord(_Record):
@@ -164,29 +151,3 @@ class ReportRowRecord(_Record):
 class ReportRecord(_Record):
     model_config = ConfigDict(extra="allow", strict=False)
     rows: list[ReportRowRecord]
-
-
-class LegendRecord(_Record):
-    classes: Annotated[list[Name], Field(min_length=1, max_length=255)]
-    colors: list[Annotated[list[Channel], Field(min_length=3, max_length=3)]]
-
-    @model_validator(mode="after")
-    def _agree(self):
-        if len(self.colors) != len(self.classes):
-            raise ValueError(f"colors ({len(self.colors)}) must have one entry per class ({len(self.classes)})")
-        return self
-
-
-def check(record: Any, schema: type[_Record], path, fix: str, error: type[TdpcrError] = CheckpointError) -> dict:
-    """``record`` as read from ``path``, or an ``error`` naming the first key that is wrong."""
-    if not isinstance(record, dict):
-        raise error(f"{path}: holds a JSON {type(record).__name__}, not an object; {fix}")
-    try:
-        schema.model_validate(record)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(p) for p in e["loc"]) or "(the record)"
-        given = e.get("input")
-        shown = repr(given) if not isinstance(given, (dict, list)) or len(repr(given)) <= 60 else type(given).__name__
-        raise error(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')} (it holds {shown[:80]}); {fix}") from None
-    return record
