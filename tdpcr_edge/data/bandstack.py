@@ -245,9 +245,9 @@ class BandStack:
             first = exc
             while first.__context__ is not None:  # GDAL's own message is the first in the chain
                 first = first.__context__
-            raise DataError(
-                f"{self.bands.source}: {self.what} unreadable ({str(first).splitlines()[0]}); the file is truncated or corrupt, re-create it"
-            ) from exc
+            reason = str(first).splitlines()[0]
+            fix = "the file is truncated or corrupt, re-create it"
+            raise DataError(f"{self.bands.source}: {self.what} unreadable ({reason}); {fix}") from exc
 
     def close(self) -> None:
         for g in getattr(self, "_groups", []):
