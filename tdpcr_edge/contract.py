@@ -25,8 +25,10 @@ from .errors import CheckpointError, IntegrityError
 SCHEMA_VERSION = 1  # manifest.json
 ENGINE_SCHEMA = 1  # engine.json
 
-# Model boundary (docs/architecture.md#the-artifact-contract): every backend returns these outputs.
-OUTPUTS = ("reconstruction", "segmentation", "reliance")
+# Model boundary (docs/architecture.md#the-artifact-contract): every output a backend may return,
+# in this order; a network returns reconstruction and those of the others its architecture has
+# (model.registry.outputs_of; the same tuple as model.registry.OUTPUTS, kept here for the leaves).
+OUTPUTS = ("reconstruction", "segmentation", "reliance", "uncertainty")
 
 # The TDP_PGF plugin node: a plain ONNX node that TensorRT's parser maps to our creator.
 PLUGIN_DOMAIN = "tdpcr"

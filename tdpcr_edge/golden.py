@@ -82,7 +82,8 @@ def write(folder: Path, tiles: list[SceneArrays], outputs: list[dict[str, np.nda
         "sar": np.stack([t.sar for t in tiles]).astype(np.float32),
         "names": np.array([t.name for t in tiles]),
     }
-    for name in OUTPUTS:
+    produced = [k for k in OUTPUTS if k in outputs[0]]
+    for name in produced:
         arrays[name] = np.concatenate([o[name] for o in outputs]).astype(np.float32)
     for name in TRUTH:
         values = [getattr(t, name) for t in tiles]
@@ -94,7 +95,7 @@ def write(folder: Path, tiles: list[SceneArrays], outputs: list[dict[str, np.nda
     (out / INPUTS_JSON).write_text(json.dumps(feeds))
     iterations = [
         {
-            "outputs": {k: {"values": polygraphy_array(o[k]), "polygraphy_class": "LazyArray"} for k in OUTPUTS},
+            "outputs": {k: {"values": polygraphy_array(o[k]), "polygraphy_class": "LazyArray"} for k in produced},
             "runtime": None,
             "runner_name": RUNNER_NAME,
             "polygraphy_class": "IterationResult",
@@ -131,7 +132,7 @@ def read(folder: Path) -> Golden:
         if valid is None:
             valid = np.ones(a["optical"].shape[-2:], bool)
         tiles.append(SceneArrays(str(name), a["optical"][i], a["sar"][i], valid, **truth))
-        outputs.append({k: a[k][i : i + 1] for k in OUTPUTS})
+        outputs.append({k: a[k][i : i + 1] for k in OUTPUTS if k in a})
     return Golden(tiles, outputs)
 
 

@@ -27,16 +27,16 @@ RunModel = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 class Prediction:
     scene: SceneArrays
     reconstruction: np.ndarray  # C x H x W in [0, 1]
-    classes: np.ndarray  # H x W uint8
+    classes: np.ndarray | None  # H x W uint8; None for a model without segmentation
     reliance: np.ndarray | None  # H x W in [0, 1]
 
 
 def prediction(scene: SceneArrays, out: dict[str, np.ndarray]) -> Prediction:
-    rel = out.get("reliance")
+    rel, seg = out.get("reliance"), out.get("segmentation")
     return Prediction(
         scene=scene,
         reconstruction=out["reconstruction"][0],
-        classes=out["segmentation"][0].argmax(0).astype(np.uint8),
+        classes=seg[0].argmax(0).astype(np.uint8) if seg is not None else None,
         reliance=rel[0, 0] if rel is not None else None,
     )
 
@@ -75,7 +75,7 @@ class Evaluation:
             self.model_scores.update(reconstruction[None], target, cloud_b, valid[None])
             if self.inputs and optical is not None:
                 self.input_scores.update(optical[None], target, cloud_b, valid[None])
-        if labels is not None:
+        if labels is not None and classes is not None:
             self.seg.update(classes[None], labels[None], cloud_b, (valid if seg_valid is None else seg_valid)[None])
 
     def update(self, p: Prediction) -> None:
@@ -144,7 +144,7 @@ def score(
 
 
 def model_outputs(model) -> RunModel:
-    """A torch TDPCR as a ``RunModel``: inference mode, on the device its weights sit on (a
+    """A torch network as a ``RunModel``: inference mode, on the device its weights sit on (a
     model in training may be on a GPU), outputs back as float32 numpy."""
     import torch  # a torch model is scored only where torch is installed
 

@@ -16,7 +16,7 @@ LAYERS = (
     {"backends"},
     {"stream", "archive"},
     {"export"},
-    {"bench", "evaluate", "ablation", "doctor", "verify"},
+    {"bench", "evaluate", "ablation", "comparison", "doctor", "verify"},
     {"cli"},
 )
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

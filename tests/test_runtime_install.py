@@ -145,7 +145,7 @@ def test_runtime_modules_import_no_torch():
     code = (
         "import sys, tdpcr_edge, tdpcr_edge.cli, tdpcr_edge.doctor, tdpcr_edge.stream, tdpcr_edge.backends.ort_runner, "
         "tdpcr_edge.backends.openvino_runner, tdpcr_edge.backends.trt.runner, tdpcr_edge.archive.run, tdpcr_edge.backends.targets, "
-        "tdpcr_edge.model.config, tdpcr_edge.train.options, tdpcr_edge.scoring, tdpcr_edge.stream.scene_metrics, tdpcr_edge.verify, "
+        "tdpcr_edge.model.registry, tdpcr_edge.train.options, tdpcr_edge.scoring, tdpcr_edge.stream.scene_metrics, tdpcr_edge.verify, "
         "tdpcr_edge.golden, tdpcr_edge.signing\n"
         "from tdpcr_edge.cli import build_app; build_app()\n"
         "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))"

@@ -57,7 +57,7 @@ def run_archive(
     if on_start:
         on_start(len(jobs), len(jobs) - len(todo))
     t0 = time.perf_counter()
-    engine: dict = {"engine": "in-process"}
+    engine: dict = {"engine": "in-process", "workers": 0}  # every scene complete: none ran
     if todo:
         runner = _run_on_ray if opts.ray else _run_here
         engine = runner(todo, opts, keys, lambda row: (rows.__setitem__(row["name"], row), on_scene and on_scene(row)))
@@ -123,6 +123,8 @@ def build_summary(rows: list[dict], wall_s: float, engine: dict, opts: ArchiveOp
 
 def summary_markdown(s: dict) -> str:
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+    # A model without classes (a reconstruction-only baseline) scores no scene's mIoU: no column of dashes.
+    miou = any(r.get("miou") is not None for r in s["rows"])
     lines = [
         f"# Archive: {s['scenes']} scenes, {s['done']} streamed, {s['skipped']} skipped as complete, {s['failed']} failed",
         "",
@@ -130,13 +132,14 @@ def summary_markdown(s: dict) -> str:
         f"{s.get('startup_s', 0):.1f} s and scenes {f(s.get('busy_s'), '.1f')} s: {s['tiles']} tiles at {f(s['tiles_per_s'], '.2f')} "
         "tiles/s.",
         "",
-        "| scene | status | tiles | tiles/s | PSNR dB | mIoU % | worker | attempts | error |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        f"| scene | status | tiles | tiles/s | PSNR dB |{' mIoU % |' if miou else ''} worker | attempts | error |",
+        f"|---|---|---:|---:|---:|{'---:|' if miou else ''}---|---:|---|",
     ]
     for r in s["rows"]:
         lines.append(
-            f"| {r['name']} | {r['status']} | {f(r.get('tiles'), 'd')} | {f(r.get('tiles_per_s'), '.2f')} | {f(r.get('psnr'), '.2f')} | "
-            f"{f(r.get('miou'), '.1f')} | {r.get('worker') or '-'} | {r.get('attempts', 0)} | {r.get('error', '')} |"
+            f"| {r['name']} | {r['status']} | {f(r.get('tiles'), 'd')} | {f(r.get('tiles_per_s'), '.2f')} | {f(r.get('psnr'), '.2f')} |"
+            + (f" {f(r.get('miou'), '.1f')} |" if miou else "")
+            + f" {r.get('worker') or '-'} | {r.get('attempts', 0)} | {r.get('error', '')} |"
         )
     m = s["accuracy"].get("model", {})
     if m:

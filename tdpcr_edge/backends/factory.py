@@ -35,6 +35,12 @@ def from_report(report_path: str | Path) -> tuple[Path, str, dict]:
     except (OSError, ValueError) as exc:
         raise DataError(f"{report_path}: not a report.json written by `tdpcr-edge bench` ({exc}); {fix}") from None
     rows = check(report, ReportRecord, report_path, fix, DataError)["rows"]
+    models = sorted({str(r["model"]) for r in rows if r.get("model")})
+    if len(models) > 1:
+        raise ConfigError(
+            f"{report_path}: compares {len(models)} models ({', '.join(models)}); a stream runs one: pass the artifact folder of the row "
+            "you choose with --model"
+        )
     eligible = {**report, "rows": [r for r in rows if r.get("device", "cpu") == "cpu" or r.get("backend") == "trt"]}
     best = fastest_within_budget(eligible)
     if best is None or not best.get("model_path"):
@@ -155,6 +161,9 @@ def model_metadata(runner: Runner, backend: str, path: Path | None) -> dict:
         rec = json.loads((path / row.metadata).read_text())
         meta = {k: rec[k] for k in ("normalization", "classes", "colors", "model")}
         meta["checkpoint_sha256"] = (rec.get("checkpoint") or {}).get("sha256")
+    from ..model.registry import outputs_of
+
+    meta["outputs"] = list(outputs_of(meta["model"]))  # what the stream writes and scores
     meta["backend"] = backend
     meta["source"] = str(path) if path else "shipped checkpoint"
     return meta

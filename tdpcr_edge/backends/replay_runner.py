@@ -1,7 +1,8 @@
 """The replay backend, for benchmarks and tests (not a user backend: ``infer --backend`` does
 not offer it). It answers at once with a stored model output of the right shape: the
 reconstruction is the cloudy input itself (so the outputs compress like real ones), the class
-logits and the SAR reliance are arrays made once per shape and replayed. Streaming through it
+logits, the SAR reliance and the per-band variance, those of them the model has
+(``model.registry.outputs_of``), are arrays made once per shape and replayed. Streaming through it
 measures the scene pipeline's own ceiling: tiles per second with zero inference time.
 
 It reads an artifact's manifest (the shipped FP32 artifact without ``--model``), never a
@@ -22,11 +23,12 @@ class ReplayRunner(Runner):
     name = "replay"
 
     def __init__(self, config: dict):
-        from ..model.config import ModelConfig
+        from ..model.registry import ModelConfig, outputs_of
 
         c = ModelConfig.from_dict(config)
         super().__init__(c.multiple, c.optical_bands, c.sar_bands)
         self.classes = c.num_classes
+        self.outputs = outputs_of(c)
         self._stored: dict[tuple[int, int, int], dict[str, np.ndarray]] = {}
 
     def activate_impl(self) -> None:
@@ -36,17 +38,26 @@ class ReplayRunner(Runner):
         n, _, h, w = optical.shape
         key = (n, h, w)
         if key not in self._stored:
-            # Class scores that vary over the tile (a gradient per class), so the class map is
-            # not one constant that compresses to nothing; reliance likewise.
+            self._stored[key] = self._made(n, optical.shape[1], h, w)
+        return {"reconstruction": optical, **self._stored[key]}
+
+    def _made(self, n: int, bands: int, h: int, w: int) -> dict[str, np.ndarray]:
+        """The model's outputs other than the reconstruction: values that vary over the tile (a
+        gradient per class, per row), so no output is one constant that compresses to nothing."""
+        rows = np.linspace(0.0, 1.0, h, dtype=np.float32)[None, None, :, None]
+        made = {}
+        if "segmentation" in self.outputs:
             ramp = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, None, None, :]
-            logits = np.broadcast_to(
+            made["segmentation"] = np.broadcast_to(
                 ramp * np.arange(1, self.classes + 1, dtype=np.float32)[None, :, None, None]
                 - np.arange(self.classes, dtype=np.float32)[None, :, None, None],
                 (n, self.classes, h, w),
             )
-            rel = np.broadcast_to(np.linspace(0.0, 1.0, h, dtype=np.float32)[None, None, :, None], (n, 1, h, w))
-            self._stored[key] = {"segmentation": logits, "reliance": rel}
-        return {"reconstruction": optical, **self._stored[key]}
+        if "reliance" in self.outputs:
+            made["reliance"] = np.broadcast_to(rows, (n, 1, h, w))
+        if "uncertainty" in self.outputs:  # a variance: positive
+            made["uncertainty"] = np.broadcast_to(1e-4 + 1e-3 * rows, (n, bands, h, w))
+        return made
 
 
 def load(path: Path, manifest: dict, **kwargs) -> ReplayRunner:

@@ -64,7 +64,7 @@ class Runner(ABC):
             pad = ((0, 0), (0, 0), (0, ph), (0, pw))
             optical, sar = np.pad(optical, pad, mode=mode), np.pad(sar, pad, mode=mode)
         out = self.infer_impl(np.ascontiguousarray(optical, np.float32), np.ascontiguousarray(sar, np.float32))
-        return {k: np.asarray(out[k], np.float32)[..., :h, :w] for k in OUTPUTS}
+        return {k: np.asarray(out[k], np.float32)[..., :h, :w] for k in OUTPUTS if k in out}
 
     __call__ = infer
 

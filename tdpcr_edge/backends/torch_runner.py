@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..model.registry import outputs_of
 from ..probe import cpu_cores
 from ..train.checkpoint import load_checkpoint
 from .runner import Runner
@@ -23,6 +24,7 @@ class TorchRunner(Runner):
         self.checkpoint = load_checkpoint(checkpoint)
         c = self.checkpoint.config
         super().__init__(c.multiple, c.optical_bands, c.sar_bands)
+        self.outputs = outputs_of(c)
         self.device = torch.device(device)
         if (half or fused) and self.device.type != "cuda":
             raise ConfigError("the torch backend runs FP16 and the fused PGF kernel on a CUDA device only; pass device='cuda'")
@@ -62,13 +64,7 @@ class TorchRunner(Runner):
     def infer_impl(self, optical: np.ndarray, sar: np.ndarray) -> dict[str, np.ndarray]:
         dtype = torch.float16 if self.half else torch.float32
         out = self.model(torch.from_numpy(optical).to(self.device, dtype), torch.from_numpy(sar).to(self.device, dtype))
-        reliance = out.get("reliance")
-        if reliance is None:
-            reliance = torch.zeros_like(out["reconstruction"][:, :1])
-        return {
-            k: v.float().cpu().numpy()
-            for k, v in (("reconstruction", out["reconstruction"]), ("segmentation", out["segmentation"]), ("reliance", reliance))
-        }
+        return {k: out[k].float().cpu().numpy() for k in self.outputs}
 
     def deactivate_impl(self) -> None:
         self.model = None

@@ -74,6 +74,7 @@ def ensure_artifacts(opts: BenchOptions, precisions: list[str], on_stage: Callab
                     tile=opts.tile,
                     calib=opts.calib,
                     calib_tiles=opts.calib_tiles,
+                    eval_data=opts.data,  # gated on the data the bench holds out, as every row is
                     eval_tiles=opts.eval_tiles,
                     allow_drift=True,
                     target=opts.target,

@@ -12,6 +12,8 @@ from .timing import DEFAULT_ROUNDS
 class BenchOptions:
     report: Path
     checkpoint: Path | None = None
+    # Several models in one report, their rows timed together (``checkpoint`` is then unused).
+    checkpoints: tuple[Path, ...] = ()
     backends: str | None = None  # comma-separated; None: every registered backend
     precisions: str | None = None  # comma-separated; None: every registered precision
     data: str = "synthetic"
@@ -28,3 +30,7 @@ class BenchOptions:
     target: str | None = None  # the exports' target profile (x86-cpu: CPU INT8 placement, drift on OpenVINO)
     drift_budget: str | None = None  # every row is marked against it (default psnr=0.3,miou=1.0)
     skip: str = ""  # registry rows to leave out, by name (e.g. torch-fp32-compile-cpu: 35 s of compilation)
+
+    def models(self) -> list[Path | None]:
+        """The checkpoints benched (None: the shipped one)."""
+        return list(self.checkpoints) or [self.checkpoint]

@@ -35,7 +35,7 @@ def accuracy_fields(combo: Combo, drift: dict, checkpoint: Path, artifact: Path 
         "psnr": cand["psnr"],
         "ssim": cand["ssim"],
         "sam": cand["sam"],
-        "miou": cand["miou"],
+        "miou": cand.get("miou"),  # None for a model without segmentation
         "psnr_delta": drift["psnr_delta"],
         "miou_delta": drift["miou_delta"],
         "max_abs_error": drift["max_abs_error"],

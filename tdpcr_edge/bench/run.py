@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -108,17 +109,16 @@ def torch_threads() -> int:
 
 
 def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
-    """Run every available combination; returns the report (see ``report.bench_report``). Without
-    torch, every installed backend on the artifacts under ``opts.artifacts`` (``on_artifacts``)."""
+    """Run every available combination for every model asked for; returns the report (see
+    ``report.bench_report``). Without torch, every installed backend on the artifacts under
+    ``opts.artifacts`` (``on_artifacts``)."""
     from .on_artifacts import run_on_artifacts, torch_installed
 
     if not torch_installed():
         return run_on_artifacts(opts, on_stage)
     import torch
 
-    from ..backends.torch_runner import TorchRunner
     from ..drift import over_budget, parse_budget
-    from ..export.heldout import DRIFT_SEED, tiles_from
     from ..train.checkpoint import load_checkpoint
 
     stage = on_stage or (lambda name: None)
@@ -132,10 +132,9 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
     budget = parse_budget(opts.drift_budget)
     if opts.warmup < 0 or opts.iterations < 1:
         raise ConfigError(f"--warmup {opts.warmup} / --iterations {opts.iterations}: need warmup >= 0 and iterations >= 1")
-    ckpt = load_checkpoint(opts.checkpoint)
-    c = ckpt.config
-    if opts.tile % c.multiple:
-        raise ConfigError(f"--tile {opts.tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
+    checkpoints = [load_checkpoint(p) for p in opts.models()]
+    several = len(checkpoints) > 1
+    models = [model_record(ck, label, opts.tile) for ck, label in zip(checkpoints, model_labels(checkpoints))]
     runnable = [(combo, unavailable(combo)) for combo in combos]
     skipped = [
         {"backend": k.backend, "precision": k.precision, "variant": k.variant, "device": k.device, "reason": why}
@@ -143,14 +142,106 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         if why
     ]
     runnable = [k for k, why in runnable if not why]
+    torch.set_num_threads(os.cpu_count())
+    measured, exported = [], []
+    for ckpt, model in zip(checkpoints, models):
+        # Each model's artifacts in a folder of its own when there are several.
+        own = replace(opts, checkpoint=ckpt.path, artifacts=_artifacts_root(opts) / model["label"] if several else opts.artifacts)
+        rows, made = _measure_model(own, ckpt, runnable, lambda name: stage(f"{model['label']}: {name}" if several else name))
+        measured += [(*m, model if several else None) for m in rows]
+        exported += made
+    # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
+    times = time_rows(
+        [tile_calls(m[1], m[7]) for m in measured],
+        opts.warmup,
+        opts.iterations,
+        opts.rounds,
+        sync=_sync(),
+        on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
+    )
+    rows = []
+    for (combo, runner, artifact, engine, drift, start_s, peak, tiles, ckpt, model), row_times in zip(measured, times):
+        power = TegraStats()
+        if power.available:  # power needs the row alone: its own pass, after the timing
+            with power:
+                time_runner(runner, tiles, 0, opts.iterations)
+        runner.deactivate()
+        lat = latency_fields(row_times.blocks)
+        row = {
+            **({"model": model["label"], "arch": model["arch"], "params_m": model["params_m"], "gmacs": model["gmacs"]} if model else {}),
+            **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
+            **lat,
+            "peak_mem_mb": peak if combo.device == "cuda" else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
+            "start_s": start_s,
+            "within_budget": not over_budget(drift, budget),
+            "over_budget": over_budget(drift, budget),
+            "model_path": str(engine or artifact or ckpt.path),
+        }
+        if power.mean_power_w is not None:
+            row["power_w"] = power.mean_power_w
+            row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
+        rows.append(row)
+    first = checkpoints[0]
+    return {
+        **report_head(rows, skipped, method_text(opts, opts.tiles)),
+        "checkpoint": {"path": str(first.path), "sha256": file_sha256(first.path), "config": first.config.name, "arch": first.config.arch},
+        **({"models": models} if several else {}),
+        "data": opts.data,
+        "tiles": opts.tiles,
+        "tile": opts.tile,
+        "exported": exported,
+        "budget": budget,
+        "target": opts.target,
+        "source": "tdpcr-edge bench",
+    }
 
+
+def _artifacts_root(opts: BenchOptions) -> Path:
+    return Path(opts.artifacts or Path(opts.report) / "artifacts")
+
+
+def model_labels(checkpoints: list) -> list[str]:
+    """One name per model: architecture and size, numbered where two are alike."""
+    base = [f"{ck.config.arch}-{ck.config.name}" for ck in checkpoints]
+    return [b if base.count(b) == 1 else f"{b}-{base[:i].count(b) + 1}" for i, b in enumerate(base)]
+
+
+def model_record(ckpt, label: str, tile: int) -> dict:
+    """What the report says of a model: its name, architecture, size, parameters and MACs
+    per tile (counted by tracing one forward pass, ``model.profile``)."""
+    from ..model.profile import total_cost
+
+    c = ckpt.config
+    total = total_cost(c, tile)
+    return {
+        "label": label,
+        "arch": c.arch,
+        "config": c.name,
+        "params_m": total.params / 1e6,
+        "gmacs": total.macs / 1e9,
+        "path": str(ckpt.path),
+        "sha256": file_sha256(ckpt.path),
+    }
+
+
+def _measure_model(opts: BenchOptions, ckpt, runnable: list, stage: Callable[[str], None]) -> tuple[list[tuple], list[str]]:
+    """One model's rows: artifacts exported (or reused), each runner created, warmed and scored
+    against this model's torch FP32 on its held-out tiles; the runners are left active for
+    the timing of every model's rows together."""
+    import torch
+
+    from ..backends.torch_runner import TorchRunner
+    from ..export.heldout import DRIFT_SEED, tiles_from
+
+    c = ckpt.config
+    if opts.tile % c.multiple:
+        raise ConfigError(f"--tile {opts.tile} is not a multiple of {c.multiple}, which the {c.arch} {c.name} model needs")
     stage("load held-out tiles")
+    # The same seed for every model: the same scenes, each read as its checkpoint reads them.
     tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
     artifacts, exported = ensure_artifacts(opts, artifact_keys(runnable), stage)
     engines_root = Path(opts.engines or Path(opts.report) / "engines")
-
     stage("torch FP32 reference")
-    torch.set_num_threads(os.cpu_count())
     reference = TorchRunner(ckpt.path)
     reference_cache = None
     measured = []
@@ -168,45 +259,5 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         start_s = time.perf_counter() - start
         drift, reference_cache = measure_drift(reference, runner, tiles, c.num_classes, reference_cache)
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-        measured.append((combo, runner, artifact, engine, drift, start_s, peak))
-    # Every row's runner stays active; each row is timed in blocks of its own (``timing``).
-    times = time_rows(
-        [tile_calls(m[1], tiles) for m in measured],
-        opts.warmup,
-        opts.iterations,
-        opts.rounds,
-        sync=_sync(),
-        on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
-    )
-    rows = []
-    for (combo, runner, artifact, engine, drift, start_s, peak), row_times in zip(measured, times):
-        power = TegraStats()
-        if power.available:  # power needs the row alone: its own pass, after the timing
-            with power:
-                time_runner(runner, tiles, 0, opts.iterations)
-        runner.deactivate()
-        lat = latency_fields(row_times.blocks)
-        row = {
-            **accuracy_fields(combo, drift, ckpt.path, artifact, engine),
-            **lat,
-            "peak_mem_mb": peak if combo.device == "cuda" else peak_memory_mb(combo, ckpt.path, artifact, engine, tiles[0]),
-            "start_s": start_s,
-            "within_budget": not over_budget(drift, budget),
-            "over_budget": over_budget(drift, budget),
-            "model_path": str(engine or artifact or ckpt.path),
-        }
-        if power.mean_power_w is not None:
-            row["power_w"] = power.mean_power_w
-            row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
-        rows.append(row)
-    return {
-        **report_head(rows, skipped, method_text(opts, len(tiles))),
-        "checkpoint": {"path": str(ckpt.path), "sha256": file_sha256(ckpt.path), "config": c.name},
-        "data": opts.data,
-        "tiles": len(tiles),
-        "tile": opts.tile,
-        "exported": exported,
-        "budget": budget,
-        "target": opts.target,
-        "source": "tdpcr-edge bench",
-    }
+        measured.append((combo, runner, artifact, engine, drift, start_s, peak, tiles, ckpt))
+    return measured, exported

@@ -13,10 +13,10 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
 from ..errors import EXIT_USAGE, TdpcrError, missing_module
-from . import ablation, bench, build_engine, check, compare, doctor, evaluate, export, infer, info, sign, synth, train, verify
+from . import ablation, bench, build_engine, check, compare, comparison, doctor, evaluate, export, infer, info, sign, synth, train, verify
 from .console import err_console, print_error
 
-COMMANDS = (info, synth, train, evaluate, ablation, export, compare, infer, bench, build_engine, check, sign, verify, doctor)
+COMMANDS = (info, synth, train, evaluate, ablation, comparison, export, compare, infer, bench, build_engine, check, sign, verify, doctor)
 
 
 def build_app() -> typer.Typer:

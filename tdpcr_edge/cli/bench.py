@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from .console import console, print_wrote, stage_status
-from .options import Calib, CalibTiles, Checkpoint, DriftBudget, EvalTiles, Tile, choices, value
+from .options import Calib, CalibTiles, DriftBudget, EvalTiles, Tile, choices, value
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
         report: Annotated[Path, typer.Option("--report", help="Folder for report.json, report.md, report.png (and artifacts/, engines/).")],
-        checkpoint: Checkpoint = None,
+        checkpoint: Annotated[
+            Optional[list[Path]],
+            typer.Option(
+                help="Checkpoint (the shipped tiny model when left out); repeat it to compare models in one report, each row judged "
+                "against its own model's FP32 and every row timed together."
+            ),
+        ] = None,
         precisions: Annotated[str, typer.Option(help=f"Comma-separated precisions, of {c.precision_names}.")] = c.precision_names.replace(
             " ", ""
         ),
@@ -59,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
         opts = BenchOptions(
             report=report,
-            checkpoint=checkpoint,
+            checkpoints=tuple(checkpoint or ()),
             backends=backends,
             precisions=precisions,
             data=data,
@@ -95,21 +101,22 @@ def register(app: typer.Typer) -> None:
 
 
 def print_bench(report: dict) -> None:
-    """The report's table, with the columns report.md has (one spec, ``bench_report.COLUMNS``)."""
-    from ..report.bench_report import COLUMNS, table, tie_note
-    from ..report.rows import fastest_within_budget, row_label
+    """The report's table, with the columns report.md has (one spec, ``bench_report.columns``)."""
+    from ..report.bench_report import columns, table, tie_note
+    from ..report.rows import by_model, fastest_within_budget, row_label
 
     out = Table(title=f"accuracy against latency: {report['device_label']}, {report['date']}, {report.get('tiles', '?')} tiles")
-    for header, _, _, align in COLUMNS:
+    for header, _, _, align in columns(report):
         out.add_column(header, justify=align)
     for cells in table(report):
         out.add_row(*cells)
     console.print(out)
-    best = fastest_within_budget(report)
-    if best is not None:
-        console.print(
-            f"fastest within the drift budget: {row_label(best)}, {best['latency_ms_p50']:.1f} ms per tile{tie_note(report, best)}",
-            highlight=False,
-        )
+    for _, own in by_model(report):
+        best = fastest_within_budget(own)
+        if best is not None:
+            console.print(
+                f"fastest within the drift budget: {row_label(best)}, {best['latency_ms_p50']:.1f} ms per tile{tie_note(own, best)}",
+                highlight=False,
+            )
     for s in report.get("skipped", []):
         console.print(f"  not run: {row_label(s)}: {s['reason']}", highlight=False, markup=False)

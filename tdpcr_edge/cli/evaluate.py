@@ -1,4 +1,5 @@
-"""`tdpcr-edge eval`: a checkpoint scored by cloud bin."""
+"""`tdpcr-edge eval`: a checkpoint scored by cloud bin, and per group (LuojiaSET-OSFCR's
+cloud-cover folders) where the data set has groups."""
 
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,7 +21,8 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics here.")] = None,
         quicklook: Annotated[Optional[Path], typer.Option(help="Write a quick-look PNG of the first scenes here.")] = None,
     ) -> None:
-        """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin."""
+        """Score reconstruction (PSNR, SSIM, SAM, MAE) and segmentation (mIoU, OA), by cloud bin (and by cloud-cover folder on
+        LuojiaSET-OSFCR)."""
         from ..data.specs import item_unit
         from ..evaluate import run_eval
 
@@ -49,3 +51,11 @@ def print_eval(result: dict, title: str) -> None:
             fmt(m.get("oa"), 1),
         )
     console.print(table)
+    for name, g in result.get("groups", {}).items():
+        m, i = g["model"], g["input"]
+        console.print(
+            f"{name}: {g['scenes']} sample{'s' * (g['scenes'] != 1)}, PSNR {fmt(i.get('psnr'))} -> {fmt(m.get('psnr'))} dB, "
+            f"SSIM {fmt(i.get('ssim'), 3)} -> {fmt(m.get('ssim'), 3)}, mIoU {fmt(m.get('miou'), 1)} %",
+            highlight=False,
+            markup=False,
+        )

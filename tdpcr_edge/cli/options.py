@@ -23,13 +23,20 @@ def choices() -> SimpleNamespace:
     from ..backends import registry as backends
     from ..backends.targets import INT8_PLACEMENTS, list_profiles
     from ..export.calibration import CALIBRATION_METHODS
-    from ..model.config import CONFIGS, FUSIONS
+    from ..model import registry as architectures
+    from ..model.registry import FUSIONS
     from ..stream.assemble import COMPRESSION
     from ..train.options import AMP
 
-    config, fusion = _enum("Config", CONFIGS), _enum("Fusion", FUSIONS)
+    config, fusion = _enum("Config", architectures.all_sizes()), _enum("Fusion", FUSIONS)
+    arch = _enum("Arch", architectures.names())
     return SimpleNamespace(
-        Config=Annotated[config, typer.Option(help="Model config.")],
+        config_type=config,
+        arch_type=arch,
+        Arch=Annotated[arch, typer.Option(help="Architecture (`tdpcr-edge info --arch NAME`; docs/models.md).")],
+        Config=Annotated[
+            config, typer.Option(help="Size of the architecture: tiny or base (TDP-CR's), small or full (every architecture's).")
+        ],
         Fusion=Annotated[fusion, typer.Option(help="Fusion: pgf, or concat for the ablation.")],
         backend=_enum("Backend", ("auto", *backends.names())),
         drift_backend=_enum("DriftBackend", backends.drift_backends()),

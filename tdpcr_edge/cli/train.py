@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt, model.pt, best-phaseN.pt, metrics.json, curves.png.")],
+        arch: c.Arch = "tdpcr",
         config: c.Config = "tiny",
         fusion: c.Fusion = "pgf",
         data: Annotated[
@@ -88,6 +89,7 @@ def register(app: typer.Typer) -> None:
 
         opts = TrainOptions(
             out=out,
+            arch=value(arch),
             config=value(config),
             fusion=value(fusion),
             data=data,

@@ -9,9 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .normalize import Normalization
-from .scenes import SceneArrays, read_layers
+from .scenes import IGNORE_INDEX, SceneArrays, read_layers
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -22,6 +22,8 @@ class Sample:
 
     name: str
     paths: dict[str, Path]
+    # A subset the data set is scored by as well as overall (LuojiaSET-OSFCR's cloud-cover folder).
+    group: str | None = None
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Dataset:
     # "ids": label rasters hold class ids (255 = ignore); "igbp": SEN12MS codes that
     # ``labels`` maps, so a consumer reading the raster itself cannot use them.
     label_codes: str = "ids"
+    # What the reader decided about the data (split rule, radiometry); eval.json records it.
+    meta: dict = field(default_factory=dict)
+    # DN taken off the optical and clear images before normalisation (the processing baseline
+    # 04.00 offset, where a data set kept it).
+    optical_offset: float = 0.0
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -49,10 +56,23 @@ class Dataset:
         """Sample ``i`` in model space; ``norm`` (a checkpoint's) overrides the data set's,
         so a model is fed exactly what it was trained on."""
         s = self.samples[i]
-        return read_layers(s.name, s.paths, norm or self.norm, self.labels, self.bands)
+        return read_layers(s.name, s.paths, norm or self.norm, self.labels, self.bands, self.optical_offset)
 
     def scenes(self, norm: Normalization | None = None):
         return (self.read(i, norm) for i in range(len(self)))
+
+
+def _class_check(num_classes: int) -> Callable[[np.ndarray, Path], np.ndarray]:
+    def check(raw: np.ndarray, path: Path) -> np.ndarray:
+        bad = (raw >= num_classes) & (raw != IGNORE_INDEX) | (raw < 0)
+        if bad.any():
+            raise DataError(
+                f"{path}: label value {int(raw[bad].flat[0])} is outside the {num_classes} classes (0..{num_classes - 1}, 255 = ignore); "
+                "fix the labels or num_classes in the layout"
+            )
+        return raw
+
+    return check
 
 
 def _check_keys(spec: str, options: dict, allowed: tuple[str, ...]) -> None:

@@ -188,11 +188,13 @@ def read_layers(
     norm: Normalization = Normalization(),
     labels: Callable[[np.ndarray, Path], np.ndarray] | None = None,
     bands: dict[str, tuple[int, ...]] | None = None,
+    optical_offset: float = 0.0,
 ) -> SceneArrays:
     """One sample from explicit files: ``optical`` and ``sar`` required; ``clear``,
     ``labels`` and ``cloud`` when given. All must share one grid. ``labels`` maps the raw
     label band to class ids (data sets with their own class codes); ``bands`` selects
-    1-based raster bands per layer."""
+    1-based raster bands per layer; ``optical_offset`` DN are taken off the optical and
+    clear images before they are normalised."""
     bands = bands or {}
     if bands.get("optical"):  # a layout's explicit band numbers (LuojiaSET-OSFCR)
         optical_raw, invalid, ref = _read(paths["optical"], len(norm.optical_bands), "cloudy optical", bands.get("optical"))
@@ -207,14 +209,14 @@ def read_layers(
     invalid |= sar_invalid
     scene = SceneArrays(
         name=name,
-        optical=norm.optical_to_model(optical_raw),
+        optical=norm.optical_to_model(optical_raw - np.float32(optical_offset) if optical_offset else optical_raw),
         sar=norm.sar_to_model(np.nan_to_num(sar_raw, nan=norm.sar_min_db[0])),
         valid=~invalid,
     )
     if "clear" in paths:
         clear, bad, meta = clear_read(paths["clear"])
         _check_grid(paths["clear"], meta, paths["optical"], ref)
-        scene.clear = norm.optical_to_model(clear)
+        scene.clear = norm.optical_to_model(clear - np.float32(optical_offset) if optical_offset else clear)
         scene.valid &= ~bad
     if "labels" in paths:
         raw, bad, meta = _read(paths["labels"], None if labels else 1, "labels", bands.get("labels"))

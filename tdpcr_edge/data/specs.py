@@ -6,7 +6,7 @@ Every command that takes ``--data`` accepts one spec:
     synthetic                              the procedural world (train, export, bench)
     FOLDER                                 scene folders written by `tdpcr-edge synth`
     sen12mscr:ROOT[?split=test&seasons=spring,fall&labels=dfc&sar=uncrtaints]
-    luojia:ROOT[?split=test&seed=42&split_file=FILE.json&offset=1000|0]   as published, or &layout=FILE.toml
+    luojia:ROOT[?split=test&seed=42&split_file=FILE.json&offset=0]    as published; or ?layout=FILE.toml
     pairs:CSV                              columns optical,sar[,clear|reference][,labels][,cloud][,name]
 
 Readers are lazy: building one indexes file names and checks the layout (a missing file in
@@ -20,20 +20,18 @@ import csv
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs
 
-import numpy as np
 import tomllib
 from pydantic import ValidationError
 
 from ..errors import ConfigError, DataError
 from ..records import describe
 from ..records.data import PairsRowRecord
-from .dataset import Dataset, Sample, _check_keys, _numbered, _split
+from .dataset import Dataset, Sample, _check_keys, _class_check, _numbered, _split
 from .inputs import input_exists, under
 from .normalize import Normalization
-from .scenes import FILES, IGNORE_INDEX, find_scenes, read_legend, scene_paths
+from .scenes import FILES, find_scenes, read_legend, scene_paths
 from .sen12mscr import sen12mscr
 
 
@@ -103,19 +101,6 @@ def read_layout(path: str | Path | None) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not a data-set layout (TOML: {exc}); {fix}") from None
     return check(layout, LayoutRecord, path, fix, ConfigError)
-
-
-def _class_check(num_classes: int) -> Callable[[np.ndarray, Path], np.ndarray]:
-    def check(raw: np.ndarray, path: Path) -> np.ndarray:
-        bad = (raw >= num_classes) & (raw != IGNORE_INDEX) | (raw < 0)
-        if bad.any():
-            raise DataError(
-                f"{path}: label value {int(raw[bad].flat[0])} is outside the {num_classes} classes (0..{num_classes - 1}, 255 = ignore); "
-                "fix the labels or num_classes in the layout"
-            )
-        return raw
-
-    return check
 
 
 def luojia(root: str | Path, split: str = "test", layout_path: str | None = None, options: dict | None = None) -> Dataset:

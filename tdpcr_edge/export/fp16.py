@@ -91,6 +91,20 @@ def _own_clip_bounds(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
+def _consistent_casts(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A Cast to FP32 whose output the converter typed FP16 casts to FP16. The converter
+    rewrites the types a graph records for its tensors but not a Cast's target: a mask built in
+    the graph (window attention's) would reach its FP16 consumers as FP32, an invalid graph."""
+    f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    typed = {v.name: v.type.tensor_type.elem_type for v in proto.graph.value_info}
+    for node in proto.graph.node:
+        if node.op_type == "Cast" and typed.get(node.output[0]) == f16:
+            for a in node.attribute:
+                if a.name == "to" and a.i == f32:
+                    a.i = f16
+    return proto
+
+
 def to_fp16(proto: onnx.ModelProto, plugin_fp16: bool = True) -> onnx.ModelProto:
     """FP16 graph with explicit casts, precision-sensitive nodes kept FP32. TDP_PGF nodes take
     FP16 (the kernel's half path: FP16 storage, FP32 arithmetic) unless ``plugin_fp16`` is
@@ -107,7 +121,7 @@ def to_fp16(proto: onnx.ModelProto, plugin_fp16: bool = True) -> onnx.ModelProto
         converted = float16.convert_float_to_float16(
             proto, keep_io_types=True, op_block_list=block_ops, node_block_list=_reconstruction_tail(proto), disable_shape_infer=True
         )
-    return _float32_outputs(converted)
+    return _float32_outputs(_consistent_casts(converted))
 
 
 def fp16_islands(proto: onnx.ModelProto, convs: Iterable[str]) -> onnx.ModelProto:

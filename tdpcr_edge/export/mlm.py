@@ -1,7 +1,8 @@
 """The artifact described as a STAC item with the Machine Learning Model extension (``mlm.json``
 beside the manifest), so a catalogue can list the model as it lists scenes: its inputs with band
-names and normalisation, its outputs (the reconstruction, the land-cover classes with their
-colours, the SAR reliance), framework, accelerator and precision. Built and read with pystac's
+names and normalisation, its outputs (the reconstruction, and where the architecture has them the
+land-cover classes with their colours, the SAR reliance, the per-band variance), framework,
+accelerator and precision. Built and read with pystac's
 own MLM extension."""
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ def mlm_item(manifest: dict, target_kind: str | None) -> dict:
     import pystac
     from pystac.extensions import mlm
 
+    from ..model.registry import get_arch
+
     n, m = manifest["normalization"], manifest["model"]
+    arch = m.get("arch", "tdpcr")
     item = pystac.Item(
-        id=f"tdpcr-{m['name']}-{manifest['precision']}-{manifest['onnx_sha256'][:12]}",
+        id=f"{arch}-{m['name']}-{manifest['precision']}-{manifest['onnx_sha256'][:12]}",
         geometry=None,
         bbox=None,
         datetime=datetime.fromisoformat(manifest["created"]),
-        properties={"description": "TDP-CR: SAR-optical cloud removal and land-cover segmentation"},
+        properties={"description": get_arch(arch).summary},
     )
     sar_min, sar_max = set(n["sar_min_db"]), set(n["sar_max_db"])
     sar_scaling = (
@@ -56,32 +60,38 @@ def mlm_item(manifest: dict, target_kind: str | None) -> dict:
         mlm.Classification.create(value=i, name=name, color_hint="{:02X}{:02X}{:02X}".format(*color))
         for i, (name, color) in enumerate(zip(manifest["classes"], manifest["colors"]))
     ]
-    outputs = [
-        mlm.ModelOutput.create(
-            name="reconstruction",
+    described = {
+        "reconstruction": dict(
             tasks=[mlm.TaskType.REGRESSION],
             result=structure(mlm.ResultStructure, m["optical_bands"]),
             description="the cloud-free optical image, [0, 1] in the input's scaling",
         ),
-        mlm.ModelOutput.create(
-            name="segmentation",
+        "segmentation": dict(
             tasks=[mlm.TaskType.SEMANTIC_SEGMENTATION],
             result=structure(mlm.ResultStructure, m["num_classes"]),
             description="land-cover class logits",
             classes=classes,
         ),
-        mlm.ModelOutput.create(
-            name="reliance",
+        "reliance": dict(
             tasks=[mlm.TaskType.REGRESSION],
             result=structure(mlm.ResultStructure, 1),
             description="how much SAR evidence Prompt-Guided Fusion let in, [0, 1]",
         ),
-    ]
+        "uncertainty": dict(
+            tasks=[mlm.TaskType.REGRESSION],
+            result=structure(mlm.ResultStructure, m["optical_bands"]),
+            description="the predicted variance of each reconstructed band (aleatoric uncertainty)",
+        ),
+    }
+    # The outputs this artifact's graph has (its architecture's; manifests before them had three).
+    names = [o["name"] for o in manifest.get("outputs") or []] or ["reconstruction", "segmentation", "reliance"]
+    outputs = [mlm.ModelOutput.create(name=name, **described[name]) for name in names]
+    tasks = [mlm.TaskType.REGRESSION] + ([mlm.TaskType.SEMANTIC_SEGMENTATION] if "segmentation" in names else [])
     ext = mlm.MLMExtension.ext(item, add_if_missing=True)
     ext.apply(
-        name=f"TDP-CR {m['name']}",
-        architecture="TDP-CR (Prompt-Guided Fusion U-Net)",
-        tasks=[mlm.TaskType.REGRESSION, mlm.TaskType.SEMANTIC_SEGMENTATION],
+        name=f"{get_arch(arch).summary.split(':')[0]} {m['name']}",
+        architecture=get_arch(arch).summary,
+        tasks=tasks,
         input=inputs,
         output=outputs,
         framework="ONNX",

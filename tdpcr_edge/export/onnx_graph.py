@@ -17,30 +17,28 @@ from torch import nn
 
 from ..backends.tdp_pgf_op import count_plugin_nodes, register_schema, translation_table
 from ..errors import ConfigError, RunFailed
-from ..model import TDPCR
+from ..model import Network
 from ..model.pgf import PromptGuidedFusion
+from ..model.registry import get_arch, outputs_of
 from . import graph_cache
 
 INPUT_NAMES = ("optical", "sar")
-OUTPUT_NAMES = ("reconstruction", "segmentation", "reliance")
 OPSET = 18
 
 
 class GraphModule(nn.Module):
-    """The deployed signature: (optical, sar) -> (reconstruction, segmentation logits,
-    SAR reliance). Concatenation models have no reliance; they output zeros of that shape
-    so every artifact has the same interface."""
+    """The deployed signature: (optical, sar) -> the outputs the network has, in
+    ``model.registry.OUTPUTS`` order (``outputs_of``): reconstruction, and where the
+    architecture has them segmentation logits, SAR reliance, per-band variance."""
 
-    def __init__(self, model: TDPCR):
+    def __init__(self, model: Network):
         super().__init__()
         self.model = model
+        self.names = outputs_of(model.config)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor):
         out = self.model(optical, sar)
-        reliance = out.get("reliance")
-        if reliance is None:
-            reliance = torch.zeros_like(optical[:, :1])
-        return out["reconstruction"], out["segmentation"], reliance
+        return tuple(out[k] for k in self.names)
 
 
 # Graphs already exported in this process, by weights, config and options: exporting is the
@@ -50,7 +48,7 @@ class GraphModule(nn.Module):
 _EXPORTED: dict[str, bytes] = {}
 
 
-def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
+def _export_key(model: Network, tile: int, plugin: bool, simplify: bool) -> str:
     import hashlib
 
     clips = sorted(getattr(model, "activation_clips", {}).items())  # train.qat.clip_activations
@@ -61,7 +59,7 @@ def _export_key(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> str:
     return h.hexdigest()
 
 
-def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: bool = True) -> onnx.ModelProto:
+def export_onnx(model: Network, tile: int = 256, plugin: bool = False, simplify: bool = True) -> onnx.ModelProto:
     """Export ``model`` (left untouched) to an ONNX model proto, opset 18, dynamic batch,
     height and width. ``plugin`` replaces each PGF by one TDP_PGF node. The same weights
     and options exported again, in this process or from the graph cache, return a copy of
@@ -81,7 +79,7 @@ def export_onnx(model: TDPCR, tile: int = 256, plugin: bool = False, simplify: b
     return onnx.ModelProto.FromString(_EXPORTED[key])
 
 
-def _export(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> onnx.ModelProto:
+def _export(model: Network, tile: int, plugin: bool, simplify: bool) -> onnx.ModelProto:
     model = copy.deepcopy(model).eval()
     model.prune_silent_adapters()
     if tile % model.config.multiple:
@@ -89,8 +87,11 @@ def _export(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> onnx.Model
     table = None
     if plugin:
         pgfs = [m for m in model.modules() if isinstance(m, PromptGuidedFusion)]
-        if not pgfs:
-            raise ConfigError("--plugin needs a PGF model; this checkpoint uses concatenation fusion")
+        if not pgfs or not get_arch(model.config.arch).plugin:
+            raise ConfigError(
+                f"--plugin needs a PGF model; this checkpoint is {model.config.arch} with {model.config.fusion} fusion: "
+                "export it without --plugin"
+            )
         for m in pgfs:
             m.fused_op = True
         table = translation_table()
@@ -99,18 +100,23 @@ def _export(model: TDPCR, tile: int, plugin: bool, simplify: bool) -> onnx.Model
     optical = torch.rand(2, c.optical_bands, tile, tile)
     sar = torch.rand(2, c.sar_bands, tile, tile)
     batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
+    if c.multiple >= 16:
+        # A window partition's divisibility cannot be proven from a plain size: declared, the
+        # exporter traces once instead of failing and retrying with the stride it guessed.
+        height, width = c.multiple * height, c.multiple * width
     dims = {0: batch, 2: height, 3: width}
     # The exporter narrates on stdout and warns about things that do not concern this
     # model (torchvision ops, axis renames); keep the CLI's output ours.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
+        graph = GraphModule(model).eval()
         program = torch.onnx.export(
-            GraphModule(model).eval(),
+            graph,
             (optical, sar),
             dynamo=True,
             opset_version=OPSET,
             input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(graph.names),
             dynamic_shapes={"optical": dims, "sar": dims},
             custom_translation_table=table,
             verbose=False,

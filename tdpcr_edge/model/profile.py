@@ -9,7 +9,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
-from .tdpcr import TDPCR
+from .base import Network, build_model
+from .registry import ModelConfig
 
 
 @dataclass
@@ -19,15 +20,16 @@ class ModuleCost:
     macs: int
 
 
-def module_costs(model: TDPCR, tile: int = 256) -> list[ModuleCost]:
+def module_costs(model: Network, tile: int = 256) -> list[ModuleCost]:
     """Cost of each top-level child and of the whole model for one tile (batch 1).
     Element-wise work is not counted: MACs are those of convolutions, linears and matmuls."""
     model = model.eval()
     c = model.config
     if tile % c.multiple:
         raise ConfigError(f"--tile {tile} is not a multiple of {c.multiple}, which the {c.name} model needs")
-    optical = torch.zeros(1, c.optical_bands, tile, tile)
-    sar = torch.zeros(1, c.sar_bands, tile, tile)
+    device = next(model.parameters()).device  # the meta device counts without computing (``total_cost``)
+    optical = torch.zeros(1, c.optical_bands, tile, tile, device=device)
+    sar = torch.zeros(1, c.sar_bands, tile, tile, device=device)
     counter = FlopCounterMode(display=False, depth=4)
     with counter, torch.no_grad():
         model(optical, sar)
@@ -43,3 +45,11 @@ def module_costs(model: TDPCR, tile: int = 256) -> list[ModuleCost]:
         rows.append(ModuleCost(name, sum(p.numel() for p in child.parameters()), int(f // 2)))
     rows.append(ModuleCost("total", sum(p.numel() for p in model.parameters()), int(sum(flops.get("Global", {}).values()) // 2)))
     return rows
+
+
+def total_cost(config: ModelConfig, tile: int = 256) -> ModuleCost:
+    """Parameters and MACs per ``tile`` of a network of ``config``, built on torch's meta
+    device: shapes only, so a full-size baseline is counted in a second, without its memory."""
+    with torch.device("meta"):
+        model = build_model(config)
+    return module_costs(model, tile)[-1]

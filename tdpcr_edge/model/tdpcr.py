@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from .config import ModelConfig, get_config
+from .base import Network
 from .pgf import ConcatFusion, PromptGuidedFusion
+from .registry import ModelConfig
 
 
 class ConvBNAct(nn.Sequential):
@@ -81,7 +80,7 @@ class DecoderStage(nn.Module):
         return self.refine(self.merge(torch.cat([up, skip], dim=1)))
 
 
-class TDPCR(nn.Module):
+class TDPCR(Network):
     """Inputs NCHW float32 in [0, 1]; H and W multiples of ``config.multiple``.
 
     Returns ``reconstruction`` (N x bands, in [0, 1]), ``segmentation`` (class logits),
@@ -166,24 +165,3 @@ class TDPCR(nn.Module):
             adapter.enabled = bool(adapter.up.weight.detach().abs().sum() > 0)
             silent += not adapter.enabled
         return silent
-
-    @torch.no_grad()
-    def predict(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Inference on any H x W: reflect-pads to ``config.multiple`` and crops back."""
-        h, w = optical.shape[-2:]
-        m = self.config.multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            optical = F.pad(optical, (0, pw, 0, ph), mode=mode)
-            sar = F.pad(sar, (0, pw, 0, ph), mode=mode)
-        out = self(optical, sar)
-        return {k: v[..., :h, :w] for k, v in out.items() if isinstance(v, torch.Tensor)}
-
-
-def build_model(config: str | ModelConfig = "tiny", **overrides) -> TDPCR:
-    if isinstance(config, str):
-        config = get_config(config, **overrides)
-    elif overrides:
-        config = replace(config, **overrides)
-    return TDPCR(config)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..io_utils import atomic_path, write_json
 from .plot import plot
-from .rows import fastest_tie, fastest_within_budget, pareto_front, row_label
+from .rows import by_model, fastest_tie, fastest_within_budget, pareto_front, row_label
 
 
 def _f(v, fmt: str) -> str:
@@ -50,8 +50,17 @@ COLUMNS = (
 )
 
 
+# A report of several models also says what each row's model is.
+MODEL_COLUMNS = (("arch", "arch", "", "left"), ("params M", "params_m", ".2f", "right"), ("GMACs", "gmacs", ".1f", "right"))
+
+
+def columns(report: dict) -> tuple:
+    """``COLUMNS``, with the model's architecture, parameters and MACs when the report has several models."""
+    return COLUMNS[:1] + MODEL_COLUMNS + COLUMNS[1:] if report.get("models") else COLUMNS
+
+
 def table(report: dict) -> list[list[str]]:
-    """The report's rows as cells of ``COLUMNS``."""
+    """The report's rows as cells of ``columns(report)``."""
     front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
     tie = fastest_tie(report)
     special = {
@@ -60,7 +69,11 @@ def table(report: dict) -> list[list[str]]:
         "Pareto": lambda r, i: "*" if i in front else "",
         "p25-p75 ms": lambda r, i: "-" if r.get("latency_ms_p25") is None else f"{r['latency_ms_p25']:.1f}-{r['latency_ms_p75']:.1f}",
     }
-    return [[special[h](r, i) if key is None else _f(r.get(key), fmt) for h, key, fmt, _ in COLUMNS] for i, r in enumerate(report["rows"])]
+
+    def cell(r: dict, i: int, header: str, key: str | None, fmt: str) -> str:
+        return special[header](r, i) if key is None else _f(r.get(key), fmt) if fmt else str(r.get(key, "-"))
+
+    return [[cell(r, i, h, key, fmt) for h, key, fmt, _ in columns(report)] for i, r in enumerate(report["rows"])]
 
 
 def tie_note(report: dict, best: dict) -> str:
@@ -76,17 +89,18 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}",
         "",
-        "| " + " | ".join(h for h, *_ in COLUMNS) + " |",
-        "|" + "|".join(align[a] for *_, a in COLUMNS) + "|",
+        "| " + " | ".join(h for h, *_ in columns(report)) + " |",
+        "|" + "|".join(align[a] for *_, a in columns(report)) + "|",
     ]
     lines += ["| " + " | ".join(cells) + " |" for cells in table(report)]
-    best = fastest_within_budget(report)
-    if best is not None:
-        lines += [
-            "",
-            f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
-            f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(report, best)}.",
-        ]
+    for _, own in by_model(report):
+        best = fastest_within_budget(own)
+        if best is not None:
+            lines += [
+                "",
+                f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
+                f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(own, best)}.",
+            ]
     if any("energy_mj_per_tile" in r for r in report["rows"]):
         lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]
         lines += [

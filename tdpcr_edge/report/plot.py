@@ -21,6 +21,9 @@ MARKER_PT = 6
 PIN = (0.05, 0.95)
 
 
+MODEL_COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:pink")
+
+
 def _in_budget(row: dict) -> bool:
     # pytest-benchmark input judges no drift: its rows count as in budget.
     return row.get("within_budget") is not False
@@ -64,8 +67,12 @@ def _draw_panel(ax, rows: list[dict], metric: str, unit: str, fmt: str) -> tuple
     fxy = [(rows[i]["latency_ms_p50"], rows[i][metric]) for i in front]
     if fxy:
         ax.step([p[0] for p in fxy], [p[1] for p in fxy], where="post", color="tab:red", lw=1.2, zorder=1)
-    if ok:
-        ax.scatter([r["latency_ms_p50"] for r in ok], [r[metric] for r in ok], color="tab:blue", zorder=2, label="backend / precision")
+    # One colour per model in a report of several; one front over all of them.
+    for i, model in enumerate(dict.fromkeys(r.get("model") for r in ok)):
+        own = [r for r in ok if r.get("model") == model]
+        color = MODEL_COLORS[i % len(MODEL_COLORS)] if model else "tab:blue"
+        label = model or "backend / precision"
+        ax.scatter([r["latency_ms_p50"] for r in own], [r[metric] for r in own], color=color, zorder=2, label=label)
     if fxy:
         ax.scatter([p[0] for p in fxy], [p[1] for p in fxy], s=120, facecolors="none", edgecolors="tab:red", zorder=3, label="Pareto front")
     shown = [r for r in over if r not in low and r not in high]
@@ -237,7 +244,8 @@ def figure(report: dict):
     if legend:
         # Beneath the panels, so no label has to dodge it.
         fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend), fontsize=8, frameon=False)
-    fig.suptitle(f"TDP-CR accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}", fontsize=10)
+    who = "Models'" if report.get("models") else "TDP-CR"
+    fig.suptitle(f"{who} accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}", fontsize=10)
     canvas.draw()  # fixes the layout; labels are placed in its pixels
     renderer = canvas.get_renderer()
     for ax, labels, front in panels:

@@ -45,18 +45,31 @@ def class_color(classes: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndar
     return lut[classes.astype(np.uint8)]
 
 
+def scalar_color(values: np.ndarray) -> np.ndarray:
+    """A non-negative map (a predicted variance) in magma from 0 to its 99th percentile: a few
+    extreme pixels (cloud edges) would otherwise leave the rest one colour. NaN (nodata) black."""
+    finite = np.isfinite(values)
+    top = float(np.percentile(values[finite], 99)) if finite.any() else 1.0
+    scaled = np.clip(np.where(finite, values, 0.0) / (top if top > 0 else 1.0), 0.0, 1.0)
+    img = plt.get_cmap("magma")(scaled)[..., :3]
+    img[~finite] = 0.0
+    return img
+
+
 def save_quicklook(
     path: str | Path, rows: list[dict], class_names: Sequence[str], colors: Sequence[Sequence[int]], bands: Sequence[str] | None = None
 ) -> Path:
     """One row per scene. Each row dict holds ``title`` and panels as named arrays:
-    cloudy (C x H x W), sar, reconstruction, classes (H x W), truth (H x W, optional);
-    ``bands`` names the optical bands (true colour from B04, B03, B02)."""
+    cloudy (C x H x W), sar, reconstruction, classes (H x W), uncertainty (H x W), truth
+    (H x W); a panel no row has is left out. ``bands`` names the optical bands (true colour
+    from B04, B03, B02)."""
     rgb = rgb_indices(bands)
     columns = [
         ("cloudy", "cloudy input"),
         ("sar", "SAR (VV, VH)"),
         ("reconstruction", "reconstruction"),
         ("classes", "classes"),
+        ("uncertainty", "uncertainty (variance)"),
         ("truth", "truth"),
     ]
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
@@ -74,6 +87,8 @@ def save_quicklook(
                 img = true_color(value, rgb)
             elif key == "sar":
                 img = sar_color(value)
+            elif key == "uncertainty":
+                img = scalar_color(value)
             else:
                 img = class_color(value, colors)
             ax.imshow(img, interpolation="nearest")
@@ -81,9 +96,11 @@ def save_quicklook(
                 ax.set_title(title, fontsize=10)
             if c == 0:
                 ax.set_ylabel(row.get("title", ""), fontsize=9)
-    handles = [Patch(color=np.asarray(col) / 255.0, label=name) for name, col in zip(class_names, colors)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if len(rows) > 1 else 0.1, 1, 1))
+    legend = any(key in ("classes", "truth") for key, _ in columns)  # no class panel, no class legend
+    if legend:
+        handles = [Patch(color=np.asarray(col) / 255.0, label=name) for name, col in zip(class_names, colors)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.06 if len(rows) > 1 else 0.1) if legend else 0, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
@@ -91,8 +108,9 @@ def save_quicklook(
 
 
 def scene_quicklook(path, reader, out, meta: dict, labels=None, max_side: int = 768) -> None:
-    """A decimated look at a streamed scene: cloudy input, SAR, reconstruction, classes
-    (and truth when labels are given), read through overviews, never at full size."""
+    """A decimated look at a streamed scene: cloudy input, SAR, reconstruction, and of the
+    model's other outputs (``meta["outputs"]``) the classes (with the truth when labels are
+    given) and the uncertainty; read through overviews, never at full size."""
     import rasterio
     from rasterio.enums import Resampling
 
@@ -109,18 +127,24 @@ def scene_quicklook(path, reader, out, meta: dict, labels=None, max_side: int = 
     sar = norm.sar_to_model(np.nan_to_num(read(reader.sar_src), nan=norm.sar_min_db[0]))
     with rasterio.open(out / "reconstruction.tif") as src:
         recon = norm.optical_to_model(read(src))
-    with rasterio.open(out / "classes.tif") as src:
-        classes = read(src, Resampling.nearest)[0]
-    truth = None
-    if labels:
-        with rasterio.open(labels) as src:
-            truth = read(src, Resampling.nearest)[0]
+    outputs = meta["outputs"]
+    classes = truth = uncertainty = None
+    if "segmentation" in outputs:
+        with rasterio.open(out / "classes.tif") as src:
+            classes = read(src, Resampling.nearest)[0]
+        if labels:  # the classes' truth: nothing to compare with where the model has none
+            with rasterio.open(labels) as src:
+                truth = read(src, Resampling.nearest)[0]
+    if "uncertainty" in outputs:
+        with rasterio.open(out / "uncertainty.tif") as src:
+            uncertainty = read(src)[0]
     row = {
         "title": Path(reader.optical_path).stem,
         "cloudy": cloudy,
         "sar": sar,
         "reconstruction": recon,
         "classes": classes,
+        "uncertainty": uncertainty,
         "truth": truth,
     }
     save_quicklook(path, [row], meta["classes"], meta["colors"], norm.optical_bands)

@@ -75,7 +75,8 @@ def fastest_within_budget(report: dict, device: str | None = None) -> dict | Non
 
 
 def row_label(row: dict) -> str:
-    parts = [row["backend"], row["precision"]]
+    """backend, precision (variant, device); led by the model's name in a report of several."""
+    parts = ([row["model"]] if row.get("model") else []) + [row["backend"], row["precision"]]
     if row.get("variant") and row["variant"] != "eager":
         parts.append(row["variant"])
     if row["backend"] == "torch":
@@ -119,3 +120,12 @@ def pareto_front(rows: list[dict], metric: str, latency: str = "latency_ms_p50")
         return False
 
     return sorted((i for i, lat, acc in pts if not beaten(i, lat, acc)), key=lambda i: rows[i][latency])
+
+
+def by_model(report: dict) -> list[tuple[str | None, dict]]:
+    """The report as one report per model (its rows alone), or itself when it holds one model:
+    the fastest row within budget is chosen within a model, each judged against its own FP32."""
+    models = [m["label"] for m in report.get("models") or []]
+    if not models:
+        return [(None, report)]
+    return [(m, {**report, "rows": [r for r in report["rows"] if r.get("model") == m]}) for m in models]

@@ -16,7 +16,9 @@ One concern per module, in the order a tile meets them:
 - ``journal``: the record of finished strips that ``--resume`` trusts.
 - ``column_bands``: a wide scene's column bands, and the edge pieces where two bands meet.
 - ``overview_thread``: the thread that creates the scratch rasters and makes each strip's levels.
-- ``scratch``: the uncompressed GeoTIFFs the finished rows are written into.
+- ``scratch``: which files a model's outputs become (``LAYERS``, picked by ``layers_of`` from
+  the model's ``meta["outputs"]``, once per run), and the uncompressed GeoTIFFs the finished
+  rows are written into.
 - ``overviews``: the outputs' overview levels, made strip by strip as rows finish.
 - ``assemble``: the complete scratch rasters into cloud-optimised GeoTIFFs.
 

@@ -14,14 +14,14 @@ from rasterio.shutil import copy as rio_copy
 from ..io_utils import atomic_path
 from .journal import Journal
 from .overviews import COG_BLOCK
-from .scratch import NAMES
+from .scratch import LAYERS
 
-OUTPUTS = tuple(f"{name}.tif" for name in NAMES)
+# Every file a stream may write; a run writes those of its model's outputs (scratch.layers_of).
+OUTPUTS = tuple(f"{name}.tif" for name in LAYERS)
 # COG compression, with the horizontal predictor. ZSTD level 1 is the default: of the three it
 # writes the smallest files in the least time (docs/streaming.md has the figures). ZSTD needs
-# GDAL >= 2.3 to read; `deflate` is there for older readers. Overviews average (reflectance,
-# reliance) or take the mode (classes): GDAL's default cubic resampling cost more than
-# compressing the full resolution (overviews.OVERVIEW_RESAMPLING).
+# GDAL >= 2.3 to read; `deflate` is there for older readers. Overviews average or take the
+# mode (scratch.LAYERS).
 COMPRESSION = {
     "zstd": dict(compress="ZSTD", level=1, predictor="YES"),
     "deflate": dict(compress="DEFLATE", level=3, predictor="YES"),
@@ -35,10 +35,10 @@ class Stopped(Exception):
 
 
 def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callable[[str], bool] | None = None) -> tuple[list[str], float]:
-    """Scratch rasters -> COGs, renamed into place together once all three are complete;
-    returns the files and the CPU seconds of the threads that made them. The three outputs are
-    made at once, in threads: GDAL's COG copy runs outside the GIL, so the small class and
-    confidence maps cost no wall time beside the reconstruction. ``ready(name)`` waits until
+    """Scratch rasters -> COGs, renamed into place together once all are complete; returns the
+    files and the CPU seconds of the threads that made them. The outputs are made at once, in
+    threads: GDAL's COG copy runs outside the GIL, so the small one-band maps cost no wall time
+    beside the reconstruction. ``ready(name)`` waits until
     that output's overview levels are final (False: the run stopped), so an output's copy
     starts while the others' last levels are still being made."""
 
@@ -61,10 +61,11 @@ def assemble(out: Path, journal: Journal, compress: str = "zstd", ready: Callabl
         )
         return time.thread_time() - c0
 
+    names = list(journal.scratch.specs)
     # Each output is made under a temporary name; if one fails, none is renamed.
     with contextlib.ExitStack() as stack:
-        tmps = {name: stack.enter_context(atomic_path(out / f"{name}.tif")) for name in NAMES}
-        with ThreadPoolExecutor(len(NAMES), thread_name_prefix="tdpcr-cog") as pool:
-            futures = [pool.submit(one, name, tmps[name]) for name in NAMES]
+        tmps = {name: stack.enter_context(atomic_path(out / f"{name}.tif")) for name in names}
+        with ThreadPoolExecutor(len(names), thread_name_prefix="tdpcr-cog") as pool:
+            futures = [pool.submit(one, name, tmps[name]) for name in names]
             cpu = sum(f.result() for f in futures)
-    return list(OUTPUTS), cpu
+    return [f"{name}.tif" for name in names], cpu

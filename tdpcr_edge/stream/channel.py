@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from typing import Callable, Iterable
 
 from .messages import END
-from .scratch import NAMES
 
 POLL_S = 0.2  # how often a waiting stage looks at ``stop``
 
@@ -19,15 +18,15 @@ class Channel:
     writer (``TileInferred`` and markers); ``strips``: writer -> overview thread
     (``StripFinished``), one at a time. ``scratch_ready``: the scratch rasters exist (the
     writer's first strip waits for it); ``levels_final[output]``: that output's overview levels
-    are final (its COG copy waits for it)."""
+    are final (its COG copy waits for it), for each of ``outputs`` (the names of the files written)."""
 
-    def __init__(self, queue_depth: int):
+    def __init__(self, queue_depth: int, outputs: Iterable[str] = ()):
         self.tiles: queue.Queue = queue.Queue(maxsize=queue_depth)
         self.results: queue.Queue = queue.Queue(maxsize=queue_depth)
         self.strips: queue.Queue = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.scratch_ready = threading.Event()
-        self.levels_final = {name: threading.Event() for name in NAMES}
+        self.levels_final = {name: threading.Event() for name in outputs}
         self.errors: list[BaseException] = []
 
     def put(self, q: queue.Queue, item) -> None:

@@ -73,21 +73,21 @@ class EdgePieces:
     def path(self, band: int, row: int) -> Path:
         return self.folder / f"{band}-{row}.npz"
 
-    def save(self, band: int, row: int, start: int, recon, logits, rel, valid) -> None:
-        """The tile's columns from ``start`` on (the next band's first column)."""
+    def save(self, band: int, row: int, start: int, outputs: dict, valid) -> None:
+        """The tile's columns from ``start`` on (the next band's first column); ``outputs`` per
+        model output, None where the tile has none."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        arrays = dict(recon=recon[..., start:], rel=rel[..., start:], valid=valid[..., start:])
-        if logits is not None:
-            arrays["logits"] = logits[..., start:]
+        arrays = {name: v[..., start:] for name, v in outputs.items() if v is not None}
         with atomic_path(self.path(band, row)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays, valid=valid[..., start:])
 
-    def load(self, band: int, row: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    def load(self, band: int, row: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The outputs the piece holds (an output it lacks is absent) and its valid pixels."""
         with np.load(self.path(band, row)) as z:
-            return z["recon"], z["logits"] if "logits" in z else None, z["rel"], z["valid"]
+            return {name: z[name] for name in z.files if name != "valid"}, z["valid"]
 
 
-def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, recon, logits, rel, valid) -> None:
+def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, outputs: dict, valid) -> None:
     """Tile ``t`` into its band's strip: the band before's edge piece of the same row first when
     ``t`` is the band's first tile (where a row-major pass would have added that tile), then
     ``t``; its own edge piece kept when it is the band's last tile and a band follows."""
@@ -99,6 +99,6 @@ def blend_tile(blender, band: Band, grid: TileGrid, edges: EdgePieces, t, recon,
             *edges.load(band.index - 1, t.row),
             start=band.x0 - int(prev.window.col_off),
         )
-    blender.add(t.window, feather(grid.tile, grid.tile, grid.overlap, t.taper), recon, logits, rel, valid)
+    blender.add(t.window, feather(grid.tile, grid.tile, grid.overlap, t.taper), outputs, valid)
     if not band.last and t.col == band.cols.stop - 1:
-        edges.save(band.index, t.row, band.x1 - int(t.window.col_off), recon, logits, rel, valid)
+        edges.save(band.index, t.row, band.x1 - int(t.window.col_off), outputs, valid)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CheckpointError
 from .channel import POLL_S, Channel
 from .messages import END, EndOfStream, TileInferred, TileRead
 from .options import worker_slices
+from .scratch import Layer
 
 
 class Activation:
@@ -62,16 +64,43 @@ class _Batch:
     items: list[TileRead]
 
 
+def tile_outputs(layers: dict[str, Layer], res: dict, k: int, h: int, w: int) -> dict[str, np.ndarray]:
+    """Tile ``k`` of a batch's results, cut to h x w, per model output the run writes."""
+    out = {}
+    for name, layer in layers.items():
+        if layer.output not in res:
+            raise CheckpointError(f"the runner returned {', '.join(res)} but no {layer.output}, which the model has ({name}.tif)")
+        v = res[layer.output][k][:, :h, :w]
+        out[layer.output] = v.mean(axis=0, keepdims=True) if layer.band_mean else v
+    return out
+
+
+def skipped_outputs(layers: dict[str, Layer], optical: np.ndarray) -> dict[str, np.ndarray | None]:
+    """A skipped tile's outputs (``Layer.skipped``), its input ``optical`` cut to its size."""
+    zero = np.zeros((1, *optical.shape[-2:]), np.float32)
+    return {layer.output: {"input": optical, "none": None, "zero": zero}[layer.skipped] for layer in layers.values()}
+
+
 class InferenceStage:
-    """Tiles from ``channel.tiles`` run on ``workers`` threads, their results put on
-    ``channel.results``; tiles and skips counted in ``counts``, seconds in ``stages`` and
-    ``cpu``. ``activation``: waited for before the first call (None: the runner is active);
-    ``keep_active``: left active afterwards, for the next scene."""
+    """Tiles from ``channel.tiles`` run on ``workers`` threads, their results (the model's
+    ``layers``, ``scratch.layers_of``) put on ``channel.results``; tiles and skips counted in
+    ``counts``, seconds in ``stages`` and ``cpu``. ``activation``: waited for before the first
+    call (None: the runner is active); ``keep_active``: left active afterwards, for the next scene."""
 
     def __init__(
-        self, channel: Channel, runner, workers: int, batch: int, stages, cpu, counts: dict, activation=None, keep_active: bool = False
+        self,
+        channel: Channel,
+        runner,
+        layers: dict[str, Layer],
+        workers: int,
+        batch: int,
+        stages,
+        cpu,
+        counts: dict,
+        activation=None,
+        keep_active: bool = False,
     ):
-        self.channel, self.runner, self.workers, self.batch = channel, runner, workers, batch
+        self.channel, self.runner, self.layers, self.workers, self.batch = channel, runner, layers, workers, batch
         self.stages, self.cpu, self.counts = stages, cpu, counts
         self.activation, self.keep_active = activation, keep_active
 
@@ -108,11 +137,9 @@ class InferenceStage:
             h, w = int(t.window.height), int(t.window.width)
             if item.skip:
                 self.counts["skipped"] += 1
-                out = TileInferred(t, item.optical[:, :h, :w], None, np.zeros((h, w), np.float32), item.valid)
+                out = TileInferred(t, skipped_outputs(self.layers, item.optical[:, :h, :w]), item.valid)
             else:
-                out = TileInferred(
-                    t, res["reconstruction"][k][:, :h, :w], res["segmentation"][k][:, :h, :w], res["reliance"][k][0, :h, :w], item.valid
-                )
+                out = TileInferred(t, tile_outputs(self.layers, res, k, h, w), item.valid)
                 k += 1
             self.channel.put(self.channel.results, out)
             self.counts["tiles"] += 1

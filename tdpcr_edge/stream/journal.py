@@ -85,7 +85,7 @@ class Journal:
 
 
 def journal_fingerprint(opts, meta: dict, reader, workers: int, bands=()) -> dict:
-    """What a journal's strips depend on: inputs, model, backend, tiling, column bands, batches, workers."""
+    """What a journal's strips depend on: inputs, model and its outputs, backend, tiling, column bands, batches, workers."""
     model = meta["source"]
     model_id = hashlib.sha256(Path(model).read_bytes()).hexdigest() if Path(model).is_file() else model
 
@@ -98,6 +98,8 @@ def journal_fingerprint(opts, meta: dict, reader, workers: int, bands=()) -> dic
         "radiometry": reader.optical_input.radiometry,
         "resolution": reader.opt.grid.res,
         "model": model_id,
+        # The files written: an artifact folder's id is its path, which a model of other outputs may take.
+        "outputs": list(meta["outputs"]),
         "backend": meta["backend"],
         "tile": opts.tile,
         "overlap": opts.overlap,

@@ -35,13 +35,14 @@ class TileRead:
 
 @dataclass(frozen=True, eq=False)
 class TileInferred:
-    """inference -> writer: one tile's model outputs, cut to the tile's own size.
-    ``logits`` is None for a skipped tile (its reconstruction is its input)."""
+    """inference -> writer: one tile's outputs, cut to the tile's own size, keyed by model
+    output (contract.OUTPUTS), each channels x rows x columns: those of the model's outputs
+    the run writes (``scratch.layers_of``), as they are blended (``scratch.Layer``: the
+    uncertainty already one band). A skipped tile's are what ``Layer.skipped`` says: its
+    input as reconstruction, None as segmentation."""
 
     tile: Tile
-    reconstruction: np.ndarray
-    logits: np.ndarray | None
-    reliance: np.ndarray
+    outputs: dict[str, np.ndarray | None]
     valid: np.ndarray
 
 

@@ -30,7 +30,7 @@ class OverviewStage:
         for levels in overviews.values():
             levels.resume(self.bands, *self.start)  # a resumed run remakes the levels of its rows
         # The scene's last strip: the small outputs' levels first, whose COG copies then start
-        # beside the reconstruction's last levels, the longest of the three.
+        # beside the reconstruction's last levels, the longest of them.
         names = sorted(overviews, key=lambda name: name == "reconstruction")
         while True:
             item = channel.get(channel.strips)

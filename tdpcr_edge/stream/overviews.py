@@ -12,7 +12,7 @@ the COG driver reuses; the levels below the first odd one are built by GDAL at t
 the last streamed level (a sixteenth of the scene or less). The COG is byte-identical to the
 one made from overviews built after the stream (tested).
 
-All three outputs' levels are streamed, the small class and confidence maps' too: overviews
+Every output's levels are streamed, the small one-band maps' too (classes, confidence): overviews
 built at the end go through rasterio's ``build_overviews``, which holds the GIL, so on a large
 scene they run one after another and hold back every COG copy until they are done; made
 strip by strip, they share the stream's cores instead. Levels are made from rows still in
@@ -34,7 +34,6 @@ from rasterio.windows import Window
 COG_BLOCK = 512
 HALF_ROWS = 16  # level-1 rows made at a time from a strip in memory
 READ_ROWS = 128  # level rows made at a time from rows read back
-OVERVIEW_RESAMPLING = {"reconstruction": Resampling.average, "classes": Resampling.mode, "confidence": Resampling.average}
 
 
 def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[int]:

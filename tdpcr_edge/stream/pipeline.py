@@ -17,7 +17,7 @@ band, never by the scene. Every thread that runs (docs/architecture.md#the-scene
           v
       [overview thread]   overview_thread.OverviewStage: creates the scratch rasters
                           (channel.scratch_ready), each strip's levels (channel.levels_final)
-      main thread         assemble.assemble --> [tdpcr-cog x 3], one COG per output
+      main thread         assemble.assemble --> [tdpcr-cog x outputs], one COG per output
                           record.run_record: run.json, scores, quick look
 
 Any stage's failure sets ``channel.stop``, which every wait checks; the main thread joins the
@@ -48,7 +48,7 @@ from .overview_thread import OverviewStage
 from .overviews import overview_factors
 from .read import ReaderStage, SceneReader, check_not_all_nodata
 from .record import CpuTime, PeakMemory, Stages, run_record
-from .scratch import ScratchRasters, scratch_specs
+from .scratch import ScratchRasters, layers_of, scratch_specs
 from .tiles import TileGrid
 from .write import WriterStage
 
@@ -107,6 +107,7 @@ class ScenePipeline:
         activation: Activation | None = None,
     ):
         self.opts, self.runner, self.meta, self.workers = opts, runner, meta, workers
+        self.layers = layers_of(meta["outputs"])  # the files this run writes, which every stage goes by
         self.keep_active, self.activation = keep_active, activation
         self.norm = Normalization.from_dict(meta["normalization"])
         self.reader = SceneReader(opts.optical, opts.sar, self.norm, opts.align, opts.resolution, opts.optical_offset)
@@ -122,7 +123,7 @@ class ScenePipeline:
         self.edges = EdgePieces(partial)
         scratch = ScratchRasters(
             partial,
-            scratch_specs(self.reader, meta, self.norm.optical_bands),
+            scratch_specs(self.reader, meta, self.norm.optical_bands, self.layers),
             overview_factors(self.reader.width, self.reader.height),
             tuple(b.x0 for b in self.bands[1:]),
         )
@@ -135,7 +136,7 @@ class ScenePipeline:
                 shutil.rmtree(partial)
             partial.mkdir(parents=True)
             self.resumed_from = None
-        self.channel = Channel(opts.queue_depth)
+        self.channel = Channel(opts.queue_depth, self.layers)
         # A new run's scratch rasters are created by the overview thread as the stream starts,
         # beside the reader's first reads, so their creation is off the set-up's path; the
         # writer waits for them before its first strip.
@@ -159,7 +160,16 @@ class ScenePipeline:
             on_start(sum(len(band.cols) for band, _ in self.tile_rows()))
         reader = ReaderStage(channel, self.reader, self.grid, self.tile_rows(), opts, self.stages, self.cpu)
         inference = InferenceStage(
-            channel, self.runner, self.workers, opts.batch, self.stages, self.cpu, self.counts, self.activation, self.keep_active
+            channel,
+            self.runner,
+            self.layers,
+            self.workers,
+            opts.batch,
+            self.stages,
+            self.cpu,
+            self.counts,
+            self.activation,
+            self.keep_active,
         )
         writer = WriterStage(
             channel,
@@ -169,6 +179,7 @@ class ScenePipeline:
             self.journal,
             self.edges,
             self.norm,
+            self.layers,
             self.reader.opt.count,
             len(self.meta["classes"]),
             self.stages,

@@ -135,7 +135,8 @@ def run_record(pipeline, wall0: float, written: list[str]) -> dict:
     if opts.reference or opts.labels:
         from .scene_metrics import score_outputs
 
-        record["accuracy"] = score_outputs(pipeline.out, opts, reader, pipeline.norm, len(meta["classes"]))
+        segments = "classes" in pipeline.layers  # labels score nothing of a model without classes
+        record["accuracy"] = score_outputs(pipeline.out, opts, reader, pipeline.norm, len(meta["classes"]), segments)
     if opts.quicklook:
         from ..report.quicklook import scene_quicklook
 

@@ -2,10 +2,12 @@
 
 Scene figures pool all valid pixels of the scene (PSNR from the pooled MSE; SSIM, SAM, MAE
 averaged over pixels, SSIM maps computed per 256-row strip); with a cloud map the same
-figures come per thickness bin, as `tdpcr-edge eval` reports them."""
+figures come per thickness bin, as `tdpcr-edge eval` reports them. Classes are scored only
+where the model has them (``classes.tif``): a model that reconstructs alone gets no mIoU."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +45,17 @@ def _open_reference(path, reader, norm: Normalization):
     )
 
 
-def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int) -> dict:
+def score_outputs(out: Path, opts, reader, norm: Normalization, num_classes: int, segments: bool = True) -> dict:
+    """The scene's scores; ``segments``: the model wrote classes.tif, scored against the labels."""
     bins = {**SCENE, **(THICKNESS_BINS if opts.cloud else {})}
     ev = Evaluation(num_classes, bins)
     ref = _open_reference(opts.reference, reader, norm) if opts.reference else None
-    lab = _open_matching(Path(opts.labels), reader, "labels", 1) if opts.labels else None
+    lab = _open_matching(Path(opts.labels), reader, "labels", 1) if opts.labels and segments else None
     cld = _open_matching(Path(opts.cloud), reader, "cloud map", 1) if opts.cloud else None
-    with rasterio.open(out / "reconstruction.tif") as rec_src, rasterio.open(out / "classes.tif") as cls_src:
+    with (
+        rasterio.open(out / "reconstruction.tif") as rec_src,
+        rasterio.open(out / "classes.tif") if lab is not None else contextlib.nullcontext() as cls_src,
+    ):
         for y in range(0, reader.height, STRIP):
             win = Window(0, y, reader.width, min(STRIP, reader.height - y))
             optical, _, valid = reader.read(win)

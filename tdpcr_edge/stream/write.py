@@ -13,13 +13,15 @@ from .channel import Channel
 from .column_bands import Band, EdgePieces, blend_tile
 from .journal import Journal
 from .messages import BandStarted, EndOfStream, RowDone, StripFinished, TileInferred
+from .scratch import Layer
 from .tiles import TileGrid
 
 
 class WriterStage:
     """Reads ``channel.results`` until ``END``. ``bands``: the scene's column bands; ``start``:
     (band, first unfinished row) where the run starts (a resumed run's strip begins there);
-    ``bands_out``, ``classes``: the reconstruction's band count and the model's class count.
+    ``layers``: the outputs written (``scratch.layers_of``); ``bands_out``, ``classes``: the
+    reconstruction's band count and the model's class count.
     ``on_tile``: called after each tile is blended."""
 
     def __init__(
@@ -31,6 +33,7 @@ class WriterStage:
         journal: Journal,
         edges: EdgePieces,
         norm: Normalization,
+        layers: dict[str, Layer],
         bands_out: int,
         classes: int,
         stages,
@@ -39,7 +42,7 @@ class WriterStage:
     ):
         self.channel, self.grid, self.bands, self.start = channel, grid, bands, start
         self.journal, self.edges, self.norm = journal, edges, norm
-        self.bands_out, self.classes = bands_out, classes
+        self.layers, self.bands_out, self.classes = layers, bands_out, classes
         self.stages, self.cpu, self.on_tile = stages, cpu, on_tile
 
     def run(self) -> None:
@@ -52,7 +55,7 @@ class WriterStage:
             if isinstance(item, BandStarted):
                 band = self.bands[item.index]
                 base = self.start[1] if band.index == self.start[0] else 0
-                blender = Blender(self.grid, self.bands_out, self.classes, base, self.norm, (band.x0, band.x1))
+                blender = Blender(self.grid, self.layers, self.bands_out, self.classes, base, self.norm, (band.x0, band.x1))
                 continue
             if isinstance(item, RowDone):
                 upto = self.grid.final_rows(item.row)
@@ -69,7 +72,7 @@ class WriterStage:
                 continue
             if not isinstance(item, TileInferred):
                 raise TypeError(f"the writer cannot take {type(item).__name__}")
-            blend_tile(blender, band, self.grid, self.edges, item.tile, item.reconstruction, item.logits, item.reliance, item.valid)
+            blend_tile(blender, band, self.grid, self.edges, item.tile, item.outputs, item.valid)
             stages.postprocess += time.perf_counter() - t0
             self.cpu.add("blend", time.thread_time() - c0)
             if self.on_tile:

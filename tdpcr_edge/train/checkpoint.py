@@ -13,7 +13,7 @@ from ..contract import default_checkpoint_path
 from ..data.normalize import Normalization
 from ..errors import CheckpointError
 from ..io_utils import atomic_path
-from ..model import TDPCR, ModelConfig
+from ..model import ModelConfig, Network, build_model
 
 FORMAT = "tdpcr-edge-checkpoint"
 VERSION = 1
@@ -38,8 +38,8 @@ class Checkpoint:
     def qat(self) -> bool:
         return bool(self.qat_ranges)
 
-    def build(self) -> TDPCR:
-        model = TDPCR(self.config)
+    def build(self) -> Network:
+        model = build_model(self.config)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

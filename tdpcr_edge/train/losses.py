@@ -58,3 +58,42 @@ def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     pixels = a.shape[0] * a.shape[2] * a.shape[3]
     kl = F.kl_div(la, lb.detach(), log_target=True, reduction="sum") + F.kl_div(lb, la.detach(), log_target=True, reduction="sum")
     return 0.5 * kl / pixels
+
+
+def cloud_adaptive_loss(pred: torch.Tensor, target: torch.Tensor, cloudy: torch.Tensor, cloud: torch.Tensor, valid: torch.Tensor):
+    """DSen2-CR's cloud-adaptive regularised loss: under cloud the prediction is pulled to the
+    clear target, elsewhere to the cloudy input it should keep, plus an L1 to the target."""
+    m = cloud[:, None].to(pred.dtype)
+    adaptive = m * (pred - target) + (1 - m) * (pred - cloudy)
+    w = valid[:, None].to(pred.dtype).expand_as(pred)
+    return (adaptive.abs() * w).sum() / w.sum().clamp_min(1.0) + masked_l1(pred, target, valid)
+
+
+def gaussian_nll(mean: torch.Tensor, variance: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """UnCRtainTS's negative log-likelihood of the target under the predicted per-band Gaussian."""
+    nll = F.gaussian_nll_loss(mean, target, variance, reduction="none", full=False)
+    w = valid[:, None].to(mean.dtype).expand_as(mean)
+    return (nll * w).sum() / w.sum().clamp_min(1.0)
+
+
+def _joint(outputs: dict, b: dict, opts) -> torch.Tensor:
+    loss = reconstruction_loss(outputs["reconstruction"].float(), b["clear"], b["valid"])
+    if outputs.get("prompt_logits") and opts.prompt_weight > 0:
+        loss = loss + opts.prompt_weight * prompt_loss([p.float() for p in outputs["prompt_logits"]], b["cloud"])
+    if outputs.get("reliance_maps") and opts.reliance_weight > 0:
+        loss = loss + opts.reliance_weight * reliance_loss([r.float() for r in outputs["reliance_maps"]], b["cloud"])
+    return loss
+
+
+# Phase 1 (reconstruction) losses by name: an architecture's row in model.registry names its own.
+LOSSES = {
+    # TDP-CR's: L1 + SSIM, with the prompt and the SAR reliance supervised by cloud thickness where the model has them
+    "joint": _joint,
+    "carl": lambda outputs, b, opts: cloud_adaptive_loss(
+        outputs["reconstruction"].float(), b["clear"], b["optical"], b["cloud"], b["valid"]
+    ),
+    "gaussian-nll": lambda outputs, b, opts: gaussian_nll(
+        outputs["reconstruction"].float(), outputs["uncertainty"].float(), b["clear"], b["valid"]
+    ),
+    "l1": lambda outputs, b, opts: masked_l1(outputs["reconstruction"].float(), b["clear"], b["valid"]),
+}

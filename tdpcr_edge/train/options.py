@@ -17,6 +17,7 @@ class TrainOptions:
     out: Path
     config: str = "tiny"
     fusion: str = "pgf"
+    arch: str = "tdpcr"  # a row of model.registry
     data: str = "synthetic"
     phase: str = "both"  # "1", "2" or "both"
     steps: int = 1500  # per phase
@@ -53,14 +54,29 @@ class TrainOptions:
     @property
     def total_steps(self) -> int:
         """Optimisation steps over every phase this run trains."""
-        return self.steps * len(phases(self.phase))
+        return self.steps * len(phases(self.phase, self.arch))
+
+    def model_config(self, **overrides):
+        """The configuration of ``--arch``/``--config`` (``--fusion`` where it was changed)."""
+        from ..model import get_config
+
+        fusion = {"fusion": self.fusion} if self.fusion != "pgf" else {}
+        return get_config(self.config, self.arch, **fusion, **overrides)
 
 
-def phases(phase: str) -> list[int]:
+def phases(phase: str, arch: str = "tdpcr") -> list[int]:
+    """The phases ``--phase`` asks for; an architecture without segmentation has phase 1 alone."""
+    from ..model.registry import get_arch
+
     try:
-        return {"1": [1], "2": [2], "both": [1, 2]}[str(phase)]
+        wanted = {"1": [1], "2": [2], "both": [1, 2]}[str(phase)]
     except KeyError:
         raise ConfigError(f"unknown --phase {phase!r}: choose 1, 2 or both") from None
+    if get_arch(arch).segments:
+        return wanted
+    if wanted == [2]:
+        raise ConfigError(f"--phase 2 trains segmentation, which {arch} does not have; use --phase 1")
+    return [1]
 
 
 # option -> (smallest value, whether the smallest itself is refused)
@@ -93,10 +109,8 @@ def check_options(opts: TrainOptions) -> None:
         if value < low or (open_ and value == low):
             flag = "--" + name.replace("_", "-").replace("val-scenes", "val-samples")
             raise ConfigError(f"{flag} {value}: must be {'greater than' if open_ else 'at least'} {low}")
-    phases(opts.phase)
-    from ..model import get_config
-
-    multiple = get_config(opts.config, fusion=opts.fusion).multiple
+    phases(opts.phase, opts.arch)
+    multiple = opts.model_config().multiple
     for flag, value in (("--patch", opts.patch), ("--val-size", opts.val_size)):
         if value % multiple:
-            raise ConfigError(f"{flag} {value} is not a multiple of {multiple}, which the {opts.config} model needs")
+            raise ConfigError(f"{flag} {value} is not a multiple of {multiple}, which the {opts.arch} {opts.config} model needs")

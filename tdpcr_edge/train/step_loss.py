@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .losses import consistency_loss, prompt_loss, reconstruction_loss, reliance_loss, segmentation_loss
+from ..model.registry import get_arch
+from .losses import LOSSES, consistency_loss, segmentation_loss
 from .options import TrainOptions
 from .qat import set_rounding
 
 
 def step_loss(net, model, phase: int, b: dict, opts: TrainOptions, autocast) -> torch.Tensor:
-    """The loss of one micro-batch ``b``: phase 1 reconstruction (L1 + SSIM, with the prompt
-    and the SAR reliance supervised by cloud thickness where the model has them); phase 2
+    """The loss of one micro-batch ``b``: phase 1 reconstruction (the architecture's own loss,
+    ``losses.LOSSES``); phase 2
     segmentation, and with QAT the mean of the INT8-simulated and the FP32 forward's plus
     their consistency, so the two precisions agree. ``net`` runs the forward (DDP or compiled
     around ``model``); ``autocast`` is the step device's mixed-precision context."""
@@ -30,10 +31,5 @@ def step_loss(net, model, phase: int, b: dict, opts: TrainOptions, autocast) -> 
         loss = 0.5 * (segmentation_loss(q, b["labels"]) + segmentation_loss(fp32, b["labels"]))
         return loss + opts.consistency_weight * consistency_loss(q, fp32)
     if phase == 1:
-        loss = reconstruction_loss(outputs["reconstruction"].float(), b["clear"], b["valid"])
-        if outputs["prompt_logits"] and opts.prompt_weight > 0:
-            loss = loss + opts.prompt_weight * prompt_loss([p.float() for p in outputs["prompt_logits"]], b["cloud"])
-        if outputs["reliance_maps"] and opts.reliance_weight > 0:
-            loss = loss + opts.reliance_weight * reliance_loss([r.float() for r in outputs["reliance_maps"]], b["cloud"])
-        return loss
+        return LOSSES[get_arch(model.config.arch).loss](outputs, b, opts)
     return segmentation_loss(outputs["segmentation"].float(), b["labels"])

@@ -46,7 +46,7 @@ from ..data.normalize import Normalization
 from ..data.sources import open_source
 from ..errors import CheckpointError, ConfigError
 from ..io_utils import write_json
-from ..model import TDPCR, get_config
+from ..model import build_model
 from . import distributed as dist
 from .checkpoint import Checkpoint, check_resumable, init_path, load_checkpoint, save_checkpoint
 from .device import StepDevice, step_device
@@ -74,7 +74,7 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
     """Run the requested phases; return the metrics also written to ``out/metrics.json``.
     Under torchrun every process calls this; rank 0 writes the run folder."""
     check_options(opts)
-    phases = _phases(opts.phase)
+    phases = _phases(opts.phase, opts.arch)
     world = dist.from_env()
     dev = step_device(opts.device, opts.amp, world.local_rank if world.distributed else None)
     micro_batch(opts.batch, world.size, opts.accumulate)
@@ -99,7 +99,7 @@ class _Run:
         init = load_checkpoint(init_path(opts.init)) if opts.init else None
         bands = parse_bands(opts.bands) if opts.bands else (init.normalization.optical_bands if init else None)
         norm = Normalization() if bands is None else Normalization(optical_bands=bands)
-        config = init.config if init else get_config(opts.config, fusion=opts.fusion)
+        config = init.config if init else opts.model_config()
         source = open_source(opts.data, norm, opts.seed, config.num_classes)
         # A data set brings its own classes, bands and SAR clip; the checkpoint records them.
         norm = getattr(source, "norm", norm)
@@ -111,8 +111,8 @@ class _Run:
             check_labels(source, opts.data)
         shape = {"num_classes": len(source.classes), "optical_bands": len(norm.optical_bands), "sar_bands": len(norm.sar_bands)}
         if any(getattr(config, k) != v for k, v in shape.items()):
-            config = replace(config, **shape) if init else get_config(opts.config, fusion=opts.fusion, **shape)
-        model = TDPCR(config)
+            config = replace(config, **shape) if init else opts.model_config(**shape)
+        model = build_model(config)
         state = Checkpoint(config, {}, norm, source.classes, source.colors, phase=phases[0], step=0, training={"history": {}})
         if opts.resume and self.ckpt_path.exists():
             state = load_checkpoint(self.ckpt_path)

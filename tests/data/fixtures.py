@@ -96,6 +96,38 @@ def luojia(root: Path, size: int = 32, splits=None, bands: int = 13, legend: boo
     return splits
 
 
+LUOJIA_FOLDERS = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
+
+
+def luojia_published(
+    root: Path, size: int = 32, per_folder: int = 20, offset: int = 1000, folders=LUOJIA_FOLDERS, legend: bool = False
+) -> dict[str, list[str]]:
+    """LuojiaSET-OSFCR as published: per cloud-cover folder ``s1/ s2/ s2_cloudy/
+    cloud_detection_results/ land_cover_maps/`` with ``ROIs_<RR>_<modality>_p<N>.tif``, no split
+    lists, 7 land-cover classes (ids 0 and 2..6 used, as in the samples), ``offset`` added to
+    every optical DN (processing baseline 04.00). Returns each folder's ``ROIs_<RR>_p<N>`` keys."""
+    keys: dict[str, list[str]] = {}
+    i = 0
+    for folder in folders:
+        for j in range(per_folder):
+            s = make_scene(2468, i, size)
+            i += 1
+            crs, region, patch = "EPSG:32650", f"{j % 6 + 1:02d}", 100 + j
+            d = root / folder
+            _write(d / "s1" / f"ROIs_{region}_s1_p{patch}.tif", s.sar.astype(np.float32), crs)
+            _write(d / "s2" / f"ROIs_{region}_s2_p{patch}.tif", (s.optical_clear + offset).astype(np.uint16), crs)
+            _write(d / "s2_cloudy" / f"ROIs_{region}_s2_cloudy_p{patch}.tif", (s.optical_cloudy + offset).astype(np.uint16), crs)
+            mask = (s.cloud > 0.5).astype(np.float32)[None]
+            _write(d / "cloud_detection_results" / f"ROIs_{region}_s2_cloudy_p{patch}.tif", mask, crs)
+            lc = np.where(s.labels == 0, 0, s.labels + 1).astype(np.uint8)[None]
+            _write(d / "land_cover_maps" / f"ROIs_{region}_s2_p{patch}.tif", lc, crs)
+            keys.setdefault(folder, []).append(f"ROIs_{region}_p{patch}")
+    if legend:
+        names = ["water", "unused", "tree cover", "cropland", "built-up", "bare soil", "grassland"]
+        (root / "legend.json").write_text(json.dumps({"classes": names, "colors": [[i * 30, 100, 200 - i * 20] for i in range(7)]}))
+    return keys
+
+
 def pairs(root: Path, size: int = 32, rows: int = 2) -> Path:
     """Loose co-registered GeoTIFFs and a pairs CSV (relative paths)."""
     lines = ["optical,sar,clear,labels,name"]
@@ -114,5 +146,6 @@ if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "fixtures")
     sen12mscr(out / "sen12mscr")
     luojia(out / "luojia")
+    luojia_published(out / "luojia_published")
     pairs(out / "pairs")
-    print(f"wrote {out}/sen12mscr, {out}/luojia, {out}/pairs")
+    print(f"wrote {out}/sen12mscr, {out}/luojia, {out}/luojia_published, {out}/pairs")

@@ -63,7 +63,7 @@ def test_adapters_start_silent_and_never_touch_reconstruction():
 
 
 def test_unknown_config_and_fusion():
-    with pytest.raises(ConfigError, match="unknown model config"):
+    with pytest.raises(ConfigError, match="unknown config .huge. of tdpcr"):
         get_config("huge")
     with pytest.raises(ConfigError, match="unknown fusion"):
         get_config("tiny", fusion="sum")

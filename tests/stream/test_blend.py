@@ -14,7 +14,7 @@ from tdpcr_edge.errors import DataError
 from tdpcr_edge.stream.blend import Blender
 from tdpcr_edge.stream.column_bands import EdgePieces, blend_tile, column_bands
 from tdpcr_edge.stream.journal import Journal
-from tdpcr_edge.stream.scratch import ScratchRasters
+from tdpcr_edge.stream.scratch import LAYERS, ScratchRasters, layers_of
 from tdpcr_edge.stream.tiles import TileGrid, feather, spans
 
 
@@ -35,54 +35,76 @@ def test_spans_own_exactly_where_one_tile_has_weight_one(size):
         assert alone[x + e0 : x + e1].all()
 
 
-def _plain_blend(grid, tiles, norm, bands, classes):
+ALL = ("reconstruction", "segmentation", "reliance", "uncertainty")
+
+
+def _tile_outputs(rng, bands, classes, tile, skipped, outputs=ALL):
+    """A tile's random outputs as the inference stage hands them on (a skipped tile's: no logits,
+    zero reliance and uncertainty)."""
+    made = {
+        "reconstruction": rng.random((bands, tile, tile), dtype=np.float32) * 1.2 - 0.1,
+        "segmentation": None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
+        "reliance": np.zeros((1, tile, tile), np.float32) if skipped else rng.random((1, tile, tile), dtype=np.float32),
+        "uncertainty": np.zeros((1, tile, tile), np.float32) if skipped else rng.random((1, tile, tile), dtype=np.float32) * 1e-3,
+    }
+    return {k: v for k, v in made.items() if k in outputs}
+
+
+def _plain_blend(grid, tiles, norm, bands, classes, outputs=ALL):
     """sum(tile * weight) / sum(weight) over every pixel of every tile, in float32 and in tile
-    order, as the blender summed before it wrote owned pixels directly."""
+    order, as the blender summed before it wrote owned pixels directly; the class logits only
+    of the tiles that have them. Every output bands x rows x columns."""
     h, w, tile = grid.height, grid.width, grid.tile
     acc, logit_acc = np.zeros((bands, h, w), np.float32), np.zeros((classes, h, w), np.float32)
-    rel_acc, wsum, wcls = (np.zeros((h, w), np.float32) for _ in range(3))
+    rel_acc, unc_acc, wsum, wcls = (np.zeros((h, w), np.float32) for _ in range(4))
     valid_all = np.zeros((h, w), bool)
-    for t, recon, logits, rel, valid in tiles:
+    for t, out, valid in tiles:
         ys, xs = (
             slice(int(t.window.row_off), int(t.window.row_off + t.window.height)),
             slice(int(t.window.col_off), int(t.window.col_off + t.window.width)),
         )
         th, tw = int(t.window.height), int(t.window.width)
         wt = feather(tile, tile, grid.overlap, t.taper)[:th, :tw]
-        acc[:, ys, xs] += recon[:, :th, :tw] * wt
-        rel_acc[ys, xs] += rel[:th, :tw] * wt
+        acc[:, ys, xs] += out["reconstruction"][:, :th, :tw] * wt
+        for name, a in (("reliance", rel_acc), ("uncertainty", unc_acc)):
+            if name in out:
+                a[ys, xs] += out[name][0, :th, :tw] * wt
         wsum[ys, xs] += wt
-        if logits is not None:
-            logit_acc[:, ys, xs] += logits[:, :th, :tw] * wt
+        if out.get("segmentation") is not None:
+            logit_acc[:, ys, xs] += out["segmentation"][:, :th, :tw] * wt
             wcls[ys, xs] += wt
         valid_all[ys, xs] |= valid[:th, :tw]
     wd = np.maximum(wsum, 1e-12)
     recon = norm.optical_from_model(acc / wd)
     classes_ = np.argmax(logit_acc, axis=0).astype(np.uint8)
     classes_[wcls == 0] = 255
-    conf = rel_acc / wd
-    recon[:, ~valid_all], classes_[~valid_all], conf[~valid_all] = 0, 255, np.nan
-    return {"reconstruction": recon, "classes": classes_, "confidence": conf}
+    conf, unc = rel_acc / wd, unc_acc / wd
+    recon[:, ~valid_all], classes_[~valid_all], conf[~valid_all], unc[~valid_all] = 0, 255, np.nan, np.nan
+    made = {"reconstruction": recon, "classes": classes_[None], "confidence": conf[None], "uncertainty": unc[None]}
+    return {name: made[name] for name in layers_of(outputs)}
 
 
 @pytest.mark.parametrize(
-    "h,w,tile,overlap,base",
+    "h,w,tile,overlap,base,outputs",
     [
-        (150, 170, 64, 16, 0),
-        (120, 130, 48, 12, 0),
-        (150, 170, 64, 16, 60),
-        (40, 30, 64, 16, 0),
-        (65, 70, 64, 16, 0),
-        (300, 97, 64, 30, 100),
-        (114, 114, 64, 16, 0),
+        (150, 170, 64, 16, 0, ALL),
+        (120, 130, 48, 12, 0, ALL),
+        (150, 170, 64, 16, 60, ALL),
+        (40, 30, 64, 16, 0, ALL),
+        (65, 70, 64, 16, 0, ALL),
+        (300, 97, 64, 30, 100, ALL),
+        (114, 114, 64, 16, 0, ALL),
+        (150, 170, 64, 16, 60, ("reconstruction",)),
+        (120, 130, 48, 12, 0, ("reconstruction", "uncertainty")),
+        (114, 114, 64, 16, 0, ("reconstruction", "segmentation")),
     ],
 )
-def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base):
+def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base, outputs):
     """Owned pixels written directly and only the overlaps summed: every output equals the
     plain float32 weighted mean over every pixel of every tile, bit for bit, with a skipped
     tile (no classes), nodata pixels, last tiles flush with the edge (wider overlaps; at 114
     pixels the tiles at 48 and 50 leave the middle one owning nothing), and a strip resumed
-    from a row the journal had finished."""
+    from a row the journal had finished; for every output, and for models with fewer."""
     rng = np.random.default_rng(h + w + base)
     bands, classes = 3, 4
     grid = TileGrid(h, w, tile, overlap)
@@ -94,22 +116,14 @@ def test_blend_is_the_plain_weighted_mean_bit_for_bit(h, w, tile, overlap, base)
         for t in grid.row(r):
             valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
             skipped = (t.row, t.col) == (1, 1)
-            tiles.append(
-                (
-                    t,
-                    rng.random((bands, tile, tile), dtype=np.float32) * 1.2 - 0.1,
-                    None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
-                    np.zeros((tile, tile), np.float32) if skipped else rng.random((tile, tile), dtype=np.float32),
-                    valid,
-                )
-            )
-    expected = _plain_blend(grid, tiles, norm, bands, classes)
-    blender = Blender(grid, bands, classes, base, norm)
+            tiles.append((t, _tile_outputs(rng, bands, classes, tile, skipped, outputs), valid))
+    expected = _plain_blend(grid, tiles, norm, bands, classes, outputs)
+    blender = Blender(grid, layers_of(outputs), bands, classes, base, norm)
     got = {k: [] for k in expected}
     first = grid.first_row_touching(base)
     for r in range(first, len(grid.ys)):
-        for t, recon, logits, rel, valid in (x for x in tiles if x[0].row == r):
-            blender.add(t.window, feather(tile, tile, overlap, t.taper), recon, logits, rel, valid)
+        for t, out, valid in (x for x in tiles if x[0].row == r):
+            blender.add(t.window, feather(tile, tile, overlap, t.taper), out, valid)
         upto = grid.final_rows(r)
         if upto > blender.base:
             for k, v in blender.take(upto).items():
@@ -141,34 +155,19 @@ def test_column_bands_blend_the_same_bits(tmp_path, h, w, tile, overlap, band_wi
         for t in grid.row(r):
             skipped = (t.row, t.col) == (1, layout[1].cols.start - 1)  # a band's last tile, skipped: an edge piece without classes
             valid = scene_valid[int(t.window.row_off) :, int(t.window.col_off) :][:tile, :tile]
-            tiles[t.row, t.col] = (
-                t,
-                rng.random((bands, tile, tile), dtype=np.float32),
-                None if skipped else rng.standard_normal((classes, tile, tile), dtype=np.float32),
-                rng.random((tile, tile), dtype=np.float32),
-                valid,
-            )
+            tiles[t.row, t.col] = (t, _tile_outputs(rng, bands, classes, tile, skipped), valid)
     expected = _plain_blend(grid, list(tiles.values()), norm, bands, classes)
     got = {k: np.zeros_like(v) for k, v in expected.items()}
     edges = EdgePieces(tmp_path)
     for band in layout:
-        blender = Blender(grid, bands, classes, 0, norm, (band.x0, band.x1))
+        blender = Blender(grid, LAYERS, bands, classes, 0, norm, (band.x0, band.x1))
         y0 = 0
         for r in range(len(grid.ys)):
             for c in band.cols:
-                t, recon, logits, rel, valid = tiles[r, c]
+                t, out, valid = tiles[r, c]
                 th, tw = int(t.window.height), int(t.window.width)
-                blend_tile(
-                    blender,
-                    band,
-                    grid,
-                    edges,
-                    t,
-                    recon[:, :th, :tw],
-                    None if logits is None else logits[:, :th, :tw],
-                    rel[:th, :tw],
-                    valid[:th, :tw],
-                )
+                cut = {k: None if v is None else v[:, :th, :tw] for k, v in out.items()}
+                blend_tile(blender, band, grid, edges, t, cut, valid[:th, :tw])
             upto = grid.final_rows(r)
             for k, v in blender.take(upto).items():
                 got[k][..., y0:upto, band.x0 : band.x1] = v

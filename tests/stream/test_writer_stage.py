@@ -13,11 +13,12 @@ from tdpcr_edge.stream.column_bands import EdgePieces, column_bands
 from tdpcr_edge.stream.journal import Journal
 from tdpcr_edge.stream.messages import END, BandStarted, RowDone, StripFinished, TileInferred
 from tdpcr_edge.stream.record import CpuTime, Stages
-from tdpcr_edge.stream.scratch import ScratchRasters
+from tdpcr_edge.stream.scratch import ScratchRasters, layers_of
 from tdpcr_edge.stream.tiles import TileGrid, spans
 from tdpcr_edge.stream.write import WriterStage
 
 BANDS, CLASSES = 2, 3
+LAYERS = layers_of(("reconstruction", "segmentation", "reliance"))
 
 
 def _scratch(folder, height, width) -> ScratchRasters:
@@ -47,9 +48,9 @@ def test_the_writer_puts_each_tiles_owned_pixels_where_the_tile_lies(tmp_path):
     scratch = _scratch(tmp_path, grid.height, grid.width)
     journal = Journal(tmp_path, {"run": 1}, scratch)
     journal.start()
-    channel = Channel(queue_depth=64)
+    channel = Channel(queue_depth=64, outputs=LAYERS)
     channel.scratch_ready.set()
-    writer = WriterStage(channel, grid, bands, (0, 0), journal, EdgePieces(tmp_path), norm, BANDS, CLASSES, Stages(), CpuTime())
+    writer = WriterStage(channel, grid, bands, (0, 0), journal, EdgePieces(tmp_path), norm, LAYERS, BANDS, CLASSES, Stages(), CpuTime())
 
     rng = np.random.default_rng(7)
     tiles, sent = [], [BandStarted(0)]
@@ -58,13 +59,12 @@ def test_the_writer_puts_each_tiles_owned_pixels_where_the_tile_lies(tmp_path):
             h, w = int(t.window.height), int(t.window.width)
             valid = np.ones((h, w), bool)
             valid[h // 2, w // 2] = False  # one invalid owned pixel per tile: nodata there
-            msg = TileInferred(
-                t,
-                rng.random((BANDS, h, w), dtype=np.float32),
-                rng.standard_normal((CLASSES, h, w)).astype(np.float32),
-                rng.random((h, w), dtype=np.float32),
-                valid,
-            )
+            outputs = {
+                "reconstruction": rng.random((BANDS, h, w), dtype=np.float32),
+                "segmentation": rng.standard_normal((CLASSES, h, w)).astype(np.float32),
+                "reliance": rng.random((1, h, w), dtype=np.float32),
+            }
+            msg = TileInferred(t, outputs, valid)
             tiles.append(msg)
             sent.append(msg)
         sent.append(RowDone(r))
@@ -96,10 +96,10 @@ def test_the_writer_puts_each_tiles_owned_pixels_where_the_tile_lies(tmp_path):
         own = (slice(a0, a1), slice(b0, b1))
         at = (slice(y + a0, y + a1), slice(x + b0, x + b1))
         valid = msg.valid[own]
-        want_recon = norm.optical_from_model(msg.reconstruction[(slice(None), *own)].copy())
+        want_recon = norm.optical_from_model(msg.outputs["reconstruction"][(slice(None), *own)].copy())
         np.testing.assert_array_equal(recon[(slice(None), *at)][:, valid], want_recon[:, valid])
-        np.testing.assert_array_equal(classes[at][valid], np.argmax(msg.logits[(slice(None), *own)], axis=0)[valid])
-        np.testing.assert_array_equal(confidence[at][valid], msg.reliance[own][valid])
+        np.testing.assert_array_equal(classes[at][valid], np.argmax(msg.outputs["segmentation"][(slice(None), *own)], axis=0)[valid])
+        np.testing.assert_array_equal(confidence[at][valid], msg.outputs["reliance"][0][own][valid])
         # The tile's invalid pixel, where it lands: nodata in every output.
         assert (
             (recon[(slice(None), *at)][:, ~valid] == 0).all()
