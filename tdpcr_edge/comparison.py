@@ -134,7 +134,7 @@ def run_comparison(opts: ComparisonOptions, on_stage: Callable[[str], None] | No
     )
     write_report(bench, Path(opts.out) / "bench")
     latency = _latencies(bench)
-    labels = [m["label"] for m in bench.get("models", [])] or [f"{archs[0]}-{opts.size}"]
+    labels = [m["label"] for m in bench.get("models", [])] or [None]  # one model: its rows carry no label
     for row, label in zip(rows, labels):
         row["latency"] = latency.get(label, {})
     summary = {

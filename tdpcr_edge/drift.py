@@ -64,8 +64,8 @@ def measure_drift(
         "psnr_delta": c["psnr"] - r["psnr"],
         "ssim_delta": c["ssim"] - r["ssim"],
         "sam_delta": c["sam"] - r["sam"],
-        # a model without segmentation has no mIoU to lose
-        "miou_delta": c["miou"] - r["miou"] if "miou" in r and "miou" in c else 0.0,
+        # None: a model without segmentation has no mIoU (printed "n/a", budgets skip it)
+        "miou_delta": c["miou"] - r["miou"] if "miou" in r and "miou" in c else None,
         "max_abs_error": max_abs["reconstruction"],
         "mean_abs_error": sum_abs / max(count, 1),
         "max_abs_error_by_output": max_abs,
@@ -81,7 +81,12 @@ def over_budget(drift: dict, budget: dict[str, float]) -> list[str]:
     """Human-readable list of the budget lines the drift breaks (empty when inside)."""
     broken = []
     for key, limit in budget.items():
-        value = drift["max_abs_error"] if key == "max_abs" else drift[f"{key}_delta"]
-        if abs(value) > limit:
+        value = drift["max_abs_error"] if key == "max_abs" else drift.get(f"{key}_delta")
+        if value is not None and abs(value) > limit:
             broken.append(f"{key} {value:+.4g} (budget {limit:g})")
     return broken
+
+
+def miou_text(delta: float | None, unit: str = " pt") -> str:
+    """A mIoU drift as printed: signed, or "n/a (no segmentation)" for a model without one."""
+    return "n/a (no segmentation)" if delta is None else f"{delta:+.2f}{unit}"

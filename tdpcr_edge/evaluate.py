@@ -24,6 +24,7 @@ def run_eval(
     from .contract import file_sha256
     from .data.specs import open_dataset
     from .io_utils import write_json
+    from .model.registry import get_arch
     from .report.quicklook import save_quicklook
     from .scoring import Evaluation, model_outputs, score
     from .train.checkpoint import load_checkpoint
@@ -37,8 +38,9 @@ def run_eval(
     notes = []
     # More classes than the model has cannot be scored (an id would land outside the confusion
     # matrix): reconstruction is still scored, segmentation is left out with a warning.
+    segments = get_arch(ckpt.config.arch).segments
     unscorable = len(dataset.classes) > num_classes and any("labels" in s.paths for s in dataset.samples)
-    if unscorable:
+    if unscorable and segments:
         notes.append(
             f"{data} has {len(dataset.classes)} land-cover classes, the checkpoint {num_classes}: segmentation is not scored; "
             "evaluate a checkpoint trained on this data set"

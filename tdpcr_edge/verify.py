@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import golden
 from .contract import is_artifact, is_engine, read_engine_record, read_manifest
-from .drift import over_budget, parse_budget
+from .drift import miou_text, over_budget, parse_budget
 from .errors import ConfigError, DriftBudgetError, IntegrityError
 from .io_utils import write_json
 
@@ -107,15 +107,15 @@ def summary_line(r: dict) -> str:
     if r["signed"]:
         said.append("signature ok,")
     said.append(f"{r['files_checked']} digests ok; golden set ({r['golden_tiles']} tiles of {r['golden_tile']} px):")
-    said.append(f"dPSNR {r['psnr_delta']:+.3f} dB, dmIoU {r['miou_delta']:+.2f} pt against FP32")
+    said.append(f"dPSNR {r['psnr_delta']:+.3f} dB, dmIoU {miou_text(r['miou_delta'])} against FP32")
     if exp:
         said.append(
-            f"(export measured {exp['psnr_delta']:+.3f} dB, {exp['miou_delta']:+.2f} pt on them on {r['exported']['golden_backend']}"
+            f"(export measured {exp['psnr_delta']:+.3f} dB, {miou_text(exp['miou_delta'])} on them on {r['exported']['golden_backend']}"
         )
         if held.get("tiles"):
-            said.append(f"and {held['psnr_delta']:+.3f} dB, {held['miou_delta']:+.2f} pt on its {held['tiles']} held-out tiles")
+            said.append(f"and {held['psnr_delta']:+.3f} dB, {miou_text(held['miou_delta'])} on its {held['tiles']} held-out tiles")
         if built:
-            said.append(f"; build-engine {built['psnr_delta']:+.3f} dB, {built['miou_delta']:+.2f} pt")
+            said.append(f"; build-engine {built['psnr_delta']:+.3f} dB, {miou_text(built['miou_delta'])}")
         said[-1] += ");"
     said.append(f"within budget; {r['seconds']['digests'] + r['seconds']['golden']:.2f} s")
     return " ".join(said)

@@ -40,15 +40,23 @@ def method_text(opts: BenchOptions) -> str:
     )
 
 
-def folders(root: Path) -> list[tuple[Path, dict, str]]:
-    """(folder, record, kind) of every artifact and engine folder directly under ``root``."""
+def folders(root: Path, depth: int = 2) -> list[tuple[Path, dict, str]]:
+    """(folder, record, kind) of every artifact and engine folder under ``root``: directly, or
+    one level down (a bench of several models keeps each model's in a folder of its own)."""
     found = []
     for p in sorted(root.iterdir()) if root.is_dir() else []:
         if is_artifact(p):
             found.append((p, read_manifest(p), "artifact"))
         elif is_engine(p):
             found.append((p, read_engine_record(p), "engine"))
+        elif p.is_dir() and depth > 1:
+            found += folders(p, depth - 1)
     return found
+
+
+def _model_label(record: dict) -> str:
+    m = record["model"]
+    return f"{m.get('arch', 'tdpcr')}-{m['name']}"
 
 
 def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
@@ -101,10 +109,14 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
         on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
     )
     rows = []
-    for (combo, path, artifact, engine, runner, drift, start_s, tiles), row_times in zip(measured, times):
+    records = [read_manifest(m[2]) if m[2] else read_engine_record(m[3]) for m in measured]
+    labels = {_model_label(r) for r in records}
+    several = len(labels) > 1  # rows then name their model, and each model's fastest row is its own
+    for (combo, path, artifact, engine, runner, drift, start_s, tiles), row_times, record in zip(measured, times, records):
         runner.deactivate()
         rows.append(
             {
+                **({"model": _model_label(record), "arch": record["model"].get("arch", "tdpcr")} if several else {}),
                 **accuracy_fields(combo, drift, None, artifact, engine),
                 **latency_fields(row_times.blocks),
                 "peak_mem_mb": peak_memory_mb(combo, None, artifact, engine, tiles[0]),
@@ -116,6 +128,7 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
         )
     return {
         **report_head(rows, skipped, method_text(opts)),
+        **({"models": [{"label": label} for label in sorted(labels)]} if several else {}),
         "reference": "golden",
         "checkpoint": None,
         "data": "golden sets; latency on synthetic tiles",

@@ -145,8 +145,15 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
     torch.set_num_threads(os.cpu_count())
     measured, exported = [], []
     for ckpt, model in zip(checkpoints, models):
-        # Each model's artifacts in a folder of its own when there are several.
-        own = replace(opts, checkpoint=ckpt.path, artifacts=_artifacts_root(opts) / model["label"] if several else opts.artifacts)
+        # Each model's artifacts and engines in folders of its own when there are several, named
+        # by its weights so that the order of --checkpoint does not matter.
+        folder = f"{model['arch']}-{model['config']}-{model['sha256'][:8]}"
+        own = replace(
+            opts,
+            checkpoint=ckpt.path,
+            artifacts=_artifacts_root(opts) / folder if several else opts.artifacts,
+            engines=Path(opts.engines or Path(opts.report) / "engines") / folder if several else opts.engines,
+        )
         rows, made = _measure_model(own, ckpt, runnable, lambda name: stage(f"{model['label']}: {name}" if several else name))
         measured += [(*m, model if several else None) for m in rows]
         exported += made
@@ -183,11 +190,11 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
         rows.append(row)
     first = checkpoints[0]
     return {
-        **report_head(rows, skipped, method_text(opts, opts.tiles)),
+        **report_head(rows, skipped, method_text(opts, len(measured[0][7]) if measured else 0)),
         "checkpoint": {"path": str(first.path), "sha256": file_sha256(first.path), "config": first.config.name, "arch": first.config.arch},
         **({"models": models} if several else {}),
         "data": opts.data,
-        "tiles": opts.tiles,
+        "tiles": len(measured[0][7]) if measured else 0,
         "tile": opts.tile,
         "exported": exported,
         "budget": budget,
@@ -232,6 +239,7 @@ def _measure_model(opts: BenchOptions, ckpt, runnable: list, stage: Callable[[st
 
     from ..backends.torch_runner import TorchRunner
     from ..export.heldout import DRIFT_SEED, tiles_from
+    from ..model.registry import get_arch
 
     c = ckpt.config
     if opts.tile % c.multiple:
@@ -246,6 +254,8 @@ def _measure_model(opts: BenchOptions, ckpt, runnable: list, stage: Callable[[st
     reference_cache = None
     measured = []
     for combo in runnable:
+        if combo.variant == "fused" and not get_arch(c.arch).plugin:
+            continue  # the fused PGF kernel: a model without PGF would run eager under its name
         stage(combo.name)
         artifact = artifacts.get(artifact_key(combo)) if combo.needs_artifact else None
         engine = ensure_engine(artifact, engines_root, combo.precision) if combo.reads == "engine" else None

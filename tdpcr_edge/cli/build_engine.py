@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..drift import miou_text
 from .console import console, stage_status
 from .options import DriftBudget, choices, value
 
@@ -46,6 +47,6 @@ def register(app: typer.Typer) -> None:
         d = record["drift"]
         console.print(
             f"wrote {out}/model.engine: TensorRT {record['tensorrt']}, {record['gpu']['name']} (SM {record['gpu']['sm']}), "
-            f"{record['precision']}; golden set dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {d['miou_delta']:+.2f} pt vs FP32, within budget"
+            f"{record['precision']}; golden set dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {miou_text(d['miou_delta'])} vs FP32, within budget"
         )
         console.print(f"equivalent trtexec command:\n  {record['trtexec']}", highlight=False)

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..drift import miou_text
 from .console import console, stage_status
 from .options import choices, value
 
@@ -61,10 +62,10 @@ def print_compare(rows: list[dict]) -> None:
             f"{r['psnr_delta']:+.3f}",
             f"{r['ssim_delta']:+.4f}",
             f"{r['sam_delta']:+.3f}",
-            f"{r['miou']:.1f}",
-            f"{r['miou_delta']:+.2f}",
+            "-" if r["miou"] is None else f"{r['miou']:.1f}",
+            miou_text(r["miou_delta"], ""),
             f"{r['max_abs_error']:.2e}",
-            f"{r['class_agreement']:.2f}",
+            "-" if r["class_agreement"] is None else f"{r['class_agreement']:.2f}",
             r["reference"],
             "ok" if not r["over_budget"] else "OVER: " + "; ".join(r["over_budget"]),
         )

@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..drift import miou_text
 from .console import console, stage_status
 from .options import Calib, CalibTiles, Checkpoint, DriftBudget, EvalTiles, choices, value
 
@@ -89,7 +90,7 @@ def print_export(out: Path, manifest: dict) -> None:
     console.print(
         f"{out}: {manifest['precision']}{' + TDP_PGF plugin' if manifest['plugin']['enabled'] else ''}, "
         f"{manifest['model_bytes'] / 2**20:.2f} MB, tile {manifest['tile']}; on {d['tiles']} held-out tiles, {d['backend']} vs torch FP32: "
-        f"dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {d['miou_delta']:+.2f} pt, max |err| {d['max_abs_error']:.2e}; {verdict}"
+        f"dPSNR {d['psnr_delta']:+.3f} dB, dmIoU {miou_text(d['miou_delta'])}, max |err| {d['max_abs_error']:.2e}; {verdict}"
     )
     if manifest["target"]:
         console.print(

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     def train(
         out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt, model.pt, best-phaseN.pt, metrics.json, curves.png.")],
         arch: c.Arch = "tdpcr",
-        config: c.Config = "tiny",
+        config: c.Config = "small",
         fusion: c.Fusion = "pgf",
         data: Annotated[
             str, typer.Option(help="'synthetic', a folder written by `synth`, sen12mscr:ROOT, luojia:ROOT or pairs:CSV (train split).")

@@ -52,7 +52,7 @@ def compare_artifacts(artifacts: list[str | Path], data: str = "synthetic", tile
                 "plugin": manifest["plugin"]["enabled"],
                 "model_mb": manifest["model_bytes"] / 2**20,
                 "psnr": drift["candidate"]["psnr"],
-                "miou": drift["candidate"]["miou"],
+                "miou": drift["candidate"].get("miou"),  # None for a model without segmentation
                 **{
                     k: drift[k]
                     for k in ("psnr_delta", "ssim_delta", "sam_delta", "miou_delta", "max_abs_error", "mean_abs_error", "class_agreement")

@@ -100,7 +100,7 @@ def _export(model: Network, tile: int, plugin: bool, simplify: bool) -> onnx.Mod
     optical = torch.rand(2, c.optical_bands, tile, tile)
     sar = torch.rand(2, c.sar_bands, tile, tile)
     batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
-    if c.multiple >= 16:
+    if get_arch(c.arch).windowed:
         # A window partition's divisibility cannot be proven from a plain size: declared, the
         # exporter traces once instead of failing and retrying with the stride it guessed.
         height, width = c.multiple * height, c.multiple * width

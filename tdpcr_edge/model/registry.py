@@ -60,10 +60,11 @@ class Architecture:
     outputs: tuple[str, ...]
     loss: str  # a name in train.losses.LOSSES
     plugin: bool  # whether TDP_PGF plugin nodes apply to its graph
-    normalization: str = "default"  # the SAR clip of data.normalize.SAR_CLIPS its inputs follow
     multiple: Callable[[ModelConfig], int] = lambda c: 1
     aliases: dict[str, str] = field(default_factory=dict)  # other names of a size (small/full for every row)
-    paper: str = ""
+    # Window attention: its partition needs height and width declared as multiples of the
+    # stride for torch.export to trace the graph once (export.onnx_graph).
+    windowed: bool = False
 
     @property
     def segments(self) -> bool:
@@ -106,9 +107,16 @@ def get_arch(name: str) -> Architecture:
 
 
 def get_config(name: str, arch: str = "tdpcr", **overrides) -> ModelConfig:
-    """The ``name`` size of architecture ``arch`` (``model.registry``), with ``overrides``."""
-    if overrides.get("fusion", "pgf") not in FUSIONS:
-        raise ConfigError(f"unknown fusion {overrides['fusion']!r}: choose {' or '.join(FUSIONS)}")
+    """The ``name`` size of architecture ``arch``, with ``overrides``. TDP-CR with concatenation
+    fusion is the ``tdpcr-concat`` architecture, whichever way it is asked for; a baseline has
+    no fusion to choose."""
+    fusion = overrides.pop("fusion", None)
+    if fusion is not None and fusion not in FUSIONS:
+        raise ConfigError(f"unknown fusion {fusion!r}: choose {' or '.join(FUSIONS)}")
+    if fusion is not None and arch not in ("tdpcr", "tdpcr-concat"):
+        raise ConfigError(f"--fusion chooses TDP-CR's fusion; {arch} has none: leave it out")
+    if fusion is not None:
+        arch = "tdpcr" if fusion == "pgf" else "tdpcr-concat"
     return get_arch(arch).config(name, **overrides)
 
 
@@ -186,7 +194,6 @@ register(
         ("reconstruction",),
         loss="carl",
         plugin=False,
-        paper="Meraner et al., ISPRS J. 2020",
     )
 )
 register(
@@ -203,7 +210,6 @@ register(
         ("reconstruction", "uncertainty"),
         loss="gaussian-nll",
         plugin=False,
-        paper="Ebel et al., CVPR workshops 2023",
     )
 )
 register(
@@ -222,6 +228,6 @@ register(
         plugin=False,
         # pixel-unshuffled by 2, then windows of `window` pixels
         multiple=lambda c: 2 * c.window,
-        paper="Xu et al., ISPRS J. 2022",
+        windowed=True,
     )
 )

@@ -12,6 +12,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+from ..drift import miou_text
 from ..errors import DataError
 from ..io_utils import atomic_path, write_json
 from .plot import plot
@@ -62,9 +63,9 @@ def columns(report: dict) -> tuple:
 def table(report: dict) -> list[list[str]]:
     """The report's rows as cells of ``columns(report)``."""
     front = set(pareto_front(report["rows"], "psnr")) | set(pareto_front(report["rows"], "miou"))
-    tie = fastest_tie(report)
+    tie = [r for _, own in by_model(report) for r in (fastest_tie(own) if len(fastest_tie(own)) > 1 else [])]
     special = {
-        "backend / precision": lambda r, i: row_label(r) + (" (tied)" if len(tie) > 1 and any(r is x for x in tie) else ""),
+        "backend / precision": lambda r, i: row_label(r) + (" (tied)" if any(r is x for x in tie) else ""),
         "budget": lambda r, i: budget_mark(r),
         "Pareto": lambda r, i: "*" if i in front else "",
         "p25-p75 ms": lambda r, i: "-" if r.get("latency_ms_p25") is None else f"{r['latency_ms_p25']:.1f}-{r['latency_ms_p75']:.1f}",
@@ -99,7 +100,7 @@ def markdown(report: dict) -> str:
             lines += [
                 "",
                 f"Fastest within the drift budget: **{row_label(best)}**, {best['latency_ms_p50']:.1f} ms per tile "
-                f"({best['psnr_delta']:+.3f} dB, {best['miou_delta']:+.2f} mIoU points against torch FP32){tie_note(own, best)}.",
+                f"({best['psnr_delta']:+.3f} dB, {miou_text(best['miou_delta'], ' mIoU points')} against torch FP32){tie_note(own, best)}.",
             ]
     if any("energy_mj_per_tile" in r for r in report["rows"]):
         lines += ["", "| backend / precision | power W | energy mJ / tile |", "|---|---:|---:|"]

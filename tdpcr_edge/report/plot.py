@@ -243,7 +243,7 @@ def figure(report: dict):
             legend.setdefault(label, handle)
     if legend:
         # Beneath the panels, so no label has to dodge it.
-        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend), fontsize=8, frameon=False)
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=min(len(legend), 5), fontsize=8, frameon=False)
     who = "Models'" if report.get("models") else "TDP-CR"
     fig.suptitle(f"{who} accuracy against latency: {report.get('device_label', '')}, {report.get('date', '')}", fontsize=10)
     canvas.draw()  # fixes the layout; labels are placed in its pixels

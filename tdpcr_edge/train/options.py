@@ -15,9 +15,9 @@ AMP = ("off", "bf16", "fp16")  # mixed precision of a training step (train.devic
 @dataclass
 class TrainOptions:
     out: Path
-    config: str = "tiny"
+    config: str = "small"  # every architecture's small size (TDP-CR's tiny)
     fusion: str = "pgf"
-    arch: str = "tdpcr"  # a row of model.registry
+    arch: str = "tdpcr"  # a row of model.registry; with --init, the checkpoint's
     data: str = "synthetic"
     phase: str = "both"  # "1", "2" or "both"
     steps: int = 1500  # per phase
@@ -60,7 +60,7 @@ class TrainOptions:
         """The configuration of ``--arch``/``--config`` (``--fusion`` where it was changed)."""
         from ..model import get_config
 
-        fusion = {"fusion": self.fusion} if self.fusion != "pgf" else {}
+        fusion = {"fusion": self.fusion} if self.fusion != "pgf" or self.arch == "tdpcr" else {}
         return get_config(self.config, self.arch, **fusion, **overrides)
 
 

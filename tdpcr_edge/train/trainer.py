@@ -73,6 +73,7 @@ LOG_EVERY = 10  # steps between loss readings (each one waits for the device)
 def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
     """Run the requested phases; return the metrics also written to ``out/metrics.json``.
     Under torchrun every process calls this; rank 0 writes the run folder."""
+    opts = _with_init_arch(opts)
     check_options(opts)
     phases = _phases(opts.phase, opts.arch)
     world = dist.from_env()
@@ -85,6 +86,17 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
         torch.use_deterministic_algorithms(True)
     with dist.process_group(world, dev.device), dist.guarded(world, "during training"):
         return _Run(opts, world, dev, on_step).run(phases)
+
+
+def _with_init_arch(opts: TrainOptions) -> TrainOptions:
+    """Training from ``--init`` trains the checkpoint's architecture: ``--arch`` left at its
+    default takes it, another is refused."""
+    if not opts.init:
+        return opts
+    arch = load_checkpoint(init_path(opts.init)).config.arch
+    if opts.arch not in ("tdpcr", arch):
+        raise ConfigError(f"--init {opts.init} is a {arch} checkpoint, --arch {opts.arch}: leave --arch out or pass an {opts.arch} one")
+    return replace(opts, arch=arch)
 
 
 class _Run:

@@ -455,7 +455,9 @@ def test_stream_runs_the_reports_fastest_row_within_budget(bench_run, tmp_path, 
     with pytest.raises(ConfigError, match="no row is within the drift budget"):
         from_report(tmp_path / "over.json")
     (tmp_path / "junk.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match=r"junk\.json: holds a list, not an object \(a table of keys\); pass a report\.json written by `tdpcr-edge bench`"):
+    with pytest.raises(
+        DataError, match=r"junk\.json: holds a list, not an object \(a table of keys\); pass a report\.json written by `tdpcr-edge bench`"
+    ):
         from_report(tmp_path / "junk.json")
 
 

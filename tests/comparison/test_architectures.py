@@ -12,6 +12,7 @@ from tdpcr_edge.errors import ConfigError
 from tdpcr_edge.model.registry import names, outputs_of
 from tdpcr_edge.train import TrainOptions, train
 from tests.data import fixtures
+from tests.helpers import run_main
 
 ARCHS = names()
 
@@ -58,7 +59,7 @@ def test_each_architecture_trains_on_luojia_as_published(trained, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_each_architecture_exports_at_every_precision_gated(trained, luojia, tmp_path, arch):
+def test_each_architecture_exports_at_every_precision_gated(trained, luojia, tmp_path, arch, capsys, monkeypatch):
     from tdpcr_edge.export import ExportOptions, run_export
 
     data = f"luojia:{luojia}"  # 7 classes: calibrated and gated on the data it was trained on
@@ -72,6 +73,12 @@ def test_each_architecture_exports_at_every_precision_gated(trained, luojia, tmp
         m = read_manifest(art)
         assert m["model"]["arch"] == arch and [o["name"] for o in m["outputs"]] == list(outputs_of(m["model"]))
         assert m["drift"]["within_budget"] is True, (arch, precision, m["drift"])
+    # compare and verify read the artifacts as they are: no mIoU where the model has no segmentation
+    segments = "segmentation" in outputs_of(m["model"])
+    for args in (["compare", tmp_path / "fp32", tmp_path / "int8", "--data", data, "--tiles", "2"], ["verify", tmp_path / "int8"]):
+        code, out, err = run_main(args, capsys, monkeypatch)
+        assert code == 0, err
+        assert ("n/a (no segmentation)" in out) != segments, out
 
 
 def test_plugin_export_is_refused_for_a_model_without_pgf(trained, tmp_path):

@@ -59,3 +59,22 @@ def test_checkpoints_record_their_architecture(tmp_path):
     save_checkpoint(tmp_path / "m.pt", Checkpoint(model.config, {}, Normalization(), ["a", "b"], [(0, 0, 0), (1, 1, 1)]), model)
     back = load_checkpoint(tmp_path / "m.pt")
     assert back.config.arch == "uncrtaints" and type(back.build()).__name__ == "UnCRtainTS"
+
+
+def test_fusion_is_the_concat_architecture_and_baselines_have_none():
+    assert get_config("tiny", fusion="concat").arch == "tdpcr-concat"
+    assert get_config("small", "tdpcr-concat", fusion="pgf").arch == "tdpcr"
+    with pytest.raises(ConfigError, match="--fusion chooses TDP-CR's fusion; dsen2cr has none"):
+        get_config("small", "dsen2cr", fusion="concat")
+
+
+def test_training_options_pick_each_architectures_small_size_and_the_inits_architecture(tmp_path):
+    from tdpcr_edge.train import TrainOptions
+    from tdpcr_edge.train.trainer import _with_init_arch
+
+    assert TrainOptions(out=tmp_path, arch="dsen2cr").model_config().name == "small"
+    assert TrainOptions(out=tmp_path).model_config().name == "tiny"
+    test_checkpoints_record_their_architecture(tmp_path)  # writes tmp_path/m.pt, an uncrtaints checkpoint
+    assert _with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt")).arch == "uncrtaints"
+    with pytest.raises(ConfigError, match="is a uncrtaints checkpoint, --arch glfcr"):
+        _with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt", arch="glfcr"))
