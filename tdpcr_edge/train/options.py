@@ -114,3 +114,18 @@ def check_options(opts: TrainOptions) -> None:
     for flag, value in (("--patch", opts.patch), ("--val-size", opts.val_size)):
         if value % multiple:
             raise ConfigError(f"{flag} {value} is not a multiple of {multiple}, which the {opts.arch} {opts.config} model needs")
+
+
+def with_init_arch(opts: TrainOptions) -> TrainOptions:
+    """Training from ``--init`` trains the checkpoint's architecture: ``--arch`` left at its
+    default takes it, another is refused."""
+    if not opts.init:
+        return opts
+    from dataclasses import replace
+
+    from .checkpoint import init_path, load_checkpoint
+
+    arch = load_checkpoint(init_path(opts.init)).config.arch
+    if opts.arch not in ("tdpcr", arch):
+        raise ConfigError(f"--init {opts.init} is a {arch} checkpoint, --arch {opts.arch}: leave --arch out or pass an {opts.arch} one")
+    return replace(opts, arch=arch)

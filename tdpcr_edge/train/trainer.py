@@ -1,8 +1,7 @@
 """Two-phase training (docs/training.md).
 
-Phase 1 learns reconstruction: everything but the segmentation head and the adapters,
-with L1 + SSIM and, for PGF, the degradation prompt and the gate's SAR reliance both
-supervised by cloud thickness.
+Phase 1 learns reconstruction with the architecture's loss (for TDP-CR: L1 + SSIM, the
+prompt and the gate's SAR reliance supervised by cloud thickness); a baseline has no phase 2.
 Phase 2 is the parameter-efficient semantic phase: encoders, PGF, decoder and the
 reconstruction head are frozen (batch-norm statistics included); only the segmentation
 head and the low-rank multi-scale adapters beside the decoder train, on cross-entropy.
@@ -51,7 +50,7 @@ from . import distributed as dist
 from .checkpoint import Checkpoint, check_resumable, init_path, load_checkpoint, save_checkpoint
 from .device import StepDevice, step_device
 from .optimizer import make_optimizer
-from .options import TrainOptions, check_options
+from .options import TrainOptions, check_options, with_init_arch
 from .options import phases as _phases
 from .qat import (
     all_steps,
@@ -73,7 +72,7 @@ LOG_EVERY = 10  # steps between loss readings (each one waits for the device)
 def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
     """Run the requested phases; return the metrics also written to ``out/metrics.json``.
     Under torchrun every process calls this; rank 0 writes the run folder."""
-    opts = _with_init_arch(opts)
+    opts = with_init_arch(opts)
     check_options(opts)
     phases = _phases(opts.phase, opts.arch)
     world = dist.from_env()
@@ -86,17 +85,6 @@ def train(opts: TrainOptions, on_step: StepCallback | None = None) -> dict:
         torch.use_deterministic_algorithms(True)
     with dist.process_group(world, dev.device), dist.guarded(world, "during training"):
         return _Run(opts, world, dev, on_step).run(phases)
-
-
-def _with_init_arch(opts: TrainOptions) -> TrainOptions:
-    """Training from ``--init`` trains the checkpoint's architecture: ``--arch`` left at its
-    default takes it, another is refused."""
-    if not opts.init:
-        return opts
-    arch = load_checkpoint(init_path(opts.init)).config.arch
-    if opts.arch not in ("tdpcr", arch):
-        raise ConfigError(f"--init {opts.init} is a {arch} checkpoint, --arch {opts.arch}: leave --arch out or pass an {opts.arch} one")
-    return replace(opts, arch=arch)
 
 
 class _Run:

@@ -19,6 +19,7 @@ REQUIRED = {
     "train": ["--out", "OUT"],
     "eval": ["--data", "DATA"],
     "ablation": ["--out", "OUT"],
+    "comparison": ["--out", "OUT"],
     "export": ["--out", "OUT"],
     "compare": ["ART"],
     "infer": ["--out", "OUT"],

@@ -70,11 +70,11 @@ def test_fusion_is_the_concat_architecture_and_baselines_have_none():
 
 def test_training_options_pick_each_architectures_small_size_and_the_inits_architecture(tmp_path):
     from tdpcr_edge.train import TrainOptions
-    from tdpcr_edge.train.trainer import _with_init_arch
+    from tdpcr_edge.train.options import with_init_arch
 
     assert TrainOptions(out=tmp_path, arch="dsen2cr").model_config().name == "small"
     assert TrainOptions(out=tmp_path).model_config().name == "tiny"
     test_checkpoints_record_their_architecture(tmp_path)  # writes tmp_path/m.pt, an uncrtaints checkpoint
-    assert _with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt")).arch == "uncrtaints"
+    assert with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt")).arch == "uncrtaints"
     with pytest.raises(ConfigError, match="is a uncrtaints checkpoint, --arch glfcr"):
-        _with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt", arch="glfcr"))
+        with_init_arch(TrainOptions(out=tmp_path, init=tmp_path / "m.pt", arch="glfcr"))
