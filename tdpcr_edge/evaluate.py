@@ -92,7 +92,7 @@ def run_eval(
                 "sar": p.scene.sar,
                 "reconstruction": p.reconstruction,
                 "classes": p.classes,
-                "truth": p.scene.labels,
+                "truth": p.scene.labels if p.classes is not None else None,  # nothing to compare it with otherwise
             }
             for p in kept
         ]

@@ -90,7 +90,11 @@ class UnCRtainTS(Network):
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.decoder(self.encoder(self.stem(torch.cat([sar, optical], dim=1))))
         mean, variance = torch.split(self.head(x), self.config.optical_bands, dim=1)
+        mean = optical + mean
+        # Clamped where it is used, not where it learns: the likelihood raises the variance
+        # before the mean improves, and a mean pushed past a bound by then would get no
+        # gradient back through the clamp (a 300-step run ended below its own input).
         return {
-            "reconstruction": torch.clamp(optical + mean, 0.0, 1.0),
+            "reconstruction": mean if self.training else torch.clamp(mean, 0.0, 1.0),
             "uncertainty": F.softplus(variance) + MIN_VARIANCE,
         }
