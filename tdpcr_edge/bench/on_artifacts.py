@@ -21,6 +21,7 @@ from ..data.sources import SyntheticSource
 from ..drift import over_budget, parse_budget
 from ..errors import ConfigError
 from ..export.heldout import DRIFT_SEED
+from ..model.registry import model_label
 from ..report.bench_report import report_head
 from .matrix import make_runner, select, unavailable
 from .memory_probe import peak_memory_mb
@@ -52,11 +53,6 @@ def folders(root: Path, depth: int = 2) -> list[tuple[Path, dict, str]]:
         elif p.is_dir() and depth > 1:
             found += folders(p, depth - 1)
     return found
-
-
-def _model_label(record: dict) -> str:
-    m = record["model"]
-    return f"{m.get('arch', 'tdpcr')}-{m['name']}"
 
 
 def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None = None) -> dict:
@@ -99,7 +95,7 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
         runner(tiles[0].optical[None], tiles[0].sar[None])
         start_s = time.perf_counter() - start
         drift = golden.measure(golden.read(path), runner, record["model"]["num_classes"])
-        measured.append((combo, path, artifact, engine, runner, drift, start_s, tiles))
+        measured.append((combo, path, artifact, engine, runner, drift, start_s, tiles, record))
 
     times = time_rows(
         [tile_calls(m[4], m[7]) for m in measured],
@@ -109,14 +105,13 @@ def run_on_artifacts(opts: BenchOptions, on_stage: Callable[[str], None] | None 
         on_round=lambda r, n: stage(f"time {len(measured)} rows, each alone: round {r + 1} of {n}"),
     )
     rows = []
-    records = [read_manifest(m[2]) if m[2] else read_engine_record(m[3]) for m in measured]
-    labels = {_model_label(r) for r in records}
+    labels = {model_label(m[8]["model"]) for m in measured}
     several = len(labels) > 1  # rows then name their model, and each model's fastest row is its own
-    for (combo, path, artifact, engine, runner, drift, start_s, tiles), row_times, record in zip(measured, times, records):
+    for (combo, path, artifact, engine, runner, drift, start_s, tiles, record), row_times in zip(measured, times):
         runner.deactivate()
         rows.append(
             {
-                **({"model": _model_label(record), "arch": record["model"].get("arch", "tdpcr")} if several else {}),
+                **({"model": model_label(record["model"]), "arch": record["model"].get("arch", "tdpcr")} if several else {}),
                 **accuracy_fields(combo, drift, None, artifact, engine),
                 **latency_fields(row_times.blocks),
                 "peak_mem_mb": peak_memory_mb(combo, None, artifact, engine, tiles[0]),

@@ -152,7 +152,7 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
             opts,
             checkpoint=ckpt.path,
             artifacts=_artifacts_root(opts) / folder if several else opts.artifacts,
-            engines=Path(opts.engines or Path(opts.report) / "engines") / folder if several else opts.engines,
+            engines=_engines_root(opts) / folder if several else opts.engines,
         )
         rows, made = _measure_model(own, ckpt, runnable, lambda name: stage(f"{model['label']}: {name}" if several else name))
         measured += [(*m, model if several else None) for m in rows]
@@ -189,12 +189,13 @@ def run_bench(opts: BenchOptions, on_stage: Callable[[str], None] | None = None)
             row["energy_mj_per_tile"] = power.mean_power_w * lat["latency_ms_p50"]
         rows.append(row)
     first = checkpoints[0]
+    tiles = len(measured[0][7]) if measured else 0  # held out per model: the same scenes for each
     return {
-        **report_head(rows, skipped, method_text(opts, len(measured[0][7]) if measured else 0)),
+        **report_head(rows, skipped, method_text(opts, tiles)),
         "checkpoint": {"path": str(first.path), "sha256": file_sha256(first.path), "config": first.config.name, "arch": first.config.arch},
         **({"models": models} if several else {}),
         "data": opts.data,
-        "tiles": len(measured[0][7]) if measured else 0,
+        "tiles": tiles,
         "tile": opts.tile,
         "exported": exported,
         "budget": budget,
@@ -207,9 +208,15 @@ def _artifacts_root(opts: BenchOptions) -> Path:
     return Path(opts.artifacts or Path(opts.report) / "artifacts")
 
 
+def _engines_root(opts: BenchOptions) -> Path:
+    return Path(opts.engines or Path(opts.report) / "engines")
+
+
 def model_labels(checkpoints: list) -> list[str]:
     """One name per model: architecture and size, numbered where two are alike."""
-    base = [f"{ck.config.arch}-{ck.config.name}" for ck in checkpoints]
+    from ..model.registry import model_label
+
+    base = [model_label(ck.config) for ck in checkpoints]
     return [b if base.count(b) == 1 else f"{b}-{base[:i].count(b) + 1}" for i, b in enumerate(base)]
 
 
@@ -248,7 +255,7 @@ def _measure_model(opts: BenchOptions, ckpt, runnable: list, stage: Callable[[st
     # The same seed for every model: the same scenes, each read as its checkpoint reads them.
     tiles = tiles_from(opts.data, opts.tiles, opts.tile, ckpt.normalization, c.num_classes, DRIFT_SEED)
     artifacts, exported = ensure_artifacts(opts, artifact_keys(runnable), stage)
-    engines_root = Path(opts.engines or Path(opts.report) / "engines")
+    engines_root = _engines_root(opts)
     stage("torch FP32 reference")
     reference = TorchRunner(ckpt.path)
     reference_cache = None

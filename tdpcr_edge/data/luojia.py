@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from ..errors import ConfigError, DataError
-from .dataset import Dataset, Sample, _numbered
+from .dataset import Dataset, Sample, _class_check, _numbered
 from .normalize import Normalization
 from .scenes import read_legend
 
@@ -154,8 +154,6 @@ def measure_offset(root: Path, samples: list[Sample]) -> tuple[int, str]:
 
 def published(root: Path, split: str, options: dict) -> Dataset:
     """LuojiaSET-OSFCR from its published layout; ``options``: ``seed``, ``split_file``, ``offset``."""
-    from .dataset import _class_check
-
     index = {g: _index(root, g) for g in _groups(root)}
     for g, samples in index.items():
         if not samples:

@@ -129,6 +129,13 @@ def outputs_of(config: ModelConfig | dict) -> tuple[str, ...]:
     return tuple(o for o in OUTPUTS if o in outputs and not (o == "reliance" and config.fusion != "pgf"))
 
 
+def model_label(config: ModelConfig | dict) -> str:
+    """A model's name in reports: its architecture and size (``glfcr-small``)."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    return f"{config.arch}-{config.name}"
+
+
 def all_sizes() -> list[str]:
     """Every size any architecture has (the --config choices)."""
     return list(dict.fromkeys(s for a in _REGISTRY.values() for s in a.sizes()))
